@@ -1,0 +1,87 @@
+"""Database activities of the callback lifecycle.
+
+They run as local activities: a short write does not need a round trip through the Temporal server,
+and each is idempotent (`version` guards the row, unique sequence numbers guard escalations and events),
+so a retry or a replay after a worker crash never writes anything twice.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import names
+from models.callbacks import (
+    CallbackSettings,
+    LoadCandidates,
+    PrepareCallback,
+    PreparedCallback,
+    StaffCandidate,
+    Transition,
+)
+from rules.callback_settings import apply_callback_policy
+from rules.policy_merge import merge_layers
+from store import callbacks as store
+from store.db import transaction
+from store.policies import load_layers
+
+INVALID_REFERENCE = "InvalidReference"
+
+
+class CallbackActivities:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], defaults: CallbackSettings) -> None:
+        self._sessions = sessions
+        self._defaults = defaults
+
+    @activity.defn(name=names.PREPARE_CALLBACK)
+    async def prepare_callback(self, command: PrepareCallback) -> PreparedCallback:
+        """Check the request's references, resolve its callback rules and list who could take it."""
+        request = command.request
+        async with transaction(self._sessions) as session:
+            errors = await store.reference_errors(session, request)
+            if errors:
+                raise ApplicationError("; ".join(errors), errors, type=INVALID_REFERENCE, non_retryable=True)
+            layers = await load_layers(
+                session,
+                request.company_id,
+                "callback",
+                {
+                    "company": request.company_id,
+                    "branch": request.branch_id,
+                    "service": request.service_id,
+                    "staff": request.preferred_staff_id,
+                },
+            )
+            candidates = await store.load_candidates(
+                session,
+                company_id=request.company_id,
+                branch_id=request.branch_id,
+                service_id=request.service_id,
+                include=[request.preferred_staff_id] if request.preferred_staff_id else [],
+            )
+        settings = apply_callback_policy(self._defaults, merge_layers(layers).config)
+        return PreparedCallback(settings=settings, candidates=candidates)
+
+    @activity.defn(name=names.LOAD_STAFF_CANDIDATES)
+    async def load_staff_candidates(self, query: LoadCandidates) -> list[StaffCandidate]:
+        async with transaction(self._sessions) as session:
+            return await store.load_candidates(
+                session,
+                company_id=query.company_id,
+                branch_id=query.branch_id,
+                service_id=query.service_id,
+                include=query.include,
+            )
+
+    @activity.defn(name=names.PERSIST_TRANSITION)
+    async def persist_transition(self, transition: Transition) -> None:
+        """Row, escalation and audit events in one transaction: all of a step is visible, or none."""
+        async with transaction(self._sessions) as session:
+            await store.upsert_callback(session, transition.state)
+            if transition.escalation is not None:
+                await store.insert_escalation(session, transition.state, transition.escalation)
+            await store.append_events(session, transition.state, transition.events)
+
+    def all(self) -> list[object]:
+        return [self.prepare_callback, self.load_staff_candidates, self.persist_transition]

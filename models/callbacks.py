@@ -1,0 +1,301 @@
+"""Messages of the callback lifecycle: what crosses the client → workflow → activity borders.
+
+Every model here travels through Temporal's pydantic data converter, so it must stay deterministic to
+(de)serialise and must not import anything with I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Priority(StrEnum):
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+
+
+class CallbackStatus(StrEnum):
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    CONTACTED = "contacted"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({CallbackStatus.COMPLETED, CallbackStatus.CANCELLED, CallbackStatus.EXPIRED})
+
+
+class AttemptOutcome(StrEnum):
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    VOICEMAIL = "voicemail"
+    WRONG_NUMBER = "wrong_number"
+
+
+class EscalationReason(StrEnum):
+    SLA_BREACH = "sla_breach"
+    MULTIPLE_ATTEMPTS_FAILED = "multiple_attempts_failed"
+    MANUAL = "manual"
+
+
+class StaffAction(StrEnum):
+    """The staff actions of DESIGN §3.2; each is an Update and a Signal of the same name."""
+
+    ASSIGN = "assign"
+    MARK_CONTACTED = "mark_contacted"
+    RECORD_ATTEMPT = "record_attempt"
+    COMPLETE = "complete"
+    CANCEL = "cancel"
+    ESCALATE = "escalate"
+    CHANGE_PRIORITY = "change_priority"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CallbackSettings(Frozen):
+    """The rules one callback runs under: settings defaults merged with any `callback` policy."""
+
+    sla_hours: dict[Priority, float]
+    auto_assign: bool = True
+    escalation_cooldown_hours: float = Field(gt=0)
+    max_contact_attempts: int = Field(ge=1)
+    max_escalations: int = Field(ge=0)
+
+
+def normalize_phone(value: str) -> str:
+    """Parse a phone number in international format and return it as E.164 (`+4930123456`)."""
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError("must be a phone number in international format, e.g. +49 30 1234567") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError("is not a valid phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def mask_phone(e164: str) -> str:
+    """Keep the country code and the last two digits: enough for staff to recognise, useless to a thief."""
+    parsed = phonenumbers.parse(e164, None)
+    national = str(parsed.national_number)
+    return f"+{parsed.country_code} {'*' * max(len(national) - 2, 0)}{national[-2:]}"
+
+
+class NewCallback(Frozen):
+    """A request to be called back, as a service or a person submits it."""
+
+    company_id: int = Field(gt=0)
+    branch_id: int = Field(gt=0)
+    service_id: int | None = Field(default=None, gt=0)
+    customer_id: int | None = Field(default=None, gt=0)
+    customer_name: str = Field(min_length=1, max_length=255)
+    phone_number: str = Field(max_length=32)
+    email: str | None = Field(default=None, max_length=255, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    priority: Priority = Priority.NORMAL
+    preferred_staff_id: UUID | None = None
+    preferred_time_window: dict[str, Any] | None = None
+    notes: str | None = Field(default=None, max_length=5000)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("customer_name")
+    @classmethod
+    def _strip_name(cls, value: str) -> str:
+        stripped = value.strip()
+        if not stripped:
+            raise ValueError("must not be blank")
+        return stripped
+
+    @field_validator("phone_number")
+    @classmethod
+    def _e164(cls, value: str) -> str:
+        return normalize_phone(value)
+
+
+class StaffCandidate(Frozen):
+    """A staff member as the assignment rules see them: who, where, and how busy."""
+
+    id: UUID
+    branch_id: int | None
+    active: bool = True
+    linked_to_service: bool = False
+    open_callbacks: int = Field(default=0, ge=0)
+    max_open_callbacks: int | None = None
+
+    @property
+    def has_capacity(self) -> bool:
+        return self.max_open_callbacks is None or self.open_callbacks < self.max_open_callbacks
+
+
+class ContactAttempt(Frozen):
+    number: int
+    outcome: AttemptOutcome
+    notes: str | None = None
+    staff_id: UUID | None = None
+    at: datetime
+
+
+class Escalation(Frozen):
+    number: int
+    reason: EscalationReason
+    details: str | None = None
+    escalated_from: UUID | None = None
+    escalated_to: UUID | None = None
+    at: datetime
+
+
+class CallbackEvent(Frozen):
+    """One entry of the append-only audit trail (`callback_events`); `seq` makes re-writes idempotent."""
+
+    seq: int
+    type: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+    actor: str = "system"
+    at: datetime
+
+
+class CallbackState(BaseModel):
+    """The whole state of one callback: the `state` query answers it, activities persist it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: UUID
+    request: NewCallback
+    settings: CallbackSettings
+    status: CallbackStatus = CallbackStatus.PENDING
+    priority: Priority
+    created_at: datetime
+    expires_at: datetime
+    assigned_to: UUID | None = None
+    previous_assignees: list[UUID] = Field(default_factory=list)
+    assigned_at: datetime | None = None
+    contacted_at: datetime | None = None
+    completed_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    expired_at: datetime | None = None
+    completion_notes: str | None = None
+    cancel_reason: str | None = None
+    attempts: list[ContactAttempt] = Field(default_factory=list)
+    escalations: list[Escalation] = Field(default_factory=list)
+    warnings_sent: list[int] = Field(default_factory=list)
+    event_count: int = 0
+    version: int = 0
+
+    @property
+    def workflow_id(self) -> str:
+        return callback_workflow_id(self.id)
+
+    @property
+    def contact_attempts(self) -> int:
+        return len(self.attempts)
+
+    @property
+    def escalation_count(self) -> int:
+        return len(self.escalations)
+
+
+def callback_workflow_id(callback_id: UUID) -> str:
+    return f"callback-{callback_id}"
+
+
+# --- staff actions (Update and Signal arguments) -------------------------------------------------
+
+
+class Assign(Frozen):
+    staff_id: UUID
+    actor: str = "system"
+
+
+class MarkContacted(Frozen):
+    actor: str = "system"
+
+
+class RecordAttempt(Frozen):
+    outcome: AttemptOutcome
+    notes: str | None = Field(default=None, max_length=5000)
+    actor: str = "system"
+
+
+class Complete(Frozen):
+    notes: str = Field(max_length=5000)
+    actor: str = "system"
+
+    @field_validator("notes")
+    @classmethod
+    def _required(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("completion notes are required")
+        return value.strip()
+
+
+class Cancel(Frozen):
+    reason: str | None = Field(default=None, max_length=2000)
+    actor: str = "system"
+
+
+class Escalate(Frozen):
+    reason: str = Field(min_length=1, max_length=255)
+    details: str | None = Field(default=None, max_length=5000)
+    actor: str = "system"
+
+
+class ChangePriority(Frozen):
+    priority: Priority
+    actor: str = "system"
+
+
+# --- activity messages --------------------------------------------------------------------------
+
+
+class PrepareCallback(Frozen):
+    callback_id: UUID
+    request: NewCallback
+
+
+class PreparedCallback(Frozen):
+    """What the workflow needs from the database before it can decide anything."""
+
+    settings: CallbackSettings
+    candidates: list[StaffCandidate]
+
+
+class LoadCandidates(Frozen):
+    company_id: int
+    branch_id: int
+    service_id: int | None
+    include: list[UUID] = Field(default_factory=list)
+
+
+class Transition(Frozen):
+    """One persisted step: the state after it, the events it produced, the escalation it made (if any)."""
+
+    state: CallbackState
+    events: list[CallbackEvent]
+    escalation: Escalation | None = None
+
+
+class CallbackWorkflowInput(Frozen):
+    callback_id: UUID
+    request: NewCallback
+    # A random token of the call that started the workflow: a later call with the same idempotency key
+    # brings another token and so learns that it found an existing callback instead of creating one.
+    request_token: str = ""
+    # Set only when the workflow continues as new: the state it carries over.
+    carried_state: CallbackState | None = None
+
+
+class CreatedCallback(Frozen):
+    state: CallbackState
+    created: bool

@@ -1,0 +1,75 @@
+"""Runtime configuration, read from the environment (and a `.env` file when present).
+
+The connection settings use the conventional names every operator already knows (`DATABASE_URL`,
+`TEMPORAL_ADDRESS`, ...). Everything that belongs to this engine alone lives under the `CALLBACKS_` prefix.
+An unset URL means "use the embedded local stack" (see `localstack/`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.callbacks import CallbackSettings, Priority
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CALLBACKS_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "database_url"),
+        description="SQLAlchemy URL of the app database; unset = embedded PostgreSQL under .local/",
+    )
+    temporal_address: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TEMPORAL_ADDRESS", "temporal_address"),
+        description="host:port of the Temporal frontend; unset = the local dev server on 127.0.0.1:7233",
+    )
+    temporal_namespace: str = Field(
+        default="default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "temporal_namespace")
+    )
+    calcom_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("CALCOM_BASE_URL", "calcom_base_url")
+    )
+    calcom_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("CALCOM_API_KEY", "calcom_api_key")
+    )
+    smtp_url: str | None = Field(default=None, validation_alias=AliasChoices("SMTP_URL", "smtp_url"))
+
+    task_queue: str = "callbacks"
+    worker_max_concurrent_workflow_tasks: PositiveInt = 100
+    worker_max_concurrent_activities: PositiveInt = 100
+    worker_max_cached_workflows: PositiveInt = 10_000
+    worker_graceful_shutdown_seconds: PositiveFloat = 30.0
+
+    sla_hours_urgent: PositiveFloat = 2
+    sla_hours_high: PositiveFloat = 4
+    sla_hours_normal: PositiveFloat = 24
+    auto_assign: bool = True
+    escalation_cooldown_hours: PositiveFloat = 4
+    max_contact_attempts: PositiveInt = 3
+    max_escalations: PositiveInt = 3
+
+    def callback_defaults(self) -> CallbackSettings:
+        """The callback rules before any `callback` policy of a company, branch, service or staff applies."""
+        return CallbackSettings(
+            sla_hours={
+                Priority.URGENT: self.sla_hours_urgent,
+                Priority.HIGH: self.sla_hours_high,
+                Priority.NORMAL: self.sla_hours_normal,
+            },
+            auto_assign=self.auto_assign,
+            escalation_cooldown_hours=self.escalation_cooldown_hours,
+            max_contact_attempts=self.max_contact_attempts,
+            max_escalations=self.max_escalations,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

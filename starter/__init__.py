@@ -1,0 +1,1 @@
+"""How the outside talks to the engine: the typed client, the HTTP API and the CLI."""

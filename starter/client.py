@@ -1,0 +1,174 @@
+"""CallbackClient: the typed Python client the API, the CLI and other services use.
+
+Creation is Update-With-Start: the call returns the stored callback (row written, staff assigned), and
+the same idempotency key always lands on the same workflow id, so a retried request never starts a
+second callback.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from uuid import UUID
+
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+
+from models.callbacks import (
+    Assign,
+    CallbackState,
+    CallbackWorkflowInput,
+    Cancel,
+    ChangePriority,
+    Complete,
+    CreatedCallback,
+    Escalate,
+    MarkContacted,
+    NewCallback,
+    RecordAttempt,
+    StaffAction,
+    callback_workflow_id,
+    mask_phone,
+)
+from workflows import search_attributes
+from workflows.callback import CallbackWorkflow
+
+# Idempotency keys map to callback ids inside this namespace (uuid5), per company.
+IDEMPOTENCY_NAMESPACE = UUID("5f0c6d2e-7d0b-4c43-9a59-6a3c1b2d9e10")
+
+StaffCommand = Assign | MarkContacted | RecordAttempt | Complete | Cancel | Escalate | ChangePriority
+
+_UPDATES = {
+    StaffAction.ASSIGN: CallbackWorkflow.assign,
+    StaffAction.MARK_CONTACTED: CallbackWorkflow.mark_contacted,
+    StaffAction.RECORD_ATTEMPT: CallbackWorkflow.record_attempt,
+    StaffAction.COMPLETE: CallbackWorkflow.complete,
+    StaffAction.CANCEL: CallbackWorkflow.cancel,
+    StaffAction.ESCALATE: CallbackWorkflow.escalate,
+    StaffAction.CHANGE_PRIORITY: CallbackWorkflow.change_priority,
+}
+
+
+class CallbackError(Exception):
+    """An action the engine refused. `kind` is the refusal type (e.g. `TransitionRefused`)."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def callback_id_for(company_id: int, idempotency_key: str | None) -> UUID:
+    if idempotency_key is None:
+        return uuid.uuid4()
+    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{company_id}:{idempotency_key}")
+
+
+def _refusal(err: WorkflowUpdateFailedError) -> CallbackError:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return CallbackError(cause.message, cause.type or "ApplicationError")
+    return CallbackError(str(cause or err), type(cause).__name__ if cause else "UpdateFailed")
+
+
+class CallbackClient:
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self._client = client
+        self._task_queue = task_queue
+
+    @property
+    def temporal(self) -> Client:
+        return self._client
+
+    def handle(self, callback_id: UUID) -> WorkflowHandle[CallbackWorkflow, CallbackState]:
+        return self._client.get_workflow_handle_for(CallbackWorkflow.run, callback_workflow_id(callback_id))
+
+    async def create(self, request: NewCallback, idempotency_key: str | None = None) -> CreatedCallback:
+        """Start the callback's workflow and return it once stored; the same key returns the same callback."""
+        callback_id = callback_id_for(request.company_id, idempotency_key)
+        token = uuid.uuid4().hex
+        operation = WithStartWorkflowOperation(
+            CallbackWorkflow.run,
+            CallbackWorkflowInput(callback_id=callback_id, request=request, request_token=token),
+            id=callback_workflow_id(callback_id),
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            # A finished callback is never started again for the same key; a failed creation may be.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            search_attributes=search_attributes.initial(
+                request.company_id, request.branch_id, request.priority.value
+            ),
+            memo={"customer_name": request.customer_name, "phone": mask_phone(request.phone_number)},
+            static_summary=f"Callback for {request.customer_name} ({request.priority.value})",
+            task_timeout=timedelta(seconds=10),
+        )
+        try:
+            return await self._client.execute_update_with_start_workflow(
+                CallbackWorkflow.created, token, start_workflow_operation=operation
+            )
+        except WorkflowUpdateFailedError as err:
+            raise _refusal(err) from err
+        except WorkflowAlreadyStartedError:
+            # The key's callback already finished: answer with its final state.
+            state = await self.state(callback_id)
+            if state is None:
+                raise
+            return CreatedCallback(state=state, created=False)
+
+    async def act(self, callback_id: UUID, command: StaffCommand) -> CallbackState:
+        """Run one staff action as an Update: returns the new state once it is in PostgreSQL."""
+        update = _UPDATES[_action_of(command)]
+        try:
+            return await self.handle(callback_id).execute_update(update, command)  # type: ignore[arg-type]
+        except WorkflowUpdateFailedError as err:
+            raise _refusal(err) from err
+
+    async def send(self, callback_id: UUID, command: StaffCommand) -> None:
+        """The same action as a Signal: fire and forget (a refusal is only logged by the workflow)."""
+        await self.handle(callback_id).signal(_action_of(command).value, command)
+
+    async def state(self, callback_id: UUID) -> CallbackState | None:
+        return await self.handle(callback_id).query(CallbackWorkflow.state)
+
+    async def assign(self, callback_id: UUID, staff_id: UUID, actor: str = "system") -> CallbackState:
+        return await self.act(callback_id, Assign(staff_id=staff_id, actor=actor))
+
+    async def mark_contacted(self, callback_id: UUID, actor: str = "system") -> CallbackState:
+        return await self.act(callback_id, MarkContacted(actor=actor))
+
+    async def record_attempt(self, callback_id: UUID, command: RecordAttempt) -> CallbackState:
+        return await self.act(callback_id, command)
+
+    async def complete(self, callback_id: UUID, notes: str, actor: str = "system") -> CallbackState:
+        return await self.act(callback_id, Complete(notes=notes, actor=actor))
+
+    async def cancel(
+        self, callback_id: UUID, reason: str | None = None, actor: str = "system"
+    ) -> CallbackState:
+        return await self.act(callback_id, Cancel(reason=reason, actor=actor))
+
+    async def escalate(self, callback_id: UUID, command: Escalate) -> CallbackState:
+        return await self.act(callback_id, command)
+
+    async def change_priority(self, callback_id: UUID, command: ChangePriority) -> CallbackState:
+        return await self.act(callback_id, command)
+
+
+_ACTION_OF_COMMAND: dict[type, StaffAction] = {
+    Assign: StaffAction.ASSIGN,
+    MarkContacted: StaffAction.MARK_CONTACTED,
+    RecordAttempt: StaffAction.RECORD_ATTEMPT,
+    Complete: StaffAction.COMPLETE,
+    Cancel: StaffAction.CANCEL,
+    Escalate: StaffAction.ESCALATE,
+    ChangePriority: StaffAction.CHANGE_PRIORITY,
+}
+
+
+def _action_of(command: StaffCommand) -> StaffAction:
+    return _ACTION_OF_COMMAND[type(command)]

@@ -1,0 +1,188 @@
+"""The callback read model: rows written from workflow state, and the lookups the workflow needs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.callbacks import (
+    CallbackEvent,
+    CallbackState,
+    CallbackStatus,
+    Escalation,
+    NewCallback,
+    StaffCandidate,
+)
+from models.tables import (
+    Branch,
+    CallbackEscalation,
+    CallbackEventRow,
+    CallbackRequest,
+    Customer,
+    Service,
+    Staff,
+    StaffService,
+)
+
+OPEN_WORK = (CallbackStatus.ASSIGNED.value, CallbackStatus.CONTACTED.value)
+
+
+def row_values(state: CallbackState) -> dict[str, Any]:
+    request = state.request
+    return {
+        "id": state.id,
+        "company_id": request.company_id,
+        "customer_id": request.customer_id,
+        "branch_id": request.branch_id,
+        "service_id": request.service_id,
+        "staff_id": request.preferred_staff_id,
+        "phone_number": request.phone_number,
+        "customer_name": request.customer_name,
+        "email": request.email,
+        "preferred_time_window": request.preferred_time_window,
+        "priority": state.priority.value,
+        "status": state.status.value,
+        "assigned_to": state.assigned_to,
+        "notes": request.notes,
+        "metadata_": request.metadata or None,
+        "assigned_at": state.assigned_at,
+        "contacted_at": state.contacted_at,
+        "completed_at": state.completed_at,
+        "cancelled_at": state.cancelled_at,
+        "expired_at": state.expired_at,
+        "expires_at": state.expires_at,
+        "completion_notes": state.completion_notes,
+        "cancel_reason": state.cancel_reason,
+        "contact_attempts": state.contact_attempts,
+        "escalation_count": state.escalation_count,
+        "version": state.version,
+        "created_at": state.created_at,
+    }
+
+
+async def upsert_callback(session: AsyncSession, state: CallbackState) -> bool:
+    """Write the row unless a newer version is already there. Returns whether anything was written."""
+    values = row_values(state)
+    statement = insert(CallbackRequest).values(**values)
+    changed = {key: statement.excluded[_column(key)] for key in values if key not in ("id", "created_at")}
+    changed["updated_at"] = func.now()
+    statement = statement.on_conflict_do_update(
+        index_elements=[CallbackRequest.id],
+        set_=changed,
+        where=CallbackRequest.version < statement.excluded.version,
+    ).returning(CallbackRequest.id)
+    return (await session.execute(statement)).first() is not None
+
+
+def _column(attribute: str) -> str:
+    return "metadata" if attribute == "metadata_" else attribute
+
+
+async def insert_escalation(session: AsyncSession, state: CallbackState, escalation: Escalation) -> None:
+    await session.execute(
+        insert(CallbackEscalation)
+        .values(
+            company_id=state.request.company_id,
+            callback_request_id=state.id,
+            sequence=escalation.number,
+            escalation_reason=escalation.reason.value,
+            escalated_from=escalation.escalated_from,
+            escalated_to=escalation.escalated_to,
+            escalated_at=escalation.at,
+            metadata_={"details": escalation.details} if escalation.details else None,
+        )
+        .on_conflict_do_nothing(index_elements=["callback_request_id", "sequence"])
+    )
+
+
+async def append_events(session: AsyncSession, state: CallbackState, events: Sequence[CallbackEvent]) -> None:
+    if not events:
+        return
+    await session.execute(
+        insert(CallbackEventRow)
+        .values(
+            [
+                {
+                    "company_id": state.request.company_id,
+                    "callback_request_id": state.id,
+                    "seq": event.seq,
+                    "type": event.type,
+                    "payload": event.payload,
+                    "actor": event.actor,
+                    "occurred_at": event.at,
+                }
+                for event in events
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["callback_request_id", "seq"])
+    )
+
+
+async def load_candidates(
+    session: AsyncSession,
+    *,
+    company_id: int,
+    branch_id: int,
+    service_id: int | None,
+    include: Sequence[UUID] = (),
+) -> list[StaffCandidate]:
+    """Staff of the branch (and any explicitly named staff of the company) with their open-callback load,
+    in one query."""
+    open_count = (
+        select(func.count())
+        .where(
+            CallbackRequest.assigned_to == Staff.id,
+            CallbackRequest.status.in_(OPEN_WORK),
+            CallbackRequest.deleted_at.is_(None),
+        )
+        .scalar_subquery()
+    )
+    linked = (
+        exists().where(StaffService.staff_id == Staff.id, StaffService.service_id == service_id)
+        if service_id is not None
+        else None
+    )
+    columns = [Staff.id, Staff.branch_id, Staff.is_active, Staff.max_open_callbacks, open_count]
+    query = select(*columns, linked if linked is not None else func.false()).where(
+        Staff.company_id == company_id,
+        or_(Staff.branch_id == branch_id, Staff.id.in_(list(include)))
+        if include
+        else Staff.branch_id == branch_id,
+    )
+    rows = await session.execute(query)
+    return [
+        StaffCandidate(
+            id=staff_id,
+            branch_id=staff_branch,
+            active=active,
+            max_open_callbacks=capacity,
+            open_callbacks=count,
+            linked_to_service=bool(is_linked),
+        )
+        for staff_id, staff_branch, active, capacity, count, is_linked in rows.all()
+    ]
+
+
+async def reference_errors(session: AsyncSession, request: NewCallback) -> list[str]:
+    """What in a new callback points at something that is not this company's (empty when all is well)."""
+    checks: list[tuple[str, Any, Any]] = [("branch_id", Branch, request.branch_id)]
+    if request.service_id is not None:
+        checks.append(("service_id", Service, request.service_id))
+    if request.customer_id is not None:
+        checks.append(("customer_id", Customer, request.customer_id))
+    if request.preferred_staff_id is not None:
+        checks.append(("preferred_staff_id", Staff, request.preferred_staff_id))
+    errors = []
+    for field, table, value in checks:
+        found = await session.scalar(
+            select(table.id).where(table.id == value, table.company_id == request.company_id)
+        )
+        if found is None:
+            thing = field.removesuffix("_id").replace("_", " ")
+            errors.append(f"{field}: no such {thing} in company {request.company_id}")
+    return errors

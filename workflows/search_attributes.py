@@ -1,0 +1,59 @@
+"""The custom search attributes ops filter callbacks by in the Temporal UI (DESIGN §3.2)."""
+
+from __future__ import annotations
+
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+)
+
+from models.callbacks import CallbackState
+
+CALLBACK_STATUS = SearchAttributeKey.for_keyword("CallbackStatus")
+CALLBACK_PRIORITY = SearchAttributeKey.for_keyword("CallbackPriority")
+COMPANY_ID = SearchAttributeKey.for_int("CompanyId")
+BRANCH_ID = SearchAttributeKey.for_int("BranchId")
+ASSIGNED_STAFF_ID = SearchAttributeKey.for_keyword("AssignedStaffId")
+SLA_DEADLINE = SearchAttributeKey.for_datetime("SlaDeadline")
+ESCALATION_COUNT = SearchAttributeKey.for_int("EscalationCount")
+
+ALL_KEYS = (
+    CALLBACK_STATUS,
+    CALLBACK_PRIORITY,
+    COMPANY_ID,
+    BRANCH_ID,
+    ASSIGNED_STAFF_ID,
+    SLA_DEADLINE,
+    ESCALATION_COUNT,
+)
+
+
+def updates_for(state: CallbackState) -> list[SearchAttributeUpdate]:
+    """Every attribute from the state; an unassigned callback has its AssignedStaffId unset."""
+    updates: list[SearchAttributeUpdate] = [
+        CALLBACK_STATUS.value_set(state.status.value),
+        CALLBACK_PRIORITY.value_set(state.priority.value),
+        COMPANY_ID.value_set(state.request.company_id),
+        BRANCH_ID.value_set(state.request.branch_id),
+        SLA_DEADLINE.value_set(state.expires_at),
+        ESCALATION_COUNT.value_set(state.escalation_count),
+        ASSIGNED_STAFF_ID.value_set(str(state.assigned_to))
+        if state.assigned_to
+        else ASSIGNED_STAFF_ID.value_unset(),
+    ]
+    return updates
+
+
+def initial(company_id: int, branch_id: int, priority: str) -> TypedSearchAttributes:
+    """What a callback shows in the UI from the moment it is started, before its first transition."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(CALLBACK_STATUS, "pending"),
+            SearchAttributePair(CALLBACK_PRIORITY, priority),
+            SearchAttributePair(COMPANY_ID, company_id),
+            SearchAttributePair(BRANCH_ID, branch_id),
+            SearchAttributePair(ESCALATION_COUNT, 0),
+        ]
+    )

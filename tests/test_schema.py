@@ -1,4 +1,4 @@
-"""The schema on real PostgreSQL: foreign keys, cascades, soft deletes, partial unique indexes, index names."""
+"""The schema on real PostgreSQL: FKs, cascades, soft deletes, partial unique indexes, index names."""
 
 from __future__ import annotations
 

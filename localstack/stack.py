@@ -1,0 +1,110 @@
+"""`callbacks dev`: the whole engine on one machine, from pip wheels alone.
+
+It starts what is not configured (embedded PostgreSQL under `.local/`, the Temporal dev server with its
+Web UI), applies migrations, seeds the demo tenant once, runs the worker, and stops all of it on Ctrl-C.
+A set `DATABASE_URL` / `TEMPORAL_ADDRESS` is used instead of the embedded part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from pathlib import Path
+
+from sqlalchemy.engine import URL
+
+from localstack.postgres import EmbeddedPostgres, ensure_database
+from localstack.temporal import register_search_attributes, start_dev_server, wait_for_server
+from models.settings import Settings
+
+log = logging.getLogger("callbacks.dev")
+
+LOCAL_DIR = Path(os.environ.get("CALLBACKS_LOCAL_DIR", ".local"))
+APP_DATABASE = "callbacks"
+TEMPORAL_PORT = 7233
+TEMPORAL_UI_PORT = 8233
+
+
+def local_pgdata() -> Path:
+    return (LOCAL_DIR / "pgdata").resolve()
+
+
+async def resolve_database_url(settings: Settings) -> str:
+    """The configured DATABASE_URL, or the app database on the embedded server `make dev` runs."""
+    if settings.database_url:
+        return settings.database_url
+    pgdata = local_pgdata()
+    if not (pgdata / "postmaster.pid").exists():
+        raise SystemExit("DATABASE_URL is not set and the local stack is not running: start `make dev` first")
+    server = EmbeddedPostgres(pgdata)
+    url = await ensure_database(server.url, APP_DATABASE)
+    return url.render_as_string(hide_password=False)
+
+
+async def run_dev(settings: Settings) -> None:
+    from localstack.demo import seed_demo
+    from store.db import create_engine, session_factory
+    from store.migrate import upgrade_async
+    from worker import build_worker
+
+    LOCAL_DIR.mkdir(exist_ok=True)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+
+    postgres: EmbeddedPostgres | None = None
+    temporal_process = None
+    try:
+        if settings.database_url:
+            database_url = settings.database_url
+        else:
+            postgres = EmbeddedPostgres(local_pgdata())
+            url: URL = await ensure_database(postgres.url, APP_DATABASE)
+            database_url = url.render_as_string(hide_password=False)
+        await upgrade_async(database_url)
+
+        address = settings.temporal_address or f"127.0.0.1:{TEMPORAL_PORT}"
+        if not settings.temporal_address:
+            temporal_process = start_dev_server(
+                port=TEMPORAL_PORT,
+                ui_port=TEMPORAL_UI_PORT,
+                db_filename=(LOCAL_DIR / "temporal.db").resolve(),
+                log=LOCAL_DIR / "temporal.log",
+            )
+        client = await wait_for_server(address)
+        await register_search_attributes(client, settings.temporal_namespace)
+
+        engine = create_engine(database_url)
+        sessions = session_factory(engine)
+        seeded = await seed_demo(sessions)
+        worker = build_worker(client, settings, sessions)
+        async with worker:
+            print(_banner(database_url, address, seeded), flush=True)
+            await stopping.wait()
+            print("\nstopping…", flush=True)
+        await engine.dispose()
+    finally:
+        if temporal_process is not None:
+            temporal_process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(temporal_process.wait, 20)
+        if postgres is not None:
+            postgres.stop()
+
+
+def _banner(database_url: str, temporal_address: str, seeded: bool) -> str:
+    ui = f"http://127.0.0.1:{TEMPORAL_UI_PORT}" if temporal_address.endswith(f":{TEMPORAL_PORT}") else "-"
+    return "\n".join(
+        [
+            "callback engine is running (Ctrl-C stops everything it started)",
+            f"  Temporal UI      {ui}",
+            f"  Temporal server  {temporal_address}",
+            f"  PostgreSQL       {database_url}",
+            f"  demo tenant      {'seeded now' if seeded else 'already there'}",
+            "  worker           task queue 'callbacks'",
+        ]
+    )

@@ -14,6 +14,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
+from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.search_attributes import ALL_KEYS
 
@@ -96,17 +97,27 @@ async def wait_for_server(address: str, *, within_seconds: float = 60.0) -> Clie
 
 
 async def register_search_attributes(client: Client, namespace: str = "default") -> None:
-    """Add our custom search attributes where they are missing (needed on the time-skipping server)."""
-    existing = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=namespace)
-    )
-    missing = {
+    """Add our custom search attributes where they are missing. The time-skipping test server knows only
+    AddSearchAttributes (no listing), so without a listing every attribute is added and "exists" is fine."""
+    wanted = {
         # The SDK's enum mirrors the API's IndexedValueType numbers.
         key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
         for key in ALL_KEYS
-        if key.name not in existing.custom_attributes
     }
-    if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(search_attributes=missing, namespace=namespace)
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
         )
+        wanted = {name: kind for name, kind in wanted.items() if name not in existing.custom_attributes}
+    except RPCError as err:
+        if err.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+    if not wanted:
+        return
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(search_attributes=wanted, namespace=namespace)
+        )
+    except RPCError as err:
+        if err.status != RPCStatusCode.ALREADY_EXISTS:
+            raise

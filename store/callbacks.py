@@ -69,7 +69,9 @@ async def upsert_callback(session: AsyncSession, state: CallbackState) -> bool:
     """Write the row unless a newer version is already there. Returns whether anything was written."""
     values = row_values(state)
     statement = insert(CallbackRequest).values(**values)
-    changed = {key: statement.excluded[_column(key)] for key in values if key not in ("id", "created_at")}
+    changed = {
+        _column(key): statement.excluded[_column(key)] for key in values if key not in ("id", "created_at")
+    }
     changed["updated_at"] = func.now()
     statement = statement.on_conflict_do_update(
         index_elements=[CallbackRequest.id],

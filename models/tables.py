@@ -268,9 +268,18 @@ class AppointmentModification(Timestamps, SoftDelete, Base):
     modified_by_type: Mapped[str | None] = mapped_column(String(32))
     modified_by_id: Mapped[str | None] = mapped_column(String(64))
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
+    # The id of the request that made this change: a retried request records one modification.
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         CheckConstraint(_in("modification_type", MODIFICATION_TYPES), name="modification_type"),
+        Index(
+            "appointment_modifications_unique_request",
+            "company_id",
+            "request_id",
+            unique=True,
+            postgresql_where=text("request_id IS NOT NULL"),
+        ),
         CheckConstraint("fee_charged >= 0", name="fee_not_negative"),
         Index("appointment_modifications_idx_company", "company_id"),
         Index("idx_customer_mods_rolling", "company_id", "customer_id", "modification_type", "created_at"),

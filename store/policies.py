@@ -77,7 +77,7 @@ async def load_configs(
             PolicyConfiguration.deleted_at.is_(None),
         )
     )
-    for company_id, level, entity_id, config in rows.tuples():
+    for company_id, level, entity_id, config in rows.all():
         found[company_id][(level, entity_id)] = config
     return found
 
@@ -220,6 +220,11 @@ class PolicyResolver:
 
     def stats(self) -> CacheStats:
         return self.cache.stats()
+
+    async def sync(self) -> None:
+        """Apply every policy change committed before this call (a read-your-writes barrier)."""
+        if self.listener is not None:
+            await self.listener.sync()
 
     async def resolve(
         self, subject: PolicySubject, policy_type: str, *, session: AsyncSession | None = None

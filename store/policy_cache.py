@@ -187,6 +187,8 @@ class PolicyListener:
         self._lost = asyncio.Event()
         self._ready = asyncio.Event()
         self.connects = 0
+        self._connected = asyncio.Condition()
+        self._sync_lock = asyncio.Lock()
 
     async def start(self) -> None:
         """Connect and LISTEN; returns once the cache is live. Raises if the first connection fails."""
@@ -219,6 +221,25 @@ class PolicyListener:
     async def wait_connected(self) -> None:
         await self._ready.wait()
 
+    async def sync(self) -> None:
+        """Return once every change committed before this call has reached the cache.
+
+        PostgreSQL signals listening sessions when a NOTIFYing transaction commits and sends pending
+        notifications ahead of the next query's result, so one round trip on the listening connection
+        flushes them; asyncpg then runs the callbacks before this coroutine resumes.
+        """
+        connection = self._connection
+        if connection is None or connection.is_closed():
+            return  # the cache is off while disconnected: nothing stale can be served
+        async with self._sync_lock:
+            await connection.execute("SELECT 1")
+        await asyncio.sleep(0)
+
+    async def wait_for_connects(self, count: int) -> None:
+        """Wait until the listener has connected `count` times in all (reconnects included)."""
+        async with self._connected:
+            await self._connected.wait_for(lambda: self.connects >= count)
+
     async def _connect(self) -> None:
         connection = await asyncpg.connect(**self._dsn)
         await connection.add_listener(CHANNEL, self._on_notification)
@@ -230,6 +251,8 @@ class PolicyListener:
         self._cache.enabled = True
         self.connects += 1
         self._ready.set()
+        async with self._connected:
+            self._connected.notify_all()
 
     def _on_notification(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
         self._cache.handle_notification(str(payload))

@@ -95,7 +95,7 @@ class QuotaCount:
 async def live_count(
     session: AsyncSession, *, company_id: int, customer_id: int, change: ModificationType, now: datetime
 ) -> int:
-    """The customer's modifications of this kind in this company over the 30 days before `now`."""
+    """The customer's modifications of this kind in this company since 30 days before `now`."""
     count = await session.scalar(
         select(func.count())
         .select_from(AppointmentModification)
@@ -103,8 +103,8 @@ async def live_count(
             AppointmentModification.company_id == company_id,
             AppointmentModification.customer_id == customer_id,
             AppointmentModification.modification_type == change.value,
+            # No upper bound: a modification recorded a moment after `now` still counts (strict side).
             AppointmentModification.created_at > now - WINDOW,
-            AppointmentModification.created_at <= now,
             AppointmentModification.deleted_at.is_(None),
         )
     )

@@ -230,12 +230,17 @@ async def test_invalid_policies_and_targets_change_nothing(sessions: Sessions) -
 # --- batch resolution ----------------------------------------------------------------------------
 
 
-async def test_batch_resolution_costs_one_query_for_any_number_of_entities(sessions: Sessions) -> None:
+@pytest.mark.parametrize("listening", [False, True])
+async def test_batch_resolution_costs_one_query_for_any_number_of_entities(
+    sessions: Sessions, database_url: URL, listening: bool
+) -> None:
     tenants = [await make_tenant(sessions, name=f"Company {i}", staff=3) for i in range(3)]
     for tenant in tenants:
         await put(sessions, tenant, "company", tenant.company_id, {"hours_before": 24})
         await put(sessions, tenant, "staff", tenant.staff_ids[1], {"hours_before": 2})
-    resolver = PolicyResolver(sessions)  # uncached: every call reads
+    resolver = PolicyResolver(sessions)  # without a listener: uncached, every call reads
+    if listening:
+        await resolver.listen(database_url)  # cold cache: one query loads the missing companies
     small = [subject(t, staff=i) for t in tenants[:1] for i in range(3)]
     large = [
         subject(t, branch=b, service=s, staff=i)
@@ -246,6 +251,7 @@ async def test_batch_resolution_costs_one_query_for_any_number_of_entities(sessi
     ]
     large = large * 10  # 360 entity sets
     for batch in (small, large):
+        resolver.cache.clear()
         with count_queries(engine_of(sessions)) as statements:
             results = await resolver.resolve_many(batch, "cancellation")
         assert len(statements) == 1, statements
@@ -254,6 +260,7 @@ async def test_batch_resolution_costs_one_query_for_any_number_of_entities(sessi
             tenant = next(t for t in tenants if t.company_id == entity_set.company_id)
             expected = 2 if entity_set.staff_id == tenant.staff_ids[1] else 24
             assert merged.config["hours_before"] == expected
+    await resolver.close()
 
 
 async def test_cached_resolution_costs_no_query_and_counts_hits_and_misses(

@@ -221,6 +221,9 @@ class ApiKey(Timestamps, Base):
 
 
 class PolicyConfiguration(Timestamps, SoftDelete, Base):
+    """A policy of one entity. Trigger `policy_configurations_notify` (migration 0002) NOTIFYs channel
+    `policy_changed` on every change, so every process's policy cache drops it (store/policy_cache.py)."""
+
     __tablename__ = "policy_configurations"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -13,20 +13,31 @@ from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from activities.callbacks import CallbackActivities
+from activities.policies import PolicyActivities
 from models.settings import Settings, get_settings
 from store.db import create_engine, session_factory
+from store.policies import PolicyResolver
 from workflows.callback import CallbackWorkflow
+from workflows.policy_stats import PolicyStatsRefreshWorkflow
 
-WORKFLOWS: Sequence[type] = (CallbackWorkflow,)
+WORKFLOWS: Sequence[type] = (CallbackWorkflow, PolicyStatsRefreshWorkflow)
 
 
-def build_worker(client: Client, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> Worker:
-    callbacks = CallbackActivities(sessions, settings.callback_defaults())
+def build_worker(
+    client: Client,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    policies: PolicyResolver | None = None,
+) -> Worker:
+    """`policies`: the process's (listening, caching) resolver; without one, policies are read uncached."""
+    policies = policies if policies is not None else PolicyResolver(sessions)
+    callbacks = CallbackActivities(sessions, settings.callback_defaults(), policies)
+    policy_activities = PolicyActivities(sessions, policies)
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
-        activities=callbacks.all(),
+        activities=[*callbacks.all(), *policy_activities.all()],
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_local_activities=settings.worker_max_concurrent_activities,
@@ -37,11 +48,22 @@ def build_worker(client: Client, settings: Settings, sessions: async_sessionmake
 
 
 async def run(settings: Settings, database_url: str) -> None:
+    from starter.schedules import ensure_stats_schedule
     from starter.temporal import connect
+    from store.policy_cache import PolicyCache
 
     engine = create_engine(database_url)
     client = await connect(settings)
-    worker = build_worker(client, settings, session_factory(engine))
+    sessions = session_factory(engine)
+    policies = PolicyResolver(sessions, PolicyCache(ttl_seconds=settings.policy_cache_ttl_seconds))
+    await policies.listen(database_url)
+    await ensure_stats_schedule(
+        client,
+        task_queue=settings.task_queue,
+        interval=timedelta(minutes=settings.policy_stats_refresh_minutes),
+        catchup_window=timedelta(minutes=settings.policy_stats_catchup_minutes),
+    )
+    worker = build_worker(client, settings, sessions, policies)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -51,6 +73,7 @@ async def run(settings: Settings, database_url: str) -> None:
         async with worker:
             await stop.wait()
     finally:
+        await policies.close()
         await engine.dispose()
 
 

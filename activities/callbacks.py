@@ -7,6 +7,9 @@ so a retry or a replay after a worker crash never writes anything twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -20,19 +23,25 @@ from models.callbacks import (
     StaffCandidate,
     Transition,
 )
-from rules.callback_settings import apply_callback_policy
-from rules.policy_merge import merge_layers
+from models.policies import PolicySubject
 from store import callbacks as store
 from store.db import transaction
-from store.policies import load_layers
+from store.policies import PolicyResolver
 
 INVALID_REFERENCE = "InvalidReference"
 
 
 class CallbackActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], defaults: CallbackSettings) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        defaults: CallbackSettings,
+        policies: PolicyResolver | None = None,
+    ) -> None:
         self._sessions = sessions
         self._defaults = defaults
+        # Without a listening resolver, policies are read from the database every time (never stale).
+        self._policies = policies if policies is not None else PolicyResolver(sessions)
 
     @activity.defn(name=names.PREPARE_CALLBACK)
     async def prepare_callback(self, command: PrepareCallback) -> PreparedCallback:
@@ -42,16 +51,15 @@ class CallbackActivities:
             errors = await store.reference_errors(session, request)
             if errors:
                 raise ApplicationError("; ".join(errors), errors, type=INVALID_REFERENCE, non_retryable=True)
-            layers = await load_layers(
-                session,
-                request.company_id,
-                "callback",
-                {
-                    "company": request.company_id,
-                    "branch": request.branch_id,
-                    "service": request.service_id,
-                    "staff": request.preferred_staff_id,
-                },
+            settings = await self._policies.callback_settings(
+                PolicySubject(
+                    company_id=request.company_id,
+                    branch_id=request.branch_id,
+                    service_id=request.service_id,
+                    staff_id=request.preferred_staff_id,
+                ),
+                self._defaults,
+                session=session,
             )
             candidates = await store.load_candidates(
                 session,
@@ -60,7 +68,6 @@ class CallbackActivities:
                 service_id=request.service_id,
                 include=[request.preferred_staff_id] if request.preferred_staff_id else [],
             )
-        settings = apply_callback_policy(self._defaults, merge_layers(layers).config)
         return PreparedCallback(settings=settings, candidates=candidates)
 
     @activity.defn(name=names.LOAD_STAFF_CANDIDATES)
@@ -83,5 +90,5 @@ class CallbackActivities:
                 await store.insert_escalation(session, transition.state, transition.escalation)
             await store.append_events(session, transition.state, transition.events)
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [self.prepare_callback, self.load_staff_candidates, self.persist_transition]

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     max_contact_attempts: PositiveInt = 3
     max_escalations: PositiveInt = 3
 
+    policy_cache_ttl_seconds: PositiveFloat = 300.0
+    policy_stats_refresh_minutes: PositiveFloat = 15.0
+    policy_stats_catchup_minutes: PositiveFloat = 10.0
+
     def callback_defaults(self) -> CallbackSettings:
         """The callback rules before any `callback` policy of a company, branch, service or staff applies."""
         return CallbackSettings(

@@ -221,6 +221,9 @@ class ApiKey(Timestamps, Base):
 
 
 class PolicyConfiguration(Timestamps, SoftDelete, Base):
+    """A policy of one entity. Trigger `policy_configurations_notify` (migration 0002) NOTIFYs channel
+    `policy_changed` on every change, so every process's policy cache drops it (store/policy_cache.py)."""
+
     __tablename__ = "policy_configurations"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -268,9 +271,18 @@ class AppointmentModification(Timestamps, SoftDelete, Base):
     modified_by_type: Mapped[str | None] = mapped_column(String(32))
     modified_by_id: Mapped[str | None] = mapped_column(String(64))
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
+    # The id of the request that made this change: a retried request records one modification.
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         CheckConstraint(_in("modification_type", MODIFICATION_TYPES), name="modification_type"),
+        Index(
+            "appointment_modifications_unique_request",
+            "company_id",
+            "request_id",
+            unique=True,
+            postgresql_where=text("request_id IS NOT NULL"),
+        ),
         CheckConstraint("fee_charged >= 0", name="fee_not_negative"),
         Index("appointment_modifications_idx_company", "company_id"),
         Index("idx_customer_mods_rolling", "company_id", "customer_id", "modification_type", "created_at"),

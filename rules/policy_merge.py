@@ -49,3 +49,18 @@ def merge_layers(layers: Sequence[PolicyLayer]) -> MergedPolicy:
             config[key] = value
             sources[key] = PolicySource(layer.level, layer.entity_id)
     return MergedPolicy(config, sources)
+
+
+def layers_for(
+    configs: Mapping[tuple[str, str], Mapping[str, Any]], entities: Mapping[str, str]
+) -> list[PolicyLayer]:
+    """The layers that apply to one entity set, picked from all configurations of a company and type.
+
+    `configs` maps (level, configurable_id) to a config; `entities` maps each level to the entity's id.
+    """
+    layers = []
+    for level, entity_id in entities.items():
+        config = configs.get((level, entity_id))
+        if config is not None:
+            layers.append(PolicyLayer(level, entity_id, config))
+    return layers

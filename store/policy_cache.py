@@ -1,0 +1,279 @@
+"""The in-process cache of policies and its cross-process invalidation (DESIGN §3.3).
+
+What is cached: per (company, policy type), every active configuration of that company (a *snapshot*),
+plus the merged policy of each entity set resolved from it. A hit is two dictionary look-ups; a company's
+snapshot is one query, however many of its entities are resolved afterwards.
+
+Invalidation: a trigger on `policy_configurations` NOTIFYs channel `policy_changed` inside the changing
+transaction (migration 0002). Each process keeps one `PolicyListener` on its own asyncpg connection that
+LISTENs there and drops the company's snapshots when a notification arrives. Safety rules:
+
+- The cache serves and stores nothing while its listener is not connected (a notification could be
+  missed), and it is cleared whenever the listener (re)connects.
+- A snapshot is stored only if no invalidation of its company happened while it was being loaded
+  (generation check), so a read that raced with a change never caches the old state.
+- Entries expire after the TTL (300 s) in any case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import URL
+
+from rules.policy_merge import MergedPolicy, layers_for, merge_layers
+from store.db import async_url
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "policy_changed"
+DEFAULT_TTL_SECONDS = 300.0
+
+# (level, configurable_id) -> config
+Configs = dict[tuple[str, str], dict[str, Any]]
+
+
+@dataclass
+class Snapshot:
+    """All active configurations of one company and policy type, and the merges made from them."""
+
+    configs: Configs
+    expires_at: float
+    merged: dict[tuple[tuple[str, str], ...], MergedPolicy] = field(default_factory=dict)
+
+    def resolve(self, entities: Mapping[str, str]) -> MergedPolicy:
+        key = tuple(entities.items())
+        found = self.merged.get(key)
+        if found is None:
+            found = merge_layers(layers_for(self.configs, entities))
+            self.merged[key] = found
+        return found
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    hits: int
+    misses: int
+    invalidations: int
+    snapshots: int
+    listening: bool
+
+    @property
+    def hit_ratio(self) -> float:
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+
+def _asyncpg_dsn(url: URL) -> dict[str, Any]:
+    """asyncpg's connect() arguments for a SQLAlchemy URL (a Unix socket comes as `?host=/path`)."""
+    query = dict(url.query)
+    return {
+        "host": query.get("host", url.host),
+        "port": url.port,
+        "user": url.username,
+        "password": url.password,
+        "database": url.database,
+    }
+
+
+class PolicyCache:
+    """Snapshots keyed by (company_id, policy_type); usable only while `enabled` (listener connected)."""
+
+    def __init__(self, ttl_seconds: float = DEFAULT_TTL_SECONDS, clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl_seconds
+        self._clock = clock
+        self._snapshots: dict[tuple[int, str], Snapshot] = {}
+        self._generations: dict[int, int] = {}
+        self._epoch = 0
+        self.enabled = False
+        self.hits = 0
+        self.misses = 0
+        self.invalidations = 0
+        self._changed = asyncio.Condition()
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def get(self, company_id: int, policy_type: str) -> Snapshot | None:
+        """The live snapshot, or None (counted as a miss by the caller through `count`)."""
+        if not self.enabled:
+            return None
+        snapshot = self._snapshots.get((company_id, policy_type))
+        if snapshot is None:
+            return None
+        if snapshot.expires_at <= self._clock():
+            del self._snapshots[(company_id, policy_type)]
+            return None
+        return snapshot
+
+    def count(self, *, hits: int = 0, misses: int = 0) -> None:
+        self.hits += hits
+        self.misses += misses
+
+    def token(self, company_id: int) -> tuple[int, int]:
+        """Taken before a load; `put` stores the loaded snapshot only if the token is still current."""
+        return (self._epoch, self._generations.get(company_id, 0))
+
+    def put(self, company_id: int, policy_type: str, configs: Configs, token: tuple[int, int]) -> Snapshot:
+        snapshot = Snapshot(configs, self._clock() + self.ttl)
+        if self.enabled and token == self.token(company_id):
+            self._snapshots[(company_id, policy_type)] = snapshot
+        return snapshot
+
+    def stats(self) -> CacheStats:
+        return CacheStats(self.hits, self.misses, self.invalidations, len(self._snapshots), self.enabled)
+
+    # --- invalidation --------------------------------------------------------------------------
+
+    def invalidate(self, company_id: int, policy_type: str | None = None) -> None:
+        self._generations[company_id] = self._generations.get(company_id, 0) + 1
+        for key in [k for k in self._snapshots if k[0] == company_id]:
+            if policy_type is None or key[1] == policy_type:
+                del self._snapshots[key]
+        self._note_change()
+
+    def clear(self) -> None:
+        self._epoch += 1
+        self._generations.clear()
+        self._snapshots.clear()
+        self._note_change()
+
+    def _note_change(self) -> None:
+        self.invalidations += 1
+        with contextlib.suppress(RuntimeError):  # no running loop: nobody can be waiting
+            asyncio.get_running_loop().create_task(self._notify_waiters())
+
+    async def _notify_waiters(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_for_invalidations(self, count: int) -> None:
+        """Wait until `invalidations` reaches `count` (for tests and tools that must see a change applied)."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.invalidations >= count)
+
+    def handle_notification(self, payload: str) -> None:
+        try:
+            message = json.loads(payload)
+            if message.get("all"):
+                self.clear()
+            else:
+                self.invalidate(int(message["company_id"]), message.get("policy_type"))
+        except (ValueError, KeyError, TypeError):
+            log.warning("unreadable policy notification %r: clearing the policy cache", payload)
+            self.clear()
+
+
+class PolicyListener:
+    """LISTENs on `policy_changed` over its own connection and keeps `cache` in step with the database.
+
+    While it is not connected the cache is disabled (every resolution reads the database); it reconnects
+    with backoff after the connection is lost and clears the cache when it is back.
+    """
+
+    def __init__(self, database_url: str | URL, cache: PolicyCache, *, max_backoff_seconds: float = 5.0):
+        self._dsn = _asyncpg_dsn(async_url(database_url))
+        self._cache = cache
+        self._max_backoff = max_backoff_seconds
+        self._connection: asyncpg.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+        self._ready = asyncio.Event()
+        self.connects = 0
+        self._connected = asyncio.Condition()
+        self._sync_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Connect and LISTEN; returns once the cache is live. Raises if the first connection fails."""
+        await self._connect()
+        self._task = asyncio.create_task(self._supervise(), name="policy-listener")
+
+    async def stop(self) -> None:
+        self._cache.enabled = False
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close(timeout=5)
+            self._connection = None
+
+    async def __aenter__(self) -> PolicyListener:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed()
+
+    async def wait_connected(self) -> None:
+        await self._ready.wait()
+
+    async def sync(self) -> None:
+        """Return once every change committed before this call has reached the cache.
+
+        PostgreSQL signals listening sessions when a NOTIFYing transaction commits and sends pending
+        notifications ahead of the next query's result, so one round trip on the listening connection
+        flushes them; asyncpg then runs the callbacks before this coroutine resumes.
+        """
+        connection = self._connection
+        if connection is None or connection.is_closed():
+            return  # the cache is off while disconnected: nothing stale can be served
+        async with self._sync_lock:
+            await connection.execute("SELECT 1")
+        await asyncio.sleep(0)
+
+    async def wait_for_connects(self, count: int) -> None:
+        """Wait until the listener has connected `count` times in all (reconnects included)."""
+        async with self._connected:
+            await self._connected.wait_for(lambda: self.connects >= count)
+
+    async def _connect(self) -> None:
+        connection = await asyncpg.connect(**self._dsn)
+        await connection.add_listener(CHANNEL, self._on_notification)
+        connection.add_termination_listener(self._on_termination)
+        self._connection = connection
+        self._lost.clear()
+        # Anything cached before this LISTEN took effect may have missed a change.
+        self._cache.clear()
+        self._cache.enabled = True
+        self.connects += 1
+        self._ready.set()
+        async with self._connected:
+            self._connected.notify_all()
+
+    def _on_notification(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
+        self._cache.handle_notification(str(payload))
+
+    def _on_termination(self, _connection: object) -> None:
+        self._cache.enabled = False
+        self._cache.clear()
+        self._ready.clear()
+        self._lost.set()
+
+    async def _supervise(self) -> None:
+        while True:
+            await self._lost.wait()
+            self._connection = None
+            backoff = 0.1
+            while True:
+                try:
+                    await self._connect()
+                    log.info("policy listener reconnected")
+                    break
+                except (OSError, asyncpg.PostgresError) as exc:
+                    log.warning("policy listener cannot connect (%s); retrying in %.1f s", exc, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self._max_backoff)

@@ -3,3 +3,8 @@
 PREPARE_CALLBACK = "prepare_callback"
 LOAD_STAFF_CANDIDATES = "load_staff_candidates"
 PERSIST_TRANSITION = "persist_transition"
+
+CALCOM_FIND_SLOTS = "calcom_find_slots"
+CALCOM_CREATE_BOOKING = "calcom_create_booking"
+CALCOM_CANCEL_BOOKING = "calcom_cancel_booking"
+CALCOM_RESCHEDULE_BOOKING = "calcom_reschedule_booking"

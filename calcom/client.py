@@ -1,8 +1,8 @@
 """Cal.com API v2 over httpx, exactly as `calcom-api.md` documents it.
 
 * Slots: `GET /v2/slots`, `cal-api-version: 2024-09-04`, one selector shape only (`eventTypeId`),
-  `start`/`end` as full UTC datetimes, `timeZone`, `format=range`. Nothing else is sent: the endpoint rejects any
-  parameter that does not belong to the shape (`forbidNonWhitelisted`).
+  `start`/`end` as full UTC datetimes, `timeZone`, `format=range`. Nothing else is sent: the endpoint
+  rejects any parameter that does not belong to the shape (`forbidNonWhitelisted`).
 * Bookings: create / get / cancel / reschedule with `cal-api-version: 2024-08-13`.
 * One shared `AsyncClient` (keep-alive pool, timeouts, connection limits) and one `RateLimiter`.
 

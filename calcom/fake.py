@@ -155,13 +155,17 @@ class RequestRecord:
     status: int = 0
     at: float = 0.0
     window: int | None = None  # which rate-limit window of its tracker counted it (1, 2, ...)
+    error: str | None = None  # the message of an error answer (not of injected faults)
 
 
 class ApiError(Exception):
     """Raised inside handlers; becomes Cal.com's v2 error envelope."""
 
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, details: Any = None, *, injected: bool = False
+    ) -> None:
         super().__init__(message)
+        self.injected = injected
         self.status = status
         self.code = code
         self.message = message
@@ -324,6 +328,10 @@ class FakeCalcom:
             {"name": "Seeded", "timeZone": "UTC"},
         )
 
+    def validation_errors(self) -> list[RequestRecord]:
+        """Requests the strict validation refused (400 that was not injected with `fail_next`)."""
+        return [record for record in self.requests if record.status == 400 and record.error is not None]
+
     @property
     def refused(self) -> int:
         return sum(1 for record in self.requests if record.status == 429)
@@ -386,6 +394,8 @@ class FakeCalcom:
                     request, record, version if version in KNOWN_VERSIONS else None
                 )
             except ApiError as error:
+                if not error.injected:
+                    record.error = error.message
                 response = self._error(request, error)
                 if record.window is not None:
                     self._rate_headers(response, record.tracker)
@@ -468,15 +478,17 @@ class FakeCalcom:
             wait = max(block_ends - now, 0.0)
             if self.rate_limit.retry_after == "seconds":
                 response.headers["Retry-After"] = str(math.ceil(wait))
-            else:
-                moment = datetime.now(UTC) + timedelta(seconds=math.ceil(wait) + 1)
-                response.headers["Retry-After"] = format_datetime(moment.replace(microsecond=0), usegmt=True)
+            else:  # an HTTP date has whole seconds: round up, never tell a client to come back too early
+                moment = datetime.now(UTC) + timedelta(seconds=wait)
+                if moment.microsecond:
+                    moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+                response.headers["Retry-After"] = format_datetime(moment, usegmt=True)
 
     def _guarded(self, request: Request, record: RequestRecord) -> None:
         self._throttle(request, record)
         if self._faults:
             status, message = self._faults.pop(0)
-            raise ApiError(status, _CODES.get(status, "HttpException"), message)
+            raise ApiError(status, _CODES.get(status, "HttpException"), message, injected=True)
 
     def _ok(self, body: Any, record: RequestRecord, status: int = 200) -> JSONResponse:
         response = JSONResponse(body, status_code=status)
@@ -855,11 +867,49 @@ class FakeCalcom:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers: the embedding process (pytest, `callbacks dev`) owns them."""
+    """uvicorn for embedding: no signal handlers (the embedding process — pytest, `callbacks dev` — owns
+    them), and a stop that takes milliseconds instead of uvicorn's 0.1 s polls, so tests can start and
+    stop a fresh fake per test."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._wake = asyncio.Event()
+
+    def stop(self) -> None:
+        self.should_exit = True
+        self._wake.set()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def main_loop(self) -> None:
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864_000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        deadline = time.monotonic() + 5.0
+        while (self.server_state.connections or self.server_state.tasks) and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+        for server in self.servers:
+            await server.wait_closed()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket with TCP_NODELAY (without it every response waits ~40 ms for a delayed
+    ACK on loopback, because the response goes out in two writes)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    return sock
 
 
 def _config(app: Any, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Config:
@@ -879,9 +929,7 @@ def _config(app: Any, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Config:
 @contextlib.asynccontextmanager
 async def serve_fake(fake: FakeCalcom, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve the fake in this event loop on `host:port` (0 = a free port); yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = bind(host, port)
     server = _Server(_config(fake.app))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
@@ -892,7 +940,7 @@ async def serve_fake(fake: FakeCalcom, host: str = "127.0.0.1", port: int = 0) -
             await asyncio.sleep(0.005)
         yield f"http://{host}:{sock.getsockname()[1]}"
     finally:
-        server.should_exit = True
+        server.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         sock.close()
@@ -916,7 +964,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"fake Cal.com on http://{args.host}:{args.port} (event types {sorted(fake.event_types)})", flush=True
     )
-    uvicorn.Server(_config(fake.app, args.host, args.port)).run()
+    sock = bind(args.host, args.port)
+    uvicorn.Server(_config(fake.app, args.host, args.port)).run(sockets=[sock])
 
 
 if __name__ == "__main__":

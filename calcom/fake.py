@@ -896,8 +896,9 @@ class _Server(uvicorn.Server):
         for connection in list(self.server_state.connections):
             connection.shutdown()
         deadline = time.monotonic() + 5.0
-        while (self.server_state.connections or self.server_state.tasks) and time.monotonic() < deadline:
-            await asyncio.sleep(0.002)  # noqa: ASYNC110 - uvicorn offers no event for "connections closed"
+        # uvicorn offers no event for "all connections closed": poll briefly.
+        while (self.server_state.connections or self.server_state.tasks) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.002)
         for server in self.servers:
             await server.wait_closed()
 

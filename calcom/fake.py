@@ -155,17 +155,25 @@ class RequestRecord:
     status: int = 0
     at: float = 0.0
     window: int | None = None  # which rate-limit window of its tracker counted it (1, 2, ...)
-    error: str | None = None  # the message of an error answer (not of injected faults)
+    validation_error: str | None = None  # the message when request validation refused it
 
 
 class ApiError(Exception):
     """Raised inside handlers; becomes Cal.com's v2 error envelope."""
 
     def __init__(
-        self, status: int, code: str, message: str, details: Any = None, *, injected: bool = False
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Any = None,
+        *,
+        injected: bool = False,
+        validation: bool = False,
     ) -> None:
         super().__init__(message)
         self.injected = injected
+        self.validation = validation
         self.status = status
         self.code = code
         self.message = message
@@ -194,7 +202,13 @@ _CODES = {
 
 
 def bad_request(message: str) -> ApiError:
+    """A 400 for a well-formed request the calendar refuses (slot taken, in the past, ...)."""
     return ApiError(400, "BadRequestException", message)
+
+
+def invalid(message: str) -> ApiError:
+    """A 400 from request validation (ValidationPipe, the slots input pipe)."""
+    return ApiError(400, "BadRequestException", message, validation=True)
 
 
 def not_found(message: str) -> ApiError:
@@ -329,8 +343,8 @@ class FakeCalcom:
         )
 
     def validation_errors(self) -> list[RequestRecord]:
-        """Requests the strict validation refused (400 that was not injected with `fail_next`)."""
-        return [record for record in self.requests if record.status == 400 and record.error is not None]
+        """Requests the strict request validation refused."""
+        return [record for record in self.requests if record.validation_error is not None]
 
     @property
     def refused(self) -> int:
@@ -394,8 +408,8 @@ class FakeCalcom:
                     request, record, version if version in KNOWN_VERSIONS else None
                 )
             except ApiError as error:
-                if not error.injected:
-                    record.error = error.message
+                if error.validation:
+                    record.validation_error = error.message
                 response = self._error(request, error)
                 if record.window is not None:
                     self._rate_headers(response, record.tracker)
@@ -518,24 +532,24 @@ class FakeCalcom:
             if key not in allowed
         ]
         if errors:
-            raise bad_request(", ".join(errors).strip())
+            raise invalid(", ".join(errors).strip())
         if shape != "byEventTypeId":
             raise not_found("User not found")  # the fake only knows event types by id
         event_type_raw = params["eventTypeId"]
         if not re.fullmatch(r"\d+", event_type_raw):
-            raise bad_request("eventTypeId must be an integer number")
+            raise invalid("eventTypeId must be an integer number")
         for name in ("start", "end"):
             if name not in params or parse_iso(params[name]) is None:
-                raise bad_request(f"{name} must be a valid ISO 8601 date string")
+                raise invalid(f"{name} must be a valid ISO 8601 date string")
         zone = params.get("timeZone")
         if zone is not None and not _valid_zone(zone):
-            raise bad_request("timeZone must be a valid IANA time-zone")
+            raise invalid("timeZone must be a valid IANA time-zone")
         duration_raw = params.get("duration")
         if duration_raw is not None and not re.fullmatch(r"\d+", duration_raw):
-            raise bad_request("duration must be an integer number")
+            raise invalid("duration must be an integer number")
         slot_format = params.get("format", "time").lower()
         if slot_format not in ("time", "range"):
-            raise bad_request("slotFormat must be either 'range' or 'time'")
+            raise invalid("slotFormat must be either 'range' or 'time'")
         start = parse_iso(params["start"])
         end = parse_iso(params["end"])
         assert start is not None
@@ -545,7 +559,7 @@ class FakeCalcom:
         now = self.now()
         end = min(end, now + timedelta(days=365))
         if end < start:
-            raise bad_request("Invalid time range given - check the 'start' and 'end' query parameters.")
+            raise invalid("Invalid time range given - check the 'start' and 'end' query parameters.")
         event_type = self.event_types.get(int(event_type_raw))
         if event_type is None:
             raise not_found("Event Type not found")
@@ -577,9 +591,7 @@ class FakeCalcom:
         start = parse_iso(params.get("startTime", ""))
         end = parse_iso(params.get("endTime", ""))
         if start is None or end is None or end < start:
-            raise bad_request(
-                "Invalid time range given - check the 'startTime' and 'endTime' query parameters."
-            )
+            raise invalid("Invalid time range given - check the 'startTime' and 'endTime' query parameters.")
         raw_id = params.get("eventTypeId")
         event_type = self.event_types.get(int(raw_id)) if raw_id and raw_id.isdigit() else None
         if event_type is None:
@@ -653,16 +665,16 @@ class FakeCalcom:
         try:
             body = json.loads(await request.body() or b"{}")
         except ValueError as exc:
-            raise bad_request("Unexpected token in JSON body") from exc
+            raise invalid("Unexpected token in JSON body") from exc
         if not isinstance(body, dict):
-            raise bad_request("body must be a JSON object")
+            raise invalid("body must be a JSON object")
         return body
 
     def _utc_start(self, raw: Any) -> datetime:
         if not isinstance(raw, str) or parse_iso(raw) is None:
-            raise bad_request("start must be a valid ISO 8601 date string")
+            raise invalid("start must be a valid ISO 8601 date string")
         if not (raw.endswith("Z") or raw.endswith("+00:00")):
-            raise bad_request("start must be in UTC timezone, e.g. 2024-08-13T09:00:00Z")
+            raise invalid("start must be in UTC timezone, e.g. 2024-08-13T09:00:00Z")
         moment = parse_iso(raw)
         assert moment is not None
         return moment
@@ -765,31 +777,29 @@ class FakeCalcom:
         start = self._utc_start(body.get("start"))
         event_type_id = body.get("eventTypeId")
         if not isinstance(event_type_id, int) or isinstance(event_type_id, bool):
-            raise bad_request("eventTypeId must be an integer number")
+            raise invalid("eventTypeId must be an integer number")
         attendee = body.get("attendee")
         if not isinstance(attendee, dict):
-            raise bad_request("attendee must be an object")
+            raise invalid("attendee must be an object")
         if not isinstance(attendee.get("name"), str) or not attendee["name"].strip():
-            raise bad_request("attendee.name must be a string")
+            raise invalid("attendee.name must be a string")
         if not isinstance(attendee.get("timeZone"), str) or not _valid_zone(attendee["timeZone"]):
-            raise bad_request("attendee.timeZone must be a valid IANA time zone")
+            raise invalid("attendee.timeZone must be a valid IANA time zone")
         if not attendee.get("email") and not attendee.get("phoneNumber"):
-            raise bad_request("Either attendee.email or attendee.phoneNumber must be provided")
+            raise invalid("Either attendee.email or attendee.phoneNumber must be provided")
         metadata = body.get("metadata") or {}
         if (
             not isinstance(metadata, dict)
             or len(metadata) > 50
             or any(len(str(k)) > 40 or not isinstance(v, str) or len(v) > 500 for k, v in metadata.items())
         ):
-            raise bad_request(
-                "metadata: at most 50 keys, keys up to 40 and string values up to 500 characters"
-            )
+            raise invalid("metadata: at most 50 keys, keys up to 40 and string values up to 500 characters")
         event_type = self.event_types.get(event_type_id)
         if event_type is None:
             raise not_found(f"Event type with id {event_type_id} not found.")
         length = body.get("lengthInMinutes") or event_type.length
         if not isinstance(length, int) or length <= 0:
-            raise bad_request("lengthInMinutes must be a positive integer")
+            raise invalid("lengthInMinutes must be a positive integer")
         self._check_bookable(event_type, start, length)
         booking = self._store_booking(event_type, start, length, attendee, metadata=metadata)
         return self._ok({"status": "success", "data": self.booking_json(booking)}, record, status=201)

@@ -122,5 +122,5 @@ async def calcom_env(
                 await extra.aclose()
             await client.aclose()
         if strict:
-            refused = [(r.path, r.query, r.error) for r in fake.validation_errors()]
+            refused = [(r.path, r.query, r.validation_error) for r in fake.validation_errors()]
             assert not refused, f"the fake's strict validation refused requests of our client: {refused}"

@@ -11,8 +11,9 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from activities import names
-from models.calcom import FindSlots, FoundSlots
+with workflow.unsafe.imports_passed_through():
+    from activities import names
+    from models.calcom import FindSlots, FoundSlots
 
 CALCOM_RETRY_POLICY = RetryPolicy(
     initial_interval=timedelta(seconds=1),

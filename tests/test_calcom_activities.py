@@ -224,3 +224,17 @@ async def test_workflow_lookup_retries_through_temporal(
             assert isinstance(failed.value.cause.cause, ApplicationError)
             assert failed.value.cause.cause.type == "CalcomBadRequest"
             assert env.fake.count("/v2/slots") == 4  # a 400 is not retried
+
+
+async def test_worker_wires_the_calcom_activities(sessions: Sessions, temporal: WorkflowEnvironment) -> None:
+    from calcom.client import CalcomClient
+    from models.settings import Settings
+    from worker import build_worker
+
+    settings = Settings(task_queue=f"wiring-{uuid.uuid4().hex[:8]}", calcom_fake_port=9999)
+    assert settings.calcom_url() == "http://127.0.0.1:9999"  # no CALCOM_BASE_URL: the local fake
+    assert Settings(calcom_base_url="https://api.cal.com").calcom_url() == "https://api.cal.com"
+    async with CalcomClient.from_settings(settings) as calcom:
+        assert calcom.base_url == "http://127.0.0.1:9999"
+        worker = build_worker(temporal.client, settings, sessions, calcom)  # raises on a clash of names
+        assert worker.task_queue == settings.task_queue

@@ -92,6 +92,10 @@ class RateLimiter:
         self._roll(now)
         if self._remaining is None:
             return 0.0, "none"
+        if self._remaining <= 0 and self._reset_at is None:
+            # used up before any answer said when the window ends (e.g. every answer was lost): assume
+            # the 429 default, so the wait ends in a new window instead of repeating forever
+            self._reset_at = now + self.default_wait_seconds
         time_to_reset = None if self._reset_at is None else max(0.0, self._reset_at - now)
         delay = pacing_delay(
             self._remaining,

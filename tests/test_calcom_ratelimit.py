@@ -153,3 +153,16 @@ async def test_limiter_ignores_answers_from_a_window_that_is_over() -> None:
     assert limiter.remaining == 9  # the stale "0 left" does not stop the new window
     limiter.observe(fresh, RateLimitSnapshot(limit=10, remaining=9, reset_seconds=1))
     assert limiter.remaining == 9
+
+
+async def test_limiter_used_up_without_any_answer_waits_the_default_once() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep, default_wait_seconds=60)
+    first = await limiter.acquire()
+    limiter.observe(first, RateLimitSnapshot(limit=2, remaining=1, reset_seconds=1))
+    clock.now = 1.5  # new window: the full limit of 2, and no answer arrives for what is sent now
+    await limiter.acquire()
+    await limiter.acquire()
+    await limiter.acquire()  # used up with no reset known: one default wait, then a new window
+    assert clock.sleeps[-1] == 60
+    assert limiter.remaining == 1

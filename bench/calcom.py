@@ -180,6 +180,17 @@ async def run(args: argparse.Namespace) -> list[Row]:
             await raw(first, first + timedelta(days=1))()  # warm the connection
             seconds, lat = await timed([raw(*w) for w in windows(args.misses, first)], 1)
             rows.append(Row("baseline: plain httpx GET (sequential)", args.misses, args.misses, seconds, lat))
+            later = first + timedelta(days=2)
+            seconds, lat = await timed([raw(*w) for w in windows(args.misses, later)], args.concurrency)
+            rows.append(
+                Row(
+                    f"baseline: plain httpx GET ({args.concurrency} concurrent)",
+                    args.misses,
+                    args.misses,
+                    seconds,
+                    lat,
+                )
+            )
 
         client, finder, cache = finder_for(url)
         async with client:

@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
+from activities.calcom import CalcomActivities
 from activities.callbacks import CallbackActivities
 from activities.policies import PolicyActivities
+from calcom.client import CalcomClient
 from models.settings import Settings, get_settings
 from store.db import create_engine, session_factory
 from store.policies import PolicyResolver
@@ -28,16 +30,24 @@ def build_worker(
     settings: Settings,
     sessions: async_sessionmaker[AsyncSession],
     policies: PolicyResolver | None = None,
+    calcom: CalcomClient | None = None,
 ) -> Worker:
-    """`policies`: the process's (listening, caching) resolver; without one, policies are read uncached."""
+    """`policies`: the process's (listening, caching) resolver; without one, policies are read uncached.
+    `calcom`: the shared Cal.com client (its owner closes it); built from settings when not given."""
     policies = policies if policies is not None else PolicyResolver(sessions)
     callbacks = CallbackActivities(sessions, settings.callback_defaults(), policies)
     policy_activities = PolicyActivities(sessions, policies)
+    calcom_activities = CalcomActivities.build(
+        calcom or CalcomClient.from_settings(settings),
+        sessions,
+        cache_ttl_seconds=settings.calcom_cache_ttl_seconds,
+        search_chunk_days=settings.calcom_search_chunk_days,
+    )
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
-        activities=[*callbacks.all(), *policy_activities.all()],
+        activities=[*callbacks.all(), *policy_activities.all(), *calcom_activities.all()],
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_local_activities=settings.worker_max_concurrent_activities,
@@ -63,7 +73,8 @@ async def run(settings: Settings, database_url: str) -> None:
         interval=timedelta(minutes=settings.policy_stats_refresh_minutes),
         catchup_window=timedelta(minutes=settings.policy_stats_catchup_minutes),
     )
-    worker = build_worker(client, settings, sessions, policies)
+    calcom = CalcomClient.from_settings(settings)
+    worker = build_worker(client, settings, sessions, policies=policies, calcom=calcom)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -74,6 +85,7 @@ async def run(settings: Settings, database_url: str) -> None:
             await stop.wait()
     finally:
         await policies.close()
+        await calcom.aclose()
         await engine.dispose()
 
 

@@ -7,3 +7,7 @@ PERSIST_TRANSITION = "persist_transition"
 # Policy engine (activities/policies.py)
 REFRESH_MODIFICATION_STATS = "refresh_modification_stats"
 CHECK_APPOINTMENT_CHANGE = "check_appointment_change"
+CALCOM_FIND_SLOTS = "calcom_find_slots"
+CALCOM_CREATE_BOOKING = "calcom_create_booking"
+CALCOM_CANCEL_BOOKING = "calcom_cancel_booking"
+CALCOM_RESCHEDULE_BOOKING = "calcom_reschedule_booking"

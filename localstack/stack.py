@@ -58,6 +58,7 @@ async def run_dev(settings: Settings) -> None:
 
     postgres: EmbeddedPostgres | None = None
     temporal_process = None
+    services = contextlib.AsyncExitStack()
     try:
         if settings.database_url:
             database_url = settings.database_url
@@ -78,16 +79,29 @@ async def run_dev(settings: Settings) -> None:
         client = await wait_for_server(address)
         await register_search_attributes(client, settings.temporal_namespace)
 
+        calcom_url = settings.calcom_url()
+        if not settings.calcom_base_url:  # the fake Cal.com, seeded with the demo event types
+            from calcom.fake import FakeCalcom, serve_fake
+
+            await services.enter_async_context(serve_fake(FakeCalcom(), port=settings.calcom_fake_port))
+        from calcom.client import CalcomClient
+
+        calcom = await services.enter_async_context(CalcomClient.from_settings(settings))
+
         engine = create_engine(database_url)
         sessions = session_factory(engine)
         seeded = await seed_demo(sessions)
-        worker = build_worker(client, settings, sessions)
+        worker = build_worker(client, settings, sessions, calcom)
         async with worker:
             print(_banner(database_url, address, seeded), flush=True)
+            print(
+                f"  Cal.com          {calcom_url}{'' if settings.calcom_base_url else ' (fake)'}", flush=True
+            )
             await stopping.wait()
             print("\nstopping…", flush=True)
         await engine.dispose()
     finally:
+        await services.aclose()
         if temporal_process is not None:
             temporal_process.send_signal(signal.SIGTERM)
             with contextlib.suppress(Exception):

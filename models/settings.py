@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt
+from pydantic import AliasChoices, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.callbacks import CallbackSettings, Priority
@@ -47,6 +47,16 @@ class Settings(BaseSettings):
     worker_max_cached_workflows: PositiveInt = 10_000
     worker_graceful_shutdown_seconds: PositiveFloat = 30.0
 
+    # Cal.com (DESIGN §3.4). Without CALCOM_BASE_URL the engine talks to the local fake on this port.
+    calcom_fake_port: PositiveInt = 8788
+    calcom_timeout_seconds: PositiveFloat = 10.0
+    calcom_max_connections: PositiveInt = 20
+    calcom_cache_ttl_seconds: PositiveFloat = 45.0
+    calcom_slowdown_below: PositiveInt = 5
+    calcom_backoff_base_seconds: PositiveFloat = 0.5
+    calcom_max_inline_wait_seconds: NonNegativeFloat = 5.0
+    calcom_search_chunk_days: PositiveInt = 7
+
     sla_hours_urgent: PositiveFloat = 2
     sla_hours_high: PositiveFloat = 4
     sla_hours_normal: PositiveFloat = 24
@@ -58,6 +68,10 @@ class Settings(BaseSettings):
     policy_cache_ttl_seconds: PositiveFloat = 300.0
     policy_stats_refresh_minutes: PositiveFloat = 15.0
     policy_stats_catchup_minutes: PositiveFloat = 10.0
+
+    def calcom_url(self) -> str:
+        """The Cal.com API base URL: CALCOM_BASE_URL, else the local fake (`python -m calcom.fake`)."""
+        return self.calcom_base_url or f"http://127.0.0.1:{self.calcom_fake_port}"
 
     def callback_defaults(self) -> CallbackSettings:
         """The callback rules before any `callback` policy of a company, branch, service or staff applies."""

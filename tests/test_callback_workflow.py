@@ -30,4 +30,7 @@ async def test_create_assigns_and_persists_before_returning(
         assert stored.status == "assigned"
         assert stored.assigned_to == staff
         assert stored.phone_number == "+49301234567"
-        assert [e.type for e in await event_rows(sessions, state.id)] == ["callback.created", "callback.assigned"]
+        assert [e.type for e in await event_rows(sessions, state.id)] == [
+            "callback.created",
+            "callback.assigned",
+        ]

@@ -1,0 +1,401 @@
+"""Cal.com API v2 over httpx, exactly as `calcom-api.md` documents it.
+
+* Slots: `GET /v2/slots`, `cal-api-version: 2024-09-04`, one selector shape only (`eventTypeId`),
+  `start`/`end` as full UTC datetimes, `timeZone`, `format=range`. Nothing else is sent: the endpoint
+  rejects any parameter that does not belong to the shape (`forbidNonWhitelisted`).
+* Bookings: create / get / cancel / reschedule with `cal-api-version: 2024-08-13`.
+* One shared `AsyncClient` (keep-alive pool, timeouts, connection limits) and one `RateLimiter`.
+
+Retries inside the client are short and safe: a 429 is waited out (the limiter knows how long) as long as
+the caller's `max_wait` allows, and a 5xx or a broken connection on an idempotent call is retried a couple
+of times with a short backoff. Anything longer is the caller's job (activities use Temporal's retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from calcom.errors import (
+    CalcomError,
+    CalcomProtocolError,
+    CalcomRateLimited,
+    CalcomServerError,
+    CalcomUnavailable,
+    error_from_response,
+)
+from calcom.ratelimit import RateLimiter, RateLimitWait
+from models.calcom import Booking, BookingStatus, CreateBooking, Slot
+from rules.calcom_ratelimit import parse_rate_limit_headers, parse_retry_after, wait_after_429
+
+SLOTS_VERSION = "2024-09-04"
+BOOKINGS_VERSION = "2024-08-13"
+USER_AGENT = "callback-engine/0.1 (+https://github.com/)"
+
+
+def utc_param(moment: datetime) -> str:
+    """A full UTC ISO datetime with milliseconds, the form Cal.com's strict `IsDateString` accepts."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment!r}: Cal.com times must be timezone-aware")
+    utc = moment.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+
+
+def end_param(end: datetime) -> str:
+    """Cal.com moves an `end` at exactly 00:00:00 UTC to 23:59:59 of that day: send 1 ms earlier instead,
+    so a window ending at midnight does not silently grow by a day."""
+    utc = end.astimezone(UTC)
+    if (utc.hour, utc.minute, utc.second) == (0, 0, 0) and utc.microsecond < 1000:
+        utc = utc.replace(microsecond=0) - timedelta(milliseconds=1)
+    return utc_param(utc)
+
+
+class _WireSlot(BaseModel):
+    """One item of `data[date]` in the 2024-09-04 answer; unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    start: AwareDatetime
+    end: AwareDatetime | None = None
+    seats_booked: int | None = Field(default=None, alias="seatsBooked")
+    seats_remaining: int | None = Field(default=None, alias="seatsRemaining")
+    seats_total: int | None = Field(default=None, alias="seatsTotal")
+    booking_uid: str | None = Field(default=None, alias="bookingUid")
+
+
+def parse_slots(body: Any) -> list[Slot]:
+    """`{"status":"success","data":{"YYYY-MM-DD":[{start,end,...}]}}` → slots sorted by start.
+    `data: {}` (or an empty list) means no availability."""
+    if not isinstance(body, dict) or "data" not in body:
+        raise CalcomProtocolError("slots answer without `data`")
+    if body.get("status") not in (None, "success"):
+        raise CalcomProtocolError(f"slots answer with status {body.get('status')!r}")
+    data = body["data"]
+    if data in ({}, [], None):
+        return []
+    if not isinstance(data, dict):
+        raise CalcomProtocolError(f"slots `data` is a {type(data).__name__}, expected an object of dates")
+    slots: list[Slot] = []
+    try:
+        for key, items in data.items():
+            day = date.fromisoformat(key)
+            if not isinstance(items, list):
+                raise CalcomProtocolError(f"slots of {key} are not a list")
+            for item in items:
+                wire = _WireSlot.model_validate(item)
+                slots.append(
+                    Slot(
+                        start=wire.start,
+                        end=wire.end,
+                        day=day,
+                        seats_booked=wire.seats_booked,
+                        seats_remaining=wire.seats_remaining,
+                        seats_total=wire.seats_total,
+                        booking_uid=wire.booking_uid,
+                    )
+                )
+    except (ValidationError, ValueError) as exc:
+        raise CalcomProtocolError(f"unreadable slots answer: {exc}") from exc
+    slots.sort(key=lambda slot: (slot.start, slot.day))
+    return slots
+
+
+def parse_booking(body: Any) -> Booking:
+    """The `data` of a 2024-08-13 booking answer (one booking) → `Booking`; extra fields ignored."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if isinstance(data, list) and data:  # recurring bookings come back as a list: the first occurrence
+        data = data[0]
+    if not isinstance(data, dict):
+        raise CalcomProtocolError("booking answer without a booking in `data`")
+    event_type = data.get("eventType")
+    event_type_id = data.get("eventTypeId")
+    if event_type_id is None and isinstance(event_type, dict):
+        event_type_id = event_type.get("id")
+    try:
+        return Booking(
+            id=data["id"],
+            uid=data["uid"],
+            status=BookingStatus(str(data["status"]).lower()),
+            start=data["start"],
+            end=data["end"],
+            duration=data.get("duration"),
+            event_type_id=event_type_id,
+            title=data.get("title"),
+            cancellation_reason=data.get("cancellationReason"),
+            rescheduling_reason=data.get("reschedulingReason"),
+            rescheduled_from_uid=data.get("rescheduledFromUid"),
+        )
+    except (KeyError, ValueError, ValidationError) as exc:
+        raise CalcomProtocolError(f"unreadable booking answer: {exc}") from exc
+
+
+@dataclass
+class ClientStats:
+    server_errors: int = 0
+    transport_errors: int = 0
+    retries: int = 0
+
+
+class CalcomClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        limiter: RateLimiter | None = None,
+        timeout_seconds: float = 10.0,
+        max_connections: int = 20,
+        max_wait_seconds: float | None = 5.0,
+        max_attempts: int = 3,
+        retry_backoff_seconds: float = 0.2,
+        max_rate_limit_retries: int = 5,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(timeout_seconds, connect=min(5.0, timeout_seconds)),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=transport,
+        )
+        self.limiter = limiter or RateLimiter()
+        self.max_wait_seconds = max_wait_seconds
+        self.max_attempts = max(1, max_attempts)
+        self.retry_backoff_seconds = retry_backoff_seconds
+        self.max_rate_limit_retries = max_rate_limit_retries
+        self.stats = ClientStats()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> CalcomClient:
+        """Built from `models.settings.Settings` (a real Cal.com, or the local fake when none is set)."""
+        return cls(
+            settings.calcom_url(),
+            settings.calcom_api_key,
+            limiter=RateLimiter(
+                slowdown_below=settings.calcom_slowdown_below,
+                backoff_base_seconds=settings.calcom_backoff_base_seconds,
+            ),
+            timeout_seconds=settings.calcom_timeout_seconds,
+            max_connections=settings.calcom_max_connections,
+            max_wait_seconds=settings.calcom_max_inline_wait_seconds,
+        )
+
+    @property
+    def base_url(self) -> str:
+        return str(self._http.base_url)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> CalcomClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- slots -----------------------------------------------------------------------------------------
+    async def get_slots(
+        self,
+        event_type_id: int,
+        start: datetime,
+        end: datetime,
+        time_zone: str | None = None,
+        *,
+        max_wait: float | None = None,
+    ) -> list[Slot]:
+        """Free slots of an event type starting in [start, end), in `time_zone` (date keys and offsets)."""
+        if end <= start:
+            raise ValueError("end must be after start")
+        params = {
+            "eventTypeId": str(event_type_id),
+            "start": utc_param(start),
+            "end": end_param(end),
+            "format": "range",
+        }
+        if time_zone:
+            params["timeZone"] = time_zone
+        body = await self._request("GET", "/v2/slots", SLOTS_VERSION, params=params, max_wait=max_wait)
+        return [slot for slot in parse_slots(body) if start <= slot.start < end]
+
+    # -- bookings --------------------------------------------------------------------------------------
+    async def create_booking(self, booking: CreateBooking, *, max_wait: float | None = None) -> Booking:
+        attendee: dict[str, Any] = {"name": booking.attendee.name, "timeZone": booking.attendee.time_zone}
+        if booking.attendee.email:
+            attendee["email"] = booking.attendee.email
+        if booking.attendee.phone_number:
+            attendee["phoneNumber"] = booking.attendee.phone_number
+        if booking.attendee.language:
+            attendee["language"] = booking.attendee.language
+        payload: dict[str, Any] = {
+            "start": utc_param(booking.start),
+            "eventTypeId": booking.event_type_id,
+            "attendee": attendee,
+        }
+        if booking.length_in_minutes:
+            payload["lengthInMinutes"] = booking.length_in_minutes
+        if booking.metadata:
+            payload["metadata"] = booking.metadata
+        # Not retried on 5xx here: a booking may have been made before the failure (the caller decides).
+        body = await self._request(
+            "POST", "/v2/bookings", BOOKINGS_VERSION, json=payload, max_wait=max_wait, retry_errors=False
+        )
+        return parse_booking(body)
+
+    async def get_booking(self, uid: str, *, max_wait: float | None = None) -> Booking:
+        body = await self._request(
+            "GET", f"/v2/bookings/{_segment(uid)}", BOOKINGS_VERSION, max_wait=max_wait
+        )
+        return parse_booking(body)
+
+    async def cancel_booking(
+        self, uid: str, reason: str | None = None, *, max_wait: float | None = None
+    ) -> Booking:
+        payload: dict[str, Any] = {}
+        if reason:
+            payload["cancellationReason"] = reason
+        body = await self._request(
+            "POST", f"/v2/bookings/{_segment(uid)}/cancel", BOOKINGS_VERSION, json=payload, max_wait=max_wait
+        )
+        return parse_booking(body)
+
+    async def reschedule_booking(
+        self,
+        uid: str,
+        start: datetime,
+        *,
+        reason: str | None = None,
+        rescheduled_by: str | None = None,
+        max_wait: float | None = None,
+    ) -> Booking:
+        """Move a booking. Cal.com answers with a *new* booking (new uid, `rescheduledFromUid` = old uid);
+        the old one becomes cancelled."""
+        payload: dict[str, Any] = {"start": utc_param(start)}
+        if reason:
+            payload["reschedulingReason"] = reason
+        if rescheduled_by:
+            payload["rescheduledBy"] = rescheduled_by
+        body = await self._request(
+            "POST",
+            f"/v2/bookings/{_segment(uid)}/reschedule",
+            BOOKINGS_VERSION,
+            json=payload,
+            max_wait=max_wait,
+            retry_errors=False,
+        )
+        return parse_booking(body)
+
+    # -- the one place requests are sent ---------------------------------------------------------------
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        version: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        max_wait: float | None = None,
+        retry_errors: bool = True,
+    ) -> Any:
+        budget = self.max_wait_seconds if max_wait is None else max_wait
+        deadline = None if budget is None else time.monotonic() + budget
+        attempts = 0
+        rate_limited = 0
+        while True:
+            remaining_budget = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                ticket = await self.limiter.acquire(remaining_budget)
+            except RateLimitWait as held:
+                raise CalcomRateLimited(
+                    f"Cal.com rate limit: not sent, next request possible in {held.seconds:.1f} s",
+                    retry_after=held.seconds,
+                    status=429,
+                    code="ThrottlerException",
+                    path=path,
+                ) from None
+            attempts += 1
+            try:
+                response = await self._http.request(
+                    method, path, params=params, json=json, headers={"cal-api-version": version}
+                )
+            except httpx.TransportError as exc:
+                self.stats.transport_errors += 1
+                if retry_errors and attempts < self.max_attempts:
+                    await self._backoff(attempts)
+                    continue
+                raise CalcomUnavailable(f"Cal.com unreachable: {exc!r}", path=path) from exc
+            snapshot = parse_rate_limit_headers(response.headers.items(), time.time())
+            if response.status_code == 429:
+                retry_after = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
+                wait = wait_after_429(retry_after, snapshot.reset_seconds, self.limiter.default_wait_seconds)
+                self.limiter.observe_429(ticket, snapshot, wait)
+                rate_limited += 1
+                if rate_limited > self.max_rate_limit_retries:
+                    raise CalcomRateLimited(
+                        "Cal.com rate limit: still refused after waiting",
+                        retry_after=wait.seconds,
+                        status=429,
+                        code="ThrottlerException",
+                        path=path,
+                        request_id=response.headers.get("x-request-id"),
+                    )
+                continue  # acquire() waits out the block, or raises when that is too long for the caller
+            self.limiter.observe(ticket, snapshot)
+            if response.is_success:
+                try:
+                    return response.json()
+                except ValueError as exc:
+                    raise CalcomProtocolError(f"not JSON: {response.text[:200]!r}", path=path) from exc
+            error = error_from_response(
+                response.status_code,
+                _body(response),
+                request_id=response.headers.get("x-request-id"),
+                path=path,
+            )
+            if isinstance(error, CalcomServerError):
+                self.stats.server_errors += 1
+                if retry_errors and attempts < self.max_attempts:
+                    await self._backoff(attempts)
+                    continue
+            raise error
+
+    async def _backoff(self, attempts: int) -> None:
+        self.stats.retries += 1
+        await asyncio.sleep(self.retry_backoff_seconds * 2 ** (attempts - 1))
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _segment(uid: str) -> str:
+    """A booking uid as one path segment (never lets a uid walk the path)."""
+    if not uid or "/" in uid or uid in (".", ".."):
+        raise ValueError(f"invalid booking uid {uid!r}")
+    return quote(uid, safe="")
+
+
+__all__ = [
+    "BOOKINGS_VERSION",
+    "SLOTS_VERSION",
+    "CalcomClient",
+    "CalcomError",
+    "ClientStats",
+    "end_param",
+    "parse_booking",
+    "parse_slots",
+    "utc_param",
+]

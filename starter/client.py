@@ -44,16 +44,6 @@ IDEMPOTENCY_NAMESPACE = UUID("5f0c6d2e-7d0b-4c43-9a59-6a3c1b2d9e10")
 
 StaffCommand = Assign | MarkContacted | RecordAttempt | Complete | Cancel | Escalate | ChangePriority
 
-_UPDATES = {
-    StaffAction.ASSIGN: CallbackWorkflow.assign,
-    StaffAction.MARK_CONTACTED: CallbackWorkflow.mark_contacted,
-    StaffAction.RECORD_ATTEMPT: CallbackWorkflow.record_attempt,
-    StaffAction.COMPLETE: CallbackWorkflow.complete,
-    StaffAction.CANCEL: CallbackWorkflow.cancel,
-    StaffAction.ESCALATE: CallbackWorkflow.escalate,
-    StaffAction.CHANGE_PRIORITY: CallbackWorkflow.change_priority,
-}
-
 
 class CallbackError(Exception):
     """An action the engine refused. `kind` is the refusal type (e.g. `TransitionRefused`)."""
@@ -122,9 +112,12 @@ class CallbackClient:
 
     async def act(self, callback_id: UUID, command: StaffCommand) -> CallbackState:
         """Run one staff action as an Update: returns the new state once it is in PostgreSQL."""
-        update = _UPDATES[_action_of(command)]
+        # Each Update is named after its action (CallbackWorkflow.assign is the Update "assign", ...).
         try:
-            return await self.handle(callback_id).execute_update(update, command)  # type: ignore[arg-type]
+            state: CallbackState = await self.handle(callback_id).execute_update(
+                _action_of(command).value, command, result_type=CallbackState
+            )
+            return state
         except WorkflowUpdateFailedError as err:
             raise _refusal(err) from err
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import exists, false, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,16 +69,16 @@ async def upsert_callback(session: AsyncSession, state: CallbackState) -> bool:
     """Write the row unless a newer version is already there. Returns whether anything was written."""
     values = row_values(state)
     statement = insert(CallbackRequest).values(**values)
-    changed = {
+    changed: dict[str, Any] = {
         _column(key): statement.excluded[_column(key)] for key in values if key not in ("id", "created_at")
     }
     changed["updated_at"] = func.now()
-    statement = statement.on_conflict_do_update(
+    upsert = statement.on_conflict_do_update(
         index_elements=[CallbackRequest.id],
         set_=changed,
         where=CallbackRequest.version < statement.excluded.version,
     ).returning(CallbackRequest.id)
-    return (await session.execute(statement)).first() is not None
+    return (await session.execute(upsert)).first() is not None
 
 
 def _column(attribute: str) -> str:
@@ -147,10 +147,16 @@ async def load_candidates(
     linked = (
         exists().where(StaffService.staff_id == Staff.id, StaffService.service_id == service_id)
         if service_id is not None
-        else None
+        else false()
     )
-    columns = [Staff.id, Staff.branch_id, Staff.is_active, Staff.max_open_callbacks, open_count]
-    query = select(*columns, linked if linked is not None else func.false()).where(
+    query = select(
+        Staff.id,
+        Staff.branch_id,
+        Staff.is_active,
+        Staff.max_open_callbacks,
+        open_count.label("open_callbacks"),
+        linked.label("linked"),
+    ).where(
         Staff.company_id == company_id,
         or_(Staff.branch_id == branch_id, Staff.id.in_(list(include)))
         if include
@@ -159,14 +165,14 @@ async def load_candidates(
     rows = await session.execute(query)
     return [
         StaffCandidate(
-            id=staff_id,
-            branch_id=staff_branch,
-            active=active,
-            max_open_callbacks=capacity,
-            open_callbacks=count,
-            linked_to_service=bool(is_linked),
+            id=record.id,
+            branch_id=record.branch_id,
+            active=record.is_active,
+            max_open_callbacks=record.max_open_callbacks,
+            open_callbacks=record.open_callbacks,
+            linked_to_service=bool(record.linked),
         )
-        for staff_id, staff_branch, active, capacity, count, is_linked in rows.all()
+        for record in rows.all()
     ]
 
 

@@ -212,7 +212,7 @@ class CallbackWorkflow:
 
     async def _candidates(self, include: list[UUID] | None = None) -> list[StaffCandidate]:
         request = self._current.request
-        return await workflow.execute_local_activity(
+        candidates: list[StaffCandidate] = await workflow.execute_local_activity(
             names.LOAD_STAFF_CANDIDATES,
             LoadCandidates(
                 company_id=request.company_id,
@@ -224,6 +224,7 @@ class CallbackWorkflow:
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
         )
+        return candidates
 
     async def _escalate(self, step: _Step, reason: EscalationReason, details: str | None) -> None:
         state = step.state

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.common import (
     SearchAttributeKey,
     SearchAttributePair,
@@ -30,9 +32,9 @@ ALL_KEYS = (
 )
 
 
-def updates_for(state: CallbackState) -> list[SearchAttributeUpdate]:
+def updates_for(state: CallbackState) -> list[SearchAttributeUpdate[Any]]:
     """Every attribute from the state; an unassigned callback has its AssignedStaffId unset."""
-    updates: list[SearchAttributeUpdate] = [
+    updates: list[SearchAttributeUpdate[Any]] = [
         CALLBACK_STATUS.value_set(state.status.value),
         CALLBACK_PRIORITY.value_set(state.priority.value),
         COMPANY_ID.value_set(state.request.company_id),

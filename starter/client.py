@@ -19,6 +19,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from models.callbacks import (
     Assign,
@@ -36,6 +37,7 @@ from models.callbacks import (
     callback_workflow_id,
     mask_phone,
 )
+from rules.transitions import TransitionRefused, check_allowed
 from workflows import search_attributes
 from workflows.callback import CallbackWorkflow
 
@@ -112,14 +114,35 @@ class CallbackClient:
 
     async def act(self, callback_id: UUID, command: StaffCommand) -> CallbackState:
         """Run one staff action as an Update: returns the new state once it is in PostgreSQL."""
+        action = _action_of(command)
         # Each Update is named after its action (CallbackWorkflow.assign is the Update "assign", ...).
         try:
             state: CallbackState = await self.handle(callback_id).execute_update(
-                _action_of(command).value, command, result_type=CallbackState
+                action.value, command, result_type=CallbackState
             )
             return state
         except WorkflowUpdateFailedError as err:
             raise _refusal(err) from err
+        except RPCError as err:
+            # A finished workflow takes no Updates; answer like the workflow would have: name the state.
+            if err.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                raise
+            finished = await self._final_state(callback_id)
+            if finished is None:
+                raise CallbackError(f"no callback {callback_id}", "NotFound") from err
+            try:
+                check_allowed(action, finished.status)
+            except TransitionRefused as refused:
+                raise CallbackError(str(refused), "TransitionRefused") from err
+            raise
+
+    async def _final_state(self, callback_id: UUID) -> CallbackState | None:
+        try:
+            return await self.state(callback_id)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
 
     async def send(self, callback_id: UUID, command: StaffCommand) -> None:
         """The same action as a Signal: fire and forget (a refusal is only logged by the workflow)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,8 +11,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
+from temporalio.service import RPCError
 
-from models.callbacks import NewCallback, Priority
+from calcom.client import CalcomClient
+from models.callbacks import CreatedCallback, NewCallback, Priority
 from models.settings import Settings
 from models.tables import CallbackEscalation, CallbackEventRow, CallbackRequest
 from starter.client import CallbackClient
@@ -19,13 +22,39 @@ from tests.factories import Tenant
 from worker import build_worker
 
 
+class TrackingCallbackClient(CallbackClient):
+    """Remembers the callbacks a test created, so they can be ended with the test.
+
+    The time-skipping server never skips past a workflow task nobody polls: a callback left waiting on its
+    SLA after its test's worker stopped would stall every later test's clock."""
+
+    def __init__(self, client: Client, task_queue: str) -> None:
+        super().__init__(client, task_queue)
+        self.created: set[uuid.UUID] = set()
+
+    async def create(self, request: NewCallback, idempotency_key: str | None = None) -> CreatedCallback:
+        result = await super().create(request, idempotency_key)
+        self.created.add(result.state.id)
+        return result
+
+    async def end_all(self) -> None:
+        for callback_id in self.created:
+            with contextlib.suppress(RPCError):
+                await self.handle(callback_id).terminate("test finished")
+
+
 @asynccontextmanager
 async def running_worker(
     client: Client, sessions: async_sessionmaker[AsyncSession], task_queue: str, **overrides: Any
-) -> AsyncIterator[CallbackClient]:
+) -> AsyncIterator[TrackingCallbackClient]:
     settings = Settings(task_queue=task_queue, **overrides)
-    async with build_worker(client, settings, sessions):
-        yield CallbackClient(client, task_queue)
+    callbacks = TrackingCallbackClient(client, task_queue)
+    async with CalcomClient.from_settings(settings) as calcom:
+        try:
+            async with build_worker(client, settings, sessions, calcom=calcom):
+                yield callbacks
+        finally:
+            await callbacks.end_all()
 
 
 def new_callback(tenant: Tenant, **overrides: Any) -> NewCallback:

@@ -87,3 +87,46 @@ async def add_staff(
             )
     tenant.staff_ids.append(new_id)
     return new_id
+
+
+async def add_open_callbacks(
+    sessions: async_sessionmaker[AsyncSession], tenant: Tenant, staff_id: uuid.UUID, count: int
+) -> None:
+    """Give a staff member `count` open (assigned) callbacks, to load them for the assignment rules."""
+    from datetime import UTC, datetime, timedelta
+
+    from models.tables import CallbackRequest
+
+    async with transaction(sessions) as session:
+        for _ in range(count):
+            session.add(
+                CallbackRequest(
+                    id=uuid.uuid4(),
+                    company_id=tenant.company_id,
+                    branch_id=tenant.branch_ids[0],
+                    phone_number="+4930123456",
+                    customer_name="Busy",
+                    priority="normal",
+                    status="assigned",
+                    assigned_to=staff_id,
+                    expires_at=datetime.now(UTC) + timedelta(hours=24),
+                )
+            )
+
+
+async def set_callback_policy(
+    sessions: async_sessionmaker[AsyncSession], tenant: Tenant, config: dict[str, object]
+) -> None:
+    """A company-level `callback` policy (SLA hours, auto-assign, cooldown, attempts, escalations)."""
+    from models.tables import PolicyConfiguration
+
+    async with transaction(sessions) as session:
+        session.add(
+            PolicyConfiguration(
+                company_id=tenant.company_id,
+                configurable_type="company",
+                configurable_id=str(tenant.company_id),
+                policy_type="callback",
+                config=config,
+            )
+        )

@@ -105,9 +105,11 @@ class CallbackClient:
             )
         except WorkflowUpdateFailedError as err:
             raise _refusal(err) from err
-        except WorkflowAlreadyStartedError:
-            # The key's callback already finished: answer with its final state.
-            state = await self.state(callback_id)
+        except (WorkflowAlreadyStartedError, RPCError) as err:
+            # The key's callback already finished (the id may not be reused): answer with its final state.
+            if isinstance(err, RPCError) and err.status != RPCStatusCode.ALREADY_EXISTS:
+                raise
+            state = await self._final_state(callback_id)
             if state is None:
                 raise
             return CreatedCallback(state=state, created=False)

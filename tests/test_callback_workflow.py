@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from models.callbacks import CallbackStatus
-from tests.callback_harness import event_rows, new_callback, row, running_worker
-from tests.factories import add_staff, make_tenant
+from models.callbacks import AttemptOutcome, CallbackStatus, ChangePriority, Priority, RecordAttempt
+from starter.client import CallbackError
+from tests.callback_harness import escalation_rows, event_rows, new_callback, row, running_worker
+from tests.factories import add_open_callbacks, add_staff, make_tenant
 
 Sessions = async_sessionmaker[AsyncSession]
+
+
+def hours_after(start: datetime, moments: list[datetime]) -> list[float]:
+    """Offsets in hours, to the second: timers fire a few milliseconds after their deadline."""
+    return [round((moment - start).total_seconds() / 3600, 3) for moment in moments]
 
 
 async def test_create_assigns_and_persists_before_returning(
@@ -34,3 +41,181 @@ async def test_create_assigns_and_persists_before_returning(
             "callback.created",
             "callback.assigned",
         ]
+
+
+async def test_normal_callback_nobody_completes_escalates_on_the_cooldown_and_expires(
+    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+) -> None:
+    tenant = await make_tenant(sessions)
+    staff = [await add_staff(sessions, tenant) for _ in range(3)]
+    async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
+        state = (await client.create(new_callback(tenant))).state
+        await time_skipping_env.sleep(timedelta(hours=37))
+        final = await client.handle(state.id).result()
+
+    created = final.created_at
+    assert final.status == CallbackStatus.EXPIRED
+    assert final.expired_at is not None
+    assert hours_after(created, [final.expired_at]) == [36]
+    escalations = await escalation_rows(sessions, state.id)
+    assert hours_after(created, [e.escalated_at for e in escalations]) == [24, 28, 32]
+    assert {e.escalation_reason for e in escalations} == {"sla_breach"}
+    for escalation in escalations:
+        assert escalation.escalated_to is not None
+        assert escalation.escalated_to != escalation.escalated_from
+        assert escalation.escalated_to in staff
+    # The second escalation avoids the first assignee while a fresh colleague is free.
+    assert escalations[1].escalated_to not in (state.assigned_to, escalations[0].escalated_to)
+
+    events = await event_rows(sessions, state.id)
+    warnings = [e for e in events if e.type == "callback.sla_warning"]
+    assert [w.payload["percent"] for w in warnings] == [50, 75]
+    assert hours_after(created, [w.occurred_at for w in warnings]) == [12, 18]
+    stored = await row(sessions, state.id)
+    assert (stored.status, stored.escalation_count, stored.expired_at) == ("expired", 3, final.expired_at)
+
+
+async def test_urgent_callback_breaches_after_two_hours(
+    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+) -> None:
+    tenant = await make_tenant(sessions, staff=2)
+    async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
+        state = (await client.create(new_callback(tenant, priority=Priority.URGENT))).state
+        await time_skipping_env.sleep(timedelta(hours=2, minutes=1))
+        escalations = await escalation_rows(sessions, state.id)
+        assert hours_after(state.created_at, [e.escalated_at for e in escalations]) == [2]
+        assert (await row(sessions, state.id)).escalation_count == 1
+
+
+async def test_raising_priority_moves_the_deadline_retroactively(
+    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+) -> None:
+    tenant = await make_tenant(sessions, staff=2)
+    async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
+        state = (await client.create(new_callback(tenant))).state
+        await time_skipping_env.sleep(timedelta(hours=1))
+        raised = await client.change_priority(state.id, ChangePriority(priority=Priority.URGENT))
+        assert raised.expires_at == state.created_at + timedelta(hours=2)
+        assert (await row(sessions, state.id)).expires_at == raised.expires_at
+        await time_skipping_env.sleep(timedelta(hours=1, minutes=1))
+        escalations = await escalation_rows(sessions, state.id)
+        assert hours_after(state.created_at, [e.escalated_at for e in escalations]) == [2]
+
+
+async def test_three_failed_attempts_escalate(
+    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+) -> None:
+    tenant = await make_tenant(sessions, staff=2)
+    async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
+        state = (await client.create(new_callback(tenant))).state
+        first_assignee = state.assigned_to
+        for outcome in (AttemptOutcome.NO_ANSWER, AttemptOutcome.BUSY):
+            after = await client.record_attempt(state.id, RecordAttempt(outcome=outcome))
+            assert after.escalation_count == 0
+        after = await client.record_attempt(state.id, RecordAttempt(outcome=AttemptOutcome.VOICEMAIL))
+        assert after.contact_attempts == 3
+        escalations = await escalation_rows(sessions, state.id)
+        assert [(e.sequence, e.escalation_reason) for e in escalations] == [(1, "multiple_attempts_failed")]
+        assert escalations[0].escalated_from == first_assignee
+        assert after.assigned_to == escalations[0].escalated_to != first_assignee
+        stored = await row(sessions, state.id)
+        assert (stored.contact_attempts, stored.escalation_count) == (3, 1)
+        outcomes = [e.payload["outcome"] for e in await event_rows(sessions, state.id) if "attempt" in e.type]
+        assert outcomes == ["no_answer", "busy", "voicemail"]
+
+
+async def test_auto_assignment_order(
+    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+) -> None:
+    tenant = await make_tenant(sessions)
+    idle = await add_staff(sessions, tenant)  # branch staff, no service link, no work
+    expert_busy = await add_staff(sessions, tenant, services=(0,))
+    expert_less_busy = await add_staff(sessions, tenant, services=(0,))
+    expert_tied = await add_staff(sessions, tenant, services=(0,))
+    inactive_preferred = await add_staff(sessions, tenant, active=False, services=(0,))
+    other_branch = await add_staff(sessions, tenant, branch=1)
+    await add_open_callbacks(sessions, tenant, expert_busy, 3)
+    await add_open_callbacks(sessions, tenant, expert_less_busy, 1)
+    await add_open_callbacks(sessions, tenant, expert_tied, 1)
+    async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
+        # 1. An active preferred staff member wins, even from another branch and without a service link.
+        preferred = await client.create(new_callback(tenant, preferred_staff_id=other_branch))
+        assert preferred.state.assigned_to == other_branch
+        # 2. An inactive preferred one is skipped: the service expert with the fewest open callbacks,
+        #    ties broken by the lowest id.
+        skipped = await client.create(new_callback(tenant, preferred_staff_id=inactive_preferred))
+        assert skipped.state.assigned_to == min(expert_less_busy, expert_tied) == expert_less_busy
+        # 3. Without a service, the least-loaded active staff member of the branch.
+        no_service = await client.create(new_callback(tenant, service_id=None))
+        assert no_service.state.assigned_to == idle
+        assert idle not in (expert_busy, inactive_preferred)
+
+
+async def test_without_active_staff_the_callback_stays_pending_and_still_escalates_and_expires(
+    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+) -> None:
+    tenant = await make_tenant(sessions)
+    await add_staff(sessions, tenant, active=False)
+    async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
+        state = (await client.create(new_callback(tenant, priority=Priority.HIGH))).state
+        assert (state.status, state.assigned_to) == (CallbackStatus.PENDING, None)
+        await time_skipping_env.sleep(timedelta(hours=17))
+        final = await client.handle(state.id).result()
+    assert final.status == CallbackStatus.EXPIRED
+    escalations = await escalation_rows(sessions, state.id)
+    assert hours_after(state.created_at, [e.escalated_at for e in escalations]) == [4, 8, 12]
+    assert all(e.escalated_to is None for e in escalations)
+    assert final.expired_at is not None
+    assert hours_after(state.created_at, [final.expired_at]) == [16]
+
+
+async def test_same_idempotency_key_returns_the_same_callback_and_starts_one_workflow(
+    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+) -> None:
+    tenant = await make_tenant(sessions, staff=1)
+    async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
+        first = await client.create(new_callback(tenant), idempotency_key="call-4711")
+        again = await client.create(new_callback(tenant), idempotency_key="call-4711")
+        other = await client.create(new_callback(tenant), idempotency_key="call-4712")
+        assert (first.created, again.created, other.created) == (True, False, True)
+        assert again.state.id == first.state.id != other.state.id
+        # One workflow run: the second call attached to the first run instead of starting another.
+        description = await client.handle(first.state.id).describe()
+        assert description.run_id == (await client.handle(first.state.id).describe()).run_id
+        history = await client.handle(first.state.id).fetch_history()
+        starts = [e for e in history.events if e.HasField("workflow_execution_started_event_attributes")]
+        assert len(starts) == 1
+        async with sessions() as session:
+            from sqlalchemy import func, select
+
+            from models.tables import CallbackRequest
+
+            assert await session.scalar(select(func.count()).select_from(CallbackRequest)) == 2
+
+        # Once finished, the same key still answers with the same (finished) callback.
+        await client.cancel(first.state.id, "customer withdrew")
+        await client.handle(first.state.id).result()
+        after_end = await client.create(new_callback(tenant), idempotency_key="call-4711")
+        assert (after_end.created, after_end.state.id, after_end.state.status) == (
+            False,
+            first.state.id,
+            CallbackStatus.CANCELLED,
+        )
+
+
+async def test_a_reference_to_another_companys_branch_is_refused(
+    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+) -> None:
+    tenant = await make_tenant(sessions, staff=1)
+    other = await make_tenant(sessions, name="Other")
+    async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
+        with pytest.raises(CallbackError) as refused:
+            await client.create(new_callback(tenant, branch_id=other.branch_ids[0]))
+        assert refused.value.kind == "InvalidCallback"
+        assert "branch_id: no such branch" in str(refused.value)
+    async with sessions() as session:
+        from sqlalchemy import func, select
+
+        from models.tables import CallbackRequest
+
+        assert await session.scalar(select(func.count()).select_from(CallbackRequest)) == 0

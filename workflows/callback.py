@@ -111,8 +111,10 @@ class CallbackWorkflow:
         if self._state is None:
             try:
                 await self._create(params)
-            except ActivityError as err:
-                self._creation_error = str(err.cause) if err.cause else str(err)
+            except (ActivityError, ApplicationError) as err:
+                # A refused reference (another company's branch, ...) fails creation for good.
+                cause = err.cause if isinstance(err, ActivityError) and err.cause else err
+                self._creation_error = cause.message if isinstance(cause, ApplicationError) else str(cause)
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 raise ApplicationError(self._creation_error, type="InvalidCallback") from err
 

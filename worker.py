@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
+from activities.appointments import AppointmentActivities
 from activities.calcom import CalcomActivities
 from activities.callbacks import CallbackActivities
 from activities.policies import PolicyActivities
@@ -19,10 +20,11 @@ from calcom.client import CalcomClient
 from models.settings import Settings, get_settings
 from store.db import create_engine, session_factory
 from store.policies import PolicyResolver
+from workflows.appointment_change import AppointmentChangeWorkflow
 from workflows.callback import CallbackWorkflow
 from workflows.policy_stats import PolicyStatsRefreshWorkflow
 
-WORKFLOWS: Sequence[type] = (CallbackWorkflow, PolicyStatsRefreshWorkflow)
+WORKFLOWS: Sequence[type] = (CallbackWorkflow, PolicyStatsRefreshWorkflow, AppointmentChangeWorkflow)
 
 
 def build_worker(
@@ -37,6 +39,7 @@ def build_worker(
     policies = policies if policies is not None else PolicyResolver(sessions)
     callbacks = CallbackActivities(sessions, settings.callback_defaults(), policies)
     policy_activities = PolicyActivities(sessions, policies)
+    appointment_activities = AppointmentActivities(sessions, policies)
     calcom_activities = CalcomActivities.build(
         calcom or CalcomClient.from_settings(settings),
         sessions,
@@ -47,7 +50,12 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
-        activities=[*callbacks.all(), *policy_activities.all(), *calcom_activities.all()],
+        activities=[
+            *callbacks.all(),
+            *policy_activities.all(),
+            *appointment_activities.all(),
+            *calcom_activities.all(),
+        ],
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_local_activities=settings.worker_max_concurrent_activities,

@@ -11,3 +11,10 @@ CALCOM_FIND_SLOTS = "calcom_find_slots"
 CALCOM_CREATE_BOOKING = "calcom_create_booking"
 CALCOM_CANCEL_BOOKING = "calcom_cancel_booking"
 CALCOM_RESCHEDULE_BOOKING = "calcom_reschedule_booking"
+
+# Appointment changes (activities/appointments.py)
+PLAN_APPOINTMENT_CHANGE = "plan_appointment_change"
+RECORD_APPOINTMENT_CHANGE = "record_appointment_change"
+
+# Error types workflows tell apart (ApplicationError.type)
+APPOINTMENT_NOT_FOUND = "AppointmentNotFound"

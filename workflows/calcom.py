@@ -13,7 +13,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities import names
-    from models.calcom import FindSlots, FoundSlots
+    from models.calcom import Booking, CancelBooking, FindSlots, FoundSlots, RescheduleBooking
 
 CALCOM_RETRY_POLICY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -22,6 +22,7 @@ CALCOM_RETRY_POLICY = RetryPolicy(
     non_retryable_error_types=["InvalidSlotSearch", "UnknownService"],
 )
 SLOT_LOOKUP_START_TO_CLOSE = timedelta(seconds=30)
+BOOKING_CALL_START_TO_CLOSE = timedelta(seconds=30)
 
 
 async def find_slots(request: FindSlots, *, give_up_after: timedelta = timedelta(minutes=5)) -> FoundSlots:
@@ -35,3 +36,33 @@ async def find_slots(request: FindSlots, *, give_up_after: timedelta = timedelta
         retry_policy=CALCOM_RETRY_POLICY,
     )
     return found
+
+
+async def cancel_booking(
+    request: CancelBooking, *, give_up_after: timedelta = timedelta(minutes=5)
+) -> Booking:
+    """Run `calcom_cancel_booking` (idempotent: an already cancelled booking is the result)."""
+    booking: Booking = await workflow.execute_activity(
+        names.CALCOM_CANCEL_BOOKING,
+        request,
+        result_type=Booking,
+        start_to_close_timeout=BOOKING_CALL_START_TO_CLOSE,
+        schedule_to_close_timeout=give_up_after,
+        retry_policy=CALCOM_RETRY_POLICY,
+    )
+    return booking
+
+
+async def reschedule_booking(
+    request: RescheduleBooking, *, give_up_after: timedelta = timedelta(minutes=5)
+) -> Booking:
+    """Run `calcom_reschedule_booking`; the result is the *new* booking (new uid)."""
+    booking: Booking = await workflow.execute_activity(
+        names.CALCOM_RESCHEDULE_BOOKING,
+        request,
+        result_type=Booking,
+        start_to_close_timeout=BOOKING_CALL_START_TO_CLOSE,
+        schedule_to_close_timeout=give_up_after,
+        retry_policy=CALCOM_RETRY_POLICY,
+    )
+    return booking

@@ -1,0 +1,146 @@
+"""Messages of the appointment change (cancel or reschedule) as they cross the client → workflow →
+activity borders (DESIGN §3.3). Free of I/O imports: the workflow sandbox loads this module.
+
+A change is identified by its company and request id: the workflow id is derived from both, and the
+modification row is unique on them, so a retried request never changes an appointment twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from models.policies import ModificationType, PolicyResult
+
+# Same bound as `appointment_modifications.request_id`; the characters keep the workflow id readable.
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
+
+
+def change_workflow_id(company_id: int, request_id: str) -> str:
+    """Request ids are unique per company (as in the database), so the company is part of the id."""
+    return f"appointment-change-{company_id}-{request_id}"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ActorType(StrEnum):
+    """Who asked for a change: stored as `modified_by_type` (the seed's polymorphic `modified_by`)."""
+
+    CUSTOMER = "customer"
+    STAFF = "staff"
+    ADMIN = "admin"
+    SERVICE = "service"  # an integration acting through a service API key (phone agent, booking product)
+    SYSTEM = "system"
+
+
+class Actor(_Frozen):
+    type: ActorType = ActorType.SYSTEM
+    id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class AppointmentChangeRequest(_Frozen):
+    """The input of `AppointmentChangeWorkflow`: cancel, or reschedule to `new_start`."""
+
+    request_id: str = Field(pattern=REQUEST_ID_PATTERN)
+    company_id: int = Field(gt=0)
+    appointment_id: int = Field(gt=0)
+    change: ModificationType
+    new_start: AwareDatetime | None = None
+    reason: str | None = Field(default=None, max_length=1000)
+    modified_by: Actor = Field(default_factory=Actor)
+
+    @model_validator(mode="after")
+    def _new_start_only_for_reschedules(self) -> AppointmentChangeRequest:
+        if self.change is ModificationType.RESCHEDULE and self.new_start is None:
+            raise ValueError("a reschedule needs new_start")
+        if self.change is ModificationType.CANCEL and self.new_start is not None:
+            raise ValueError("a cancellation takes no new_start")
+        return self
+
+    @property
+    def workflow_id(self) -> str:
+        return change_workflow_id(self.company_id, self.request_id)
+
+
+class AppointmentChangePlan(_Frozen):
+    """What the workflow needs before it acts: the policy decision and the appointment as it is now."""
+
+    policy: PolicyResult
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    status: str
+    calcom_booking_uid: str | None = None
+
+
+class RecordAppointmentChange(_Frozen):
+    """Activity input: write the modification and update the appointment, in one transaction.
+
+    `new_start`/`new_end`/`new_booking_uid` describe a reschedule as Cal.com answered it; without Cal.com
+    `new_end` is left out and the appointment keeps its length."""
+
+    request_id: str = Field(pattern=REQUEST_ID_PATTERN)
+    company_id: int = Field(gt=0)
+    appointment_id: int = Field(gt=0)
+    change: ModificationType
+    policy: PolicyResult
+    reason: str | None = None
+    modified_by: Actor = Field(default_factory=Actor)
+    new_start: AwareDatetime | None = None
+    new_end: AwareDatetime | None = None
+    new_booking_uid: str | None = None
+    workflow_id: str | None = None
+
+
+class RecordedChange(_Frozen):
+    """The appointment after the record. `created` False: this request had been recorded before (a retry).
+    `conflict` set: another request closed the appointment first; nothing was written for this one."""
+
+    modification_id: int | None
+    created: bool
+    conflict: str | None = None
+    status: str
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    calcom_booking_uid: str | None = None
+
+
+class ChangeStatus(StrEnum):
+    APPLIED = "applied"  # Cal.com (when the appointment is booked there) and the database agree
+    DENIED = "denied"  # the policy said no: nothing was written, Cal.com was not called
+    REFUSED = "refused"  # Cal.com refused it, or the request cannot apply: nothing was written
+    NOT_FOUND = "not_found"  # no such appointment in this company
+
+
+class AppointmentChangeOutcome(_Frozen):
+    """What a change request came to. `policy` is the decision it was made under (None when the
+    appointment was not found); `reason` says why it was denied or refused; the times and the booking uid
+    are the appointment's after the change."""
+
+    request_id: str
+    company_id: int
+    appointment_id: int
+    change: ModificationType
+    status: ChangeStatus
+    decided_at: datetime
+    reason: str | None = None
+    error_type: str | None = None
+    policy: PolicyResult | None = None
+    fee_charged: Decimal | None = None
+    modification_id: int | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    calcom_booking_uid: str | None = None
+
+    @property
+    def applied(self) -> bool:
+        return self.status is ChangeStatus.APPLIED
+
+    def answers(self, request: AppointmentChangeRequest) -> bool:
+        """Whether this outcome belongs to `request` (a request id reused for another change does not)."""
+        mine = (self.company_id, self.appointment_id, self.change)
+        return mine == (request.company_id, request.appointment_id, request.change)

@@ -1,0 +1,111 @@
+"""Replay: every workflow change must stay compatible with the histories of running callbacks.
+
+The committed histories in tests/histories/ were recorded from the main paths below; replaying them with
+today's code fails on any non-deterministic change. The same scenarios run again here and their fresh
+histories replay too. `RECORD_HISTORIES=1 pytest tests/test_replay.py` re-records them (only do that
+for an intentional, versioned change: old histories must still replay).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from models.callbacks import AttemptOutcome, ChangePriority, Complete, MarkContacted, Priority, RecordAttempt
+from starter.client import CallbackClient, CallbackError
+from tests.callback_harness import new_callback, running_worker
+from tests.factories import Tenant, add_staff, make_tenant
+from worker import WORKFLOWS
+
+HISTORIES = Path(__file__).parent / "histories"
+Scenario = Callable[[CallbackClient, WorkflowEnvironment, Tenant], Awaitable[UUID]]
+
+
+async def _completed(client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant) -> UUID:
+    state = (await client.create(new_callback(tenant), idempotency_key="replay-completed")).state
+    await client.mark_contacted(state.id)
+    await client.complete(state.id, "booked a checkup")
+    return state.id
+
+
+async def _expired(client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant) -> UUID:
+    state = (await client.create(new_callback(tenant))).state
+    await env.sleep(timedelta(hours=37))
+    return state.id
+
+
+async def _attempts_then_priority_then_cancel(
+    client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant
+) -> UUID:
+    state = (await client.create(new_callback(tenant))).state
+    for outcome in (AttemptOutcome.NO_ANSWER, AttemptOutcome.BUSY, AttemptOutcome.WRONG_NUMBER):
+        await client.record_attempt(state.id, RecordAttempt(outcome=outcome))
+    await env.sleep(timedelta(hours=1))
+    await client.change_priority(state.id, ChangePriority(priority=Priority.URGENT))
+    await env.sleep(timedelta(hours=2))
+    await client.cancel(state.id, "customer reached us by mail")
+    return state.id
+
+
+async def _signals_and_refusals(client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant) -> UUID:
+    state = (await client.create(new_callback(tenant, priority=Priority.HIGH))).state
+    await client.send(state.id, MarkContacted())
+    with pytest.raises(CallbackError):
+        await client.mark_contacted(state.id)  # refused: already contacted
+    await client.send(state.id, Complete(notes="done via signal"))
+    await client.handle(state.id).result()
+    return state.id
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "completed": _completed,
+    "expired": _expired,
+    "attempts_priority_cancel": _attempts_then_priority_then_cancel,
+    "signals_and_refusals": _signals_and_refusals,
+}
+
+
+async def _replay(history: WorkflowHistory) -> None:
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{history.workflow_id}: {result.replay_failure}"
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+async def test_main_paths_replay_and_can_be_recorded(
+    time_skipping_env: WorkflowEnvironment,
+    sessions: async_sessionmaker[AsyncSession],
+    task_queue: str,
+    name: str,
+) -> None:
+    tenant = await make_tenant(sessions)
+    for _ in range(3):
+        await add_staff(sessions, tenant, services=(0,))
+    async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
+        callback_id = await SCENARIOS[name](client, time_skipping_env, tenant)
+        history = await client.handle(callback_id).fetch_history()
+    assert len(history.events) > 5
+    await _replay(history)
+    if os.environ.get("RECORD_HISTORIES") == "1":
+        HISTORIES.mkdir(exist_ok=True)
+        (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
+async def test_recorded_histories_replay(path: Path) -> None:
+    history = WorkflowHistory.from_json(f"callback-{path.stem}", path.read_text())
+    await _replay(history)
+
+
+def test_every_main_path_has_a_recorded_history() -> None:
+    assert {p.stem for p in HISTORIES.glob("*.json")} == set(SCENARIOS)

@@ -11,6 +11,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorAutoscaling, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.appointments import AppointmentActivities
 from activities.calcom import CalcomActivities
@@ -23,6 +24,12 @@ from store.policies import PolicyResolver
 from workflows.appointment_change import AppointmentChangeWorkflow
 from workflows.callback import CallbackWorkflow
 from workflows.policy_stats import PolicyStatsRefreshWorkflow
+
+# The workflow messages validate phone numbers with `phonenumbers`, which loads its region tables lazily
+# (an import and a lock at first use): that must happen outside the sandbox, once per process.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("phonenumbers")
+)
 
 WORKFLOWS: Sequence[type] = (CallbackWorkflow, PolicyStatsRefreshWorkflow, AppointmentChangeWorkflow)
 
@@ -50,6 +57,7 @@ def build_worker(
         client,
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
+        workflow_runner=WORKFLOW_RUNNER,
         activities=[
             *callbacks.all(),
             *policy_activities.all(),

@@ -25,7 +25,7 @@ from models.callbacks import AttemptOutcome, ChangePriority, Complete, MarkConta
 from starter.client import CallbackClient, CallbackError
 from tests.callback_harness import new_callback, running_worker
 from tests.factories import Tenant, add_staff, make_tenant
-from worker import WORKFLOWS
+from worker import WORKFLOW_RUNNER, WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
 Scenario = Callable[[CallbackClient, WorkflowEnvironment, Tenant], Awaitable[UUID]]
@@ -76,7 +76,9 @@ SCENARIOS: dict[str, Scenario] = {
 
 
 async def _replay(history: WorkflowHistory) -> None:
-    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=list(WORKFLOWS), data_converter=pydantic_data_converter, workflow_runner=WORKFLOW_RUNNER
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{history.workflow_id}: {result.replay_failure}"
 

@@ -1,0 +1,134 @@
+"""A real worker process killed with SIGKILL, twice: while callbacks wait on their SLA, and in the middle
+of their escalations. A new worker finishes them all: none lost, no escalation or event written twice.
+
+Runs on the Temporal dev server with real time, so the SLA is a few seconds (a `callback` policy)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.testing import WorkflowEnvironment
+
+from models.tables import CallbackEscalation, CallbackEventRow, CallbackRequest
+from starter.client import CallbackClient
+from tests.callback_harness import new_callback
+from tests.factories import add_staff, make_tenant, set_callback_policy
+
+pytestmark = pytest.mark.devserver
+
+ROOT = Path(__file__).resolve().parent.parent
+CALLBACKS = 12
+SECONDS = 1 / 3600  # in hours
+
+
+@contextmanager
+def worker_process(
+    database_url: URL, temporal_address: str, task_queue: str, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url.render_as_string(hide_password=False),
+        "TEMPORAL_ADDRESS": temporal_address,
+        "CALLBACKS_TASK_QUEUE": task_queue,
+        "PYTHONWARNINGS": "ignore",
+    }
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+async def _count(sessions: async_sessionmaker[AsyncSession], query: object) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(query) or 0)  # type: ignore[call-overload]
+
+
+async def _until(
+    sessions: async_sessionmaker[AsyncSession], query: object, at_least: int, seconds: float
+) -> int:
+    """Poll the database (bounded) until `query` counts at least `at_least`; return the last count."""
+    count = 0
+    for _ in range(int(seconds / 0.02)):
+        count = await _count(sessions, query)
+        if count >= at_least:
+            break
+        await asyncio.sleep(0.02)
+    return count
+
+
+async def test_killed_workers_lose_nothing_and_write_nothing_twice(
+    dev_env: WorkflowEnvironment,
+    sessions: async_sessionmaker[AsyncSession],
+    database_url: URL,
+    task_queue: str,
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "workers.log"
+    tenant = await make_tenant(sessions)
+    for _ in range(3):
+        await add_staff(sessions, tenant)
+    await set_callback_policy(
+        sessions,
+        tenant,
+        {
+            "sla_hours": {"normal": 6 * SECONDS},
+            "escalation_cooldown_hours": 2 * SECONDS,
+            "max_escalations": 3,
+        },
+    )
+    address = dev_env.client.service_client.config.target_host
+    client = CallbackClient(dev_env.client, task_queue)
+    escalations = select(func.count()).select_from(CallbackEscalation)
+    expired = select(func.count()).select_from(CallbackRequest).where(CallbackRequest.status == "expired")
+
+    with worker_process(database_url, address, task_queue, log) as first:
+        ids = [(await client.create(new_callback(tenant))).state.id for _ in range(CALLBACKS)]
+        first.send_signal(signal.SIGKILL)  # 1. while every callback waits on its SLA
+    with worker_process(database_url, address, task_queue, log):
+        # 2. as soon as the first escalation is written, the others are mid-flight: kill again.
+        assert await _until(sessions, escalations, 1, seconds=60) >= 1
+    assert await _count(sessions, escalations) < CALLBACKS * 3, "killed too late to be mid-escalation"
+    with worker_process(database_url, address, task_queue, log):
+        assert await _until(sessions, expired, CALLBACKS, seconds=90) == CALLBACKS
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+    async with sessions() as session:
+        for callback_id in ids:
+            sequences = list(
+                await session.scalars(
+                    select(CallbackEscalation.sequence)
+                    .where(CallbackEscalation.callback_request_id == callback_id)
+                    .order_by(CallbackEscalation.sequence)
+                )
+            )
+            assert sequences == [1, 2, 3]
+            events = list(
+                await session.execute(
+                    select(CallbackEventRow.seq, CallbackEventRow.type)
+                    .where(CallbackEventRow.callback_request_id == callback_id)
+                    .order_by(CallbackEventRow.seq)
+                )
+            )
+            assert [seq for seq, _ in events] == list(range(1, len(events) + 1))
+            assert [kind for _, kind in events].count("callback.escalated") == 3
+            assert [kind for _, kind in events][-1] == "callback.expired"
+    for callback_id in ids:
+        final = await client.handle(callback_id).result()
+        assert final.escalation_count == 3

@@ -14,15 +14,17 @@ from temporalio.worker import PollerBehaviorAutoscaling, Worker
 
 from activities.calcom import CalcomActivities
 from activities.callbacks import CallbackActivities
+from activities.notifications import NotificationActivities, NotificationConfig
 from activities.policies import PolicyActivities
 from calcom.client import CalcomClient
 from models.settings import Settings, get_settings
 from store.db import create_engine, session_factory
 from store.policies import PolicyResolver
 from workflows.callback import CallbackWorkflow
+from workflows.notifications import NotifyEventWorkflow
 from workflows.policy_stats import PolicyStatsRefreshWorkflow
 
-WORKFLOWS: Sequence[type] = (CallbackWorkflow, PolicyStatsRefreshWorkflow)
+WORKFLOWS: Sequence[type] = (CallbackWorkflow, PolicyStatsRefreshWorkflow, NotifyEventWorkflow)
 
 
 def build_worker(
@@ -43,11 +45,17 @@ def build_worker(
         cache_ttl_seconds=settings.calcom_cache_ttl_seconds,
         search_chunk_days=settings.calcom_search_chunk_days,
     )
+    notifications = NotificationActivities(sessions, NotificationConfig.from_settings(settings))
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
-        activities=[*callbacks.all(), *policy_activities.all(), *calcom_activities.all()],
+        activities=[
+            *callbacks.all(),
+            *policy_activities.all(),
+            *calcom_activities.all(),
+            *notifications.all(),
+        ],
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_local_activities=settings.worker_max_concurrent_activities,

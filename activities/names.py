@@ -11,3 +11,7 @@ CALCOM_FIND_SLOTS = "calcom_find_slots"
 CALCOM_CREATE_BOOKING = "calcom_create_booking"
 CALCOM_CANCEL_BOOKING = "calcom_cancel_booking"
 CALCOM_RESCHEDULE_BOOKING = "calcom_reschedule_booking"
+
+# Notifications (activities/notifications.py)
+RESOLVE_NOTIFICATIONS = "resolve_notifications"
+DELIVER_NOTIFICATION = "deliver_notification"

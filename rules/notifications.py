@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -250,7 +250,7 @@ def quiet_hours_end(at: datetime, quiet: QuietHours) -> datetime | None:
         inside, end_day = now < quiet.end, local.date()
     if not inside:
         return None
-    return datetime.combine(end_day, quiet.end, tzinfo=zone).astimezone(at.tzinfo)
+    return datetime.combine(end_day, quiet.end, tzinfo=zone).astimezone(UTC)
 
 
 def held_until(event: NotifyEvent, recipient: Recipient, quiet: QuietHours | None) -> datetime | None:

@@ -4,18 +4,22 @@ on loopback, a real HTTP webhook receiver that checks the HMAC, and the fake SMS
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities import names
+from localstack.temporal import binary
 from models.callbacks import CallbackEvent, Priority
 from models.notifications import (
     DeliveryOutcome,
@@ -39,10 +43,25 @@ from tests.notify_fixtures import (
     outside_world,
 )
 from tests.notify_parent import Step, StepThatNotifies
+from worker import build_worker
 from workflows.notifications import NotifyEventWorkflow, notify_workflow_id
 
 Sessions = async_sessionmaker[AsyncSession]
 BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this test alone (it starts in ~0.1 s). The session's shared one holds
+    the open workflows of earlier tests, whose timers would make its clock jump while an activity of
+    ours runs or make a long skip wait for workflow tasks that no worker will ever pick up."""
+    own = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=binary("temporal-test-server")
+    )
+    try:
+        yield own
+    finally:
+        await own.shutdown()
 
 
 async def _run(env: WorkflowEnvironment, event: NotifyEvent, task_queue: str) -> list[DeliveryOutcome]:
@@ -61,15 +80,16 @@ async def _setting(sessions: Sessions, people: People, **values: Any) -> None:
 
 
 async def test_an_escalation_mails_the_new_assignee_and_posts_a_signed_webhook(
-    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+    env: WorkflowEnvironment, sessions: Sessions, task_queue: str
 ) -> None:
     async with outside_world() as world:
         people = await notify_tenant(sessions, world.hook_url)
-        now = await time_skipping_env.get_current_time()
+        now = await env.get_current_time()
         state = callback_state(people, priority=Priority.URGENT, at=now)
         event = NotifyEvent.for_callback(escalation(people, now), state)
-        async with notify_worker(time_skipping_env.client, sessions, world.settings(task_queue)):
-            outcomes = await _run(time_skipping_env, event, task_queue)
+        # The production worker: NotifyEventWorkflow and the notification activities are registered.
+        async with build_worker(env.client, world.settings(task_queue), sessions):
+            outcomes = await _run(env, event, task_queue)
 
         assert [o.status for o in outcomes] == [DeliveryStatus.SENT] * 4
         [to_bob] = world.mail.to("bob@praxis.example")
@@ -106,12 +126,12 @@ async def test_an_escalation_mails_the_new_assignee_and_posts_a_signed_webhook(
 
 
 async def test_hierarchy_staff_off_beats_company_on_fallback_and_disabled_event(
-    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+    env: WorkflowEnvironment, sessions: Sessions, task_queue: str
 ) -> None:
     async with outside_world() as world:
         people = await notify_tenant(sessions, world.hook_url)
         tenant = people.tenant
-        now = await time_skipping_env.get_current_time()
+        now = await env.get_current_time()
         state = callback_state(people, priority=Priority.URGENT, at=now)
         # The company wants mails for escalations; Bob switched mail off for himself; Alice's branch
         # has no mail for escalations either, but falls back to SMS.
@@ -139,12 +159,10 @@ async def test_hierarchy_staff_off_beats_company_on_fallback_and_disabled_event(
             channel="webhook",
             is_enabled=False,
         )
-        async with notify_worker(time_skipping_env.client, sessions, world.settings(task_queue)):
-            await _run(
-                time_skipping_env, NotifyEvent.for_callback(escalation(people, now), state), task_queue
-            )
+        async with notify_worker(env.client, sessions, world.settings(task_queue)):
+            await _run(env, NotifyEvent.for_callback(escalation(people, now), state), task_queue)
             completed = CallbackEvent(seq=8, type="callback.completed", payload={"notes": "ok"}, at=now)
-            assert await _run(time_skipping_env, NotifyEvent.for_callback(completed, state), task_queue) == []
+            assert await _run(env, NotifyEvent.for_callback(completed, state), task_queue) == []
 
         # Only the manager, who set nothing, gets the mail the company level asks for.
         assert [m["To"] for m in world.mail.messages] == ["mia@praxis.example"]
@@ -188,9 +206,8 @@ async def _until_timer_started(handle: WorkflowHandle[Any, Any]) -> list[timedel
 
 
 async def test_quiet_hours_hold_a_normal_warning_until_morning_and_let_an_urgent_one_through(
-    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+    env: WorkflowEnvironment, sessions: Sessions, task_queue: str
 ) -> None:
-    env = time_skipping_env
     async with outside_world() as world:
         people = await notify_tenant(sessions)  # no webhook: only people are involved
         async with transaction(sessions) as session:
@@ -236,11 +253,11 @@ async def test_quiet_hours_hold_a_normal_warning_until_morning_and_let_an_urgent
 
 
 async def test_a_retry_after_the_send_was_recorded_sends_nothing_again(
-    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+    env: WorkflowEnvironment, sessions: Sessions, task_queue: str
 ) -> None:
     async with outside_world() as world:
         people = await notify_tenant(sessions)
-        now = await time_skipping_env.get_current_time()
+        now = await env.get_current_time()
         state = callback_state(people, priority=Priority.URGENT, at=now)
         await _setting(
             sessions,
@@ -252,7 +269,7 @@ async def test_a_retry_after_the_send_was_recorded_sends_nothing_again(
             retry_delay_minutes=0,
         )
         settings = world.settings(task_queue)
-        async with notify_worker(time_skipping_env.client, sessions, settings) as real:
+        async with notify_worker(env.client, sessions, settings) as real:
 
             @activity.defn(name=names.DELIVER_NOTIFICATION)
             async def dies_after_sending(planned: PlannedDelivery) -> DeliveryOutcome:
@@ -263,13 +280,13 @@ async def test_a_retry_after_the_send_was_recorded_sends_nothing_again(
                 return outcome
 
             async with notify_worker(
-                time_skipping_env.client,
+                env.client,
                 sessions,
                 settings.model_copy(update={"task_queue": f"{task_queue}-crash"}),
                 activities=[real.resolve_notifications, dies_after_sending],
             ):
                 event = NotifyEvent.for_callback(escalation(people, now), state)
-                outcomes = await _run(time_skipping_env, event, f"{task_queue}-crash")
+                outcomes = await _run(env, event, f"{task_queue}-crash")
 
         # Each delivery ran twice (the retry saw "sent" and stopped); each mail went out once.
         assert [o.sent_now for o in outcomes] == [False, False, False]
@@ -286,11 +303,11 @@ async def test_a_retry_after_the_send_was_recorded_sends_nothing_again(
 
 
 async def test_a_receiver_answering_500_twice_then_200_gets_it_once_after_three_attempts(
-    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+    env: WorkflowEnvironment, sessions: Sessions, task_queue: str
 ) -> None:
     async with outside_world(WebhookReceiver(script=[500, 500])) as world:
         people = await notify_tenant(sessions, world.hook_url)
-        now = await time_skipping_env.get_current_time()
+        now = await env.get_current_time()
         state = callback_state(people, at=now)
         await _setting(
             sessions,
@@ -305,8 +322,8 @@ async def test_a_receiver_answering_500_twice_then_200_gets_it_once_after_three_
         contacted = CallbackEvent(
             seq=3, type="callback.contacted", payload={"staff_id": str(people.bob)}, at=now
         )
-        async with notify_worker(time_skipping_env.client, sessions, world.settings(task_queue)):
-            [outcome] = await _run(time_skipping_env, NotifyEvent.for_callback(contacted, state), task_queue)
+        async with notify_worker(env.client, sessions, world.settings(task_queue)):
+            [outcome] = await _run(env, NotifyEvent.for_callback(contacted, state), task_queue)
 
         assert outcome.status is DeliveryStatus.SENT
         assert outcome.attempts == 3
@@ -318,15 +335,15 @@ async def test_a_receiver_answering_500_twice_then_200_gets_it_once_after_three_
 
 
 async def test_a_client_error_is_not_retried_and_is_logged_as_failed(
-    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+    env: WorkflowEnvironment, sessions: Sessions, task_queue: str
 ) -> None:
     async with outside_world(WebhookReceiver(script=[410])) as world:
         people = await notify_tenant(sessions, world.hook_url)
-        now = await time_skipping_env.get_current_time()
+        now = await env.get_current_time()
         contacted = CallbackEvent(seq=3, type="callback.contacted", at=now)
         event = NotifyEvent.for_callback(contacted, callback_state(people, at=now))
-        async with notify_worker(time_skipping_env.client, sessions, world.settings(task_queue)):
-            [outcome] = await _run(time_skipping_env, event, task_queue)
+        async with notify_worker(env.client, sessions, world.settings(task_queue)):
+            [outcome] = await _run(env, event, task_queue)
         assert outcome.status is DeliveryStatus.FAILED
         assert len(world.hook.received) == 1
         [row] = await deliveries(sessions, people.tenant.company_id)
@@ -336,9 +353,8 @@ async def test_a_client_error_is_not_retried_and_is_logged_as_failed(
 
 
 async def test_a_receiver_that_never_answers_does_not_block_the_callback_lifecycle(
-    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+    env: WorkflowEnvironment, sessions: Sessions, task_queue: str
 ) -> None:
-    env = time_skipping_env
     async with outside_world(WebhookReceiver(hang=True)) as world:
         people = await notify_tenant(sessions, world.hook_url)
         now = await env.get_current_time()
@@ -371,16 +387,16 @@ async def test_a_receiver_that_never_answers_does_not_block_the_callback_lifecyc
 
 
 async def test_the_webhook_secret_never_enters_the_workflow_history(
-    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+    env: WorkflowEnvironment, sessions: Sessions, task_queue: str
 ) -> None:
     async with outside_world() as world:
         people = await notify_tenant(sessions, world.hook_url)
-        now = await time_skipping_env.get_current_time()
+        now = await env.get_current_time()
         event = NotifyEvent.for_callback(
             CallbackEvent(seq=3, type="callback.contacted", at=now), callback_state(people, at=now)
         )
-        async with notify_worker(time_skipping_env.client, sessions, world.settings(task_queue)):
-            handle = await time_skipping_env.client.start_workflow(
+        async with notify_worker(env.client, sessions, world.settings(task_queue)):
+            handle = await env.client.start_workflow(
                 NotifyEventWorkflow.run, event, id=f"notify-secret-{event.event_id}", task_queue=task_queue
             )
             await handle.result()

@@ -16,6 +16,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.appointments import AppointmentActivities
 from activities.calcom import CalcomActivities
 from activities.callbacks import CallbackActivities
+from activities.notifications import NotificationActivities, NotificationConfig
 from activities.policies import PolicyActivities
 from calcom.client import CalcomClient
 from models.settings import Settings, get_settings
@@ -23,6 +24,7 @@ from store.db import create_engine, session_factory
 from store.policies import PolicyResolver
 from workflows.appointment_change import AppointmentChangeWorkflow
 from workflows.callback import CallbackWorkflow
+from workflows.notifications import NotifyEventWorkflow
 from workflows.policy_stats import PolicyStatsRefreshWorkflow
 
 # The workflow messages validate phone numbers with `phonenumbers`, which loads its region tables lazily
@@ -31,7 +33,12 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("phonenumbers")
 )
 
-WORKFLOWS: Sequence[type] = (CallbackWorkflow, PolicyStatsRefreshWorkflow, AppointmentChangeWorkflow)
+WORKFLOWS: Sequence[type] = (
+    CallbackWorkflow,
+    PolicyStatsRefreshWorkflow,
+    AppointmentChangeWorkflow,
+    NotifyEventWorkflow,
+)
 
 
 def build_worker(
@@ -53,6 +60,7 @@ def build_worker(
         cache_ttl_seconds=settings.calcom_cache_ttl_seconds,
         search_chunk_days=settings.calcom_search_chunk_days,
     )
+    notifications = NotificationActivities(sessions, NotificationConfig.from_settings(settings))
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -63,6 +71,7 @@ def build_worker(
             *policy_activities.all(),
             *appointment_activities.all(),
             *calcom_activities.all(),
+            *notifications.all(),
         ],
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         max_concurrent_activities=settings.worker_max_concurrent_activities,

@@ -18,3 +18,7 @@ RECORD_APPOINTMENT_CHANGE = "record_appointment_change"
 
 # Error types workflows tell apart (ApplicationError.type)
 APPOINTMENT_NOT_FOUND = "AppointmentNotFound"
+
+# Notifications (activities/notifications.py)
+RESOLVE_NOTIFICATIONS = "resolve_notifications"
+DELIVER_NOTIFICATION = "deliver_notification"

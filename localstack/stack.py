@@ -87,6 +87,7 @@ async def run_dev(settings: Settings) -> None:
         from calcom.client import CalcomClient
 
         calcom = await services.enter_async_context(CalcomClient.from_settings(settings))
+        notification_lines = await _notification_sinks(settings, services)
 
         engine = create_engine(database_url)
         sessions = session_factory(engine)
@@ -97,6 +98,7 @@ async def run_dev(settings: Settings) -> None:
             print(
                 f"  Cal.com          {calcom_url}{'' if settings.calcom_base_url else ' (fake)'}", flush=True
             )
+            print("\n".join(notification_lines), flush=True)
             await stopping.wait()
             print("\nstopping…", flush=True)
         await engine.dispose()
@@ -108,6 +110,31 @@ async def run_dev(settings: Settings) -> None:
                 await asyncio.to_thread(temporal_process.wait, 20)
         if postgres is not None:
             postgres.stop()
+
+
+async def _notification_sinks(settings: Settings, services: contextlib.AsyncExitStack) -> list[str]:
+    """Start the local SMTP sink and fake SMS gateway where no real ones are configured; returns the
+    banner lines that say where notifications end up."""
+    from localstack.sinks import FakeSmsGateway, MailSink, serve_app, serve_smtp_sink
+
+    lines = []
+    if settings.smtp_url:
+        lines.append(f"  SMTP             {settings.smtp_url}")
+    else:
+        folder = (LOCAL_DIR / "mail").resolve()
+        url = await services.enter_async_context(
+            serve_smtp_sink(MailSink(folder), port=settings.notify_smtp_sink_port)
+        )
+        lines.append(f"  SMTP sink        {url}: mails are written to {folder}/*.eml")
+    if settings.notify_sms_gateway_url:
+        lines.append(f"  SMS gateway      {settings.notify_sms_gateway_url}")
+    else:
+        log_file = (LOCAL_DIR / "sms.jsonl").resolve()
+        base = await services.enter_async_context(
+            serve_app(FakeSmsGateway(log_file).app, port=settings.notify_sms_fake_port)
+        )
+        lines.append(f"  SMS gateway      {base}/messages (fake): texts in {log_file}, GET lists them")
+    return lines
 
 
 def _banner(database_url: str, temporal_address: str, seeded: bool) -> str:

@@ -7,9 +7,10 @@ An unset URL means "use the embedded local stack" (see `localstack/`).
 
 from __future__ import annotations
 
+from datetime import time
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import AliasChoices, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.callbacks import CallbackSettings, Priority
@@ -69,9 +70,32 @@ class Settings(BaseSettings):
     policy_stats_refresh_minutes: PositiveFloat = 15.0
     policy_stats_catchup_minutes: PositiveFloat = 10.0
 
+    # Notifications (DESIGN §3.5). Without SMTP_URL / an SMS gateway URL, the local sinks of `make dev`.
+    notify_mail_from: str = "Callbacks <callbacks@localhost>"
+    notify_message_id_domain: str = "callbacks.local"
+    notify_smtp_sink_port: PositiveInt = 1025
+    notify_smtp_timeout_seconds: PositiveFloat = 30.0
+    notify_sms_gateway_url: str | None = None
+    notify_sms_fake_port: PositiveInt = 8790
+    notify_sms_timeout_seconds: PositiveFloat = 10.0
+    notify_webhook_timeout_seconds: PositiveFloat = 10.0
+    notify_retry_count: NonNegativeInt = 3
+    notify_retry_delay_minutes: NonNegativeInt = 5
+    # Default quiet hours (branch local time) for branches that set none; equal times switch them off.
+    notify_quiet_hours_start: time = time(22, 0)
+    notify_quiet_hours_end: time = time(7, 0)
+
     def calcom_url(self) -> str:
         """The Cal.com API base URL: CALCOM_BASE_URL, else the local fake (`python -m calcom.fake`)."""
         return self.calcom_base_url or f"http://127.0.0.1:{self.calcom_fake_port}"
+
+    def smtp(self) -> str:
+        """The SMTP server for notification mails: SMTP_URL, else the local sink of `make dev`."""
+        return self.smtp_url or f"smtp://127.0.0.1:{self.notify_smtp_sink_port}"
+
+    def sms_gateway(self) -> str:
+        """The SMS gateway endpoint: the configured URL, else the local fake of `make dev`."""
+        return self.notify_sms_gateway_url or f"http://127.0.0.1:{self.notify_sms_fake_port}/messages"
 
     def callback_defaults(self) -> CallbackSettings:
         """The callback rules before any `callback` policy of a company, branch, service or staff applies."""

@@ -8,7 +8,7 @@ names the seed reused on several tables are prefixed with their table (index nam
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    Time,
     UniqueConstraint,
     func,
     text,
@@ -47,6 +48,8 @@ MODIFICATION_TYPES = ("cancel", "reschedule")
 CHANNELS = ("email", "sms", "webhook", "push")
 API_KEY_ROLES = ("service", "staff", "admin", "super_admin")
 APPOINTMENT_STATUSES = ("scheduled", "confirmed", "completed", "cancelled", "no_show")
+RECIPIENT_TYPES = ("staff", "customer", "webhook")
+DELIVERY_STATUSES = ("pending", "sending", "sent", "failed")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -103,8 +106,14 @@ class Branch(Timestamps, Base):
     opening_hours: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     phone_number: Mapped[str | None] = mapped_column(String(32))
     email: Mapped[str | None] = mapped_column(String(255))
+    # Branch-local wall-clock times; NULL = the engine's default quiet hours, start = end = none at all.
+    quiet_hours_start: Mapped[time | None] = mapped_column(Time)
+    quiet_hours_end: Mapped[time | None] = mapped_column(Time)
 
-    __table_args__ = (Index("branches_idx_company", "company_id"),)
+    __table_args__ = (
+        CheckConstraint("(quiet_hours_start IS NULL) = (quiet_hours_end IS NULL)", name="quiet_hours_pair"),
+        Index("branches_idx_company", "company_id"),
+    )
 
 
 class Service(Timestamps, Base):
@@ -138,6 +147,8 @@ class Staff(Timestamps, Base):
     phone_number: Mapped[str | None] = mapped_column(String(32))
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     is_manager: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # The language of the staff member's notifications (de, en).
+    locale: Mapped[str] = mapped_column(String(8), server_default="de")
     max_open_callbacks: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
@@ -485,4 +496,41 @@ class NotificationEventMapping(Timestamps, SoftDelete, Base):
         ),
         Index("notification_event_mappings_idx_event_category", "event_category"),
         Index("notification_event_mappings_idx_is_system_event", "is_system_event"),
+    )
+
+
+class NotificationDelivery(Timestamps, Base):
+    """One message of one event to one recipient on one channel: the delivery log, and the guard that
+    keeps a retried activity or a re-run workflow from sending it again (unique event, recipient, channel).
+    """
+
+    __tablename__ = "notification_deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    company_id: Mapped[int] = _company_fk()
+    event_id: Mapped[str] = mapped_column(String(128))
+    event_type: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(128))
+    recipient_type: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(2048))
+    channel: Mapped[str] = mapped_column(String(16))
+    # Stable per (event, recipient, channel): the Message-ID of a mail, X-Event-Id of a webhook.
+    message_id: Mapped[uuid.UUID]
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    scheduled_for: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint(_in("channel", CHANNELS), name="channel"),
+        CheckConstraint(_in("recipient_type", RECIPIENT_TYPES), name="recipient_type"),
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        UniqueConstraint("event_id", "recipient", "channel", name="unique_delivery_per_event_recipient"),
+        Index("notification_deliveries_idx_company_created", "company_id", "created_at"),
+        Index("notification_deliveries_idx_company_status", "company_id", "status"),
+        Index("notification_deliveries_idx_subject", "company_id", "subject_type", "subject_id"),
     )

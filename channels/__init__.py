@@ -1,0 +1,1 @@
+"""Notification delivery channels: email over SMTP, signed webhooks, SMS through an HTTP gateway."""

@@ -1,0 +1,29 @@
+"""SMS through an HTTP gateway: POST {to, text, message_id} as JSON to the configured URL.
+
+`message_id` is stable per (event, recipient, channel), so a gateway that deduplicates on it sends a
+retried message once. Like webhooks, only 5xx, timeouts and transport errors are retried.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from channels.errors import DeliveryError
+from channels.templates import render_sms
+from models.notifications import PlannedDelivery
+
+
+async def send_sms(planned: PlannedDelivery, *, gateway_url: str, timeout_seconds: float = 10.0) -> None:
+    payload = {"to": planned.address, "text": render_sms(planned), "message_id": str(planned.message_id)}
+    try:
+        async with httpx.AsyncClient(timeout=timeout_seconds) as client:
+            response = await client.post(gateway_url, json=payload)
+    except httpx.TimeoutException:
+        raise DeliveryError(f"SMS gateway: no answer within {timeout_seconds:g} s", retryable=True) from None
+    except httpx.TransportError as error:
+        raise DeliveryError(f"SMS gateway unreachable: {error!r}", retryable=True) from None
+    if not response.is_success:
+        raise DeliveryError(
+            f"SMS gateway answered {response.status_code}: {response.text[:200]}",
+            retryable=response.status_code >= 500,
+        )

@@ -1,0 +1,110 @@
+"""Local stand-ins for the outside world of notifications: an SMTP sink and a fake SMS gateway.
+
+`make dev` runs both so that every notification really goes over the wire and can be read afterwards:
+mails land as `.eml` files in `.local/mail/`, text messages as JSON lines in `.local/sms.jsonl` (and at
+`GET /messages` of the gateway). The tests use the same SMTP sink on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from calcom.fake import _config, _Server, bind
+
+
+class MailSink:
+    """An aiosmtpd handler that keeps every mail (and writes it to `folder` when given)."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self.received = asyncio.Event()
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        message = message_from_bytes(raw, policy=policy.default)
+        self.messages.append(message)
+        self.envelopes.append((str(envelope.mail_from), [str(rcpt) for rcpt in envelope.rcpt_tos]))
+        if self.folder is not None:
+            name = f"{time.strftime('%Y%m%d-%H%M%S')}-{len(self.messages):05d}.eml"
+            (self.folder / name).write_bytes(raw)
+        self.received.set()
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [message for message in self.messages if message["To"] == address]
+
+
+@contextlib.asynccontextmanager
+async def serve_smtp_sink(sink: MailSink, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Run the SMTP sink in this event loop; yields its `smtp://host:port` URL."""
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(sink, hostname="callbacks.local"), host=host, port=port)
+    bound = server.sockets[0].getsockname()[1]
+    try:
+        yield f"smtp://{host}:{bound}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+class FakeSmsGateway:
+    """Accepts `POST /messages {to, text, message_id}`, drops repeats of a message_id, lists them at
+    `GET /messages`, and appends each to `log` (JSON lines) when given."""
+
+    def __init__(self, log: Path | None = None) -> None:
+        self.log = log
+        self.messages: list[dict[str, Any]] = []
+        self.app = Starlette(routes=[Route("/messages", self._messages, methods=["GET", "POST"])])
+
+    async def _messages(self, request: Request) -> JSONResponse:
+        if request.method == "GET":
+            return JSONResponse({"messages": self.messages})
+        body = await request.json()
+        if not isinstance(body, dict) or not body.get("to") or not body.get("text"):
+            return JSONResponse({"error": "to and text are required"}, status_code=400)
+        if any(message.get("message_id") == body.get("message_id") for message in self.messages):
+            return JSONResponse({"status": "duplicate"}, status_code=200)
+        self.messages.append(body)
+        if self.log is not None:
+            self.log.parent.mkdir(parents=True, exist_ok=True)
+            with self.log.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(body, ensure_ascii=False) + "\n")
+        return JSONResponse({"status": "queued"}, status_code=202)
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Serve an ASGI app in this event loop on `host:port` (0 = a free port); yields its base URL."""
+    sock = bind(host, port)
+    server = _Server(_config(app))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("the server stopped while starting")
+            await asyncio.sleep(0.005)
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        sock.close()

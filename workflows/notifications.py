@@ -1,0 +1,114 @@
+"""NotifyEventWorkflow: delivers the notifications of one event, detached from the callback lifecycle.
+
+The callback workflow starts one per event as an abandoned child (`notify()` below) and moves on: a slow
+or dead receiver, a retry schedule of minutes, or quiet hours that hold a message until morning never
+delay a staff action or the SLA clock. Quiet hours are a durable timer, so a message held at 22:30 goes
+out at the end of the quiet hours even if every worker restarts in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities import names
+    from models.callbacks import CallbackEvent, CallbackState
+    from models.notifications import DeliveryOutcome, DeliveryStatus, NotifyEvent, PlannedDelivery
+    from rules.notifications import events_to_notify
+
+RESOLVE_TIMEOUT = timedelta(seconds=15)
+RESOLVE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+)
+# Above the SMTP (30 s) and HTTP (10 s) timeouts of one send.
+DELIVERY_TIMEOUT = timedelta(seconds=60)
+
+
+def notify_workflow_id(subject_type: str, subject_id: object, seq: int) -> str:
+    return f"notify-{subject_type}-{subject_id}-{seq}"
+
+
+def delivery_retry(planned: PlannedDelivery) -> RetryPolicy:
+    """The configured number of retries, spaced by the configured delay (at least a second)."""
+    delay = max(timedelta(minutes=planned.retry_delay_minutes), timedelta(seconds=1))
+    return RetryPolicy(
+        initial_interval=delay,
+        backoff_coefficient=1.0,
+        maximum_interval=delay,
+        maximum_attempts=planned.retry_count + 1,
+        non_retryable_error_types=["DeliveryRefused"],
+    )
+
+
+@workflow.defn
+class NotifyEventWorkflow:
+    @workflow.run
+    async def run(self, event: NotifyEvent) -> list[DeliveryOutcome]:
+        planned: list[PlannedDelivery] = await workflow.execute_local_activity(
+            names.RESOLVE_NOTIFICATIONS,
+            event,
+            result_type=list[PlannedDelivery],
+            start_to_close_timeout=RESOLVE_TIMEOUT,
+            retry_policy=RESOLVE_RETRY,
+        )
+        return list(await asyncio.gather(*(self._deliver(delivery) for delivery in planned)))
+
+    async def _deliver(self, planned: PlannedDelivery) -> DeliveryOutcome:
+        if planned.not_before is not None:
+            wait = planned.not_before - workflow.now()
+            if wait > timedelta(0):
+                await workflow.sleep(wait)
+        try:
+            outcome: DeliveryOutcome = await workflow.execute_activity(
+                names.DELIVER_NOTIFICATION,
+                planned,
+                result_type=DeliveryOutcome,
+                start_to_close_timeout=DELIVERY_TIMEOUT,
+                retry_policy=delivery_retry(planned),
+            )
+        except ActivityError as error:
+            # Recorded as failed by the activity; one failed recipient must not fail the others.
+            workflow.logger.warning("notification %s failed: %s", planned.message_id, error.cause or error)
+            return DeliveryOutcome(status=DeliveryStatus.FAILED, attempts=0, sent_now=False)
+        return outcome
+
+
+async def notify(events: Sequence[CallbackEvent], state: CallbackState) -> None:
+    """Start one detached NotifyEventWorkflow per event of a persisted callback step.
+
+    Call it from the callback workflow after the step is in PostgreSQL. Children are abandoned (they
+    outlive the callback workflow and never hold it up) and their ids are deterministic, so a replayed or
+    reset callback workflow cannot notify twice: a second start of the same id is refused and ignored.
+    """
+    starts = [
+        _start(NotifyEvent.for_callback(event, state), notify_workflow_id("callback", state.id, event.seq))
+        for event in events_to_notify(events)
+    ]
+    await asyncio.gather(*starts)
+
+
+async def notify_event(event: NotifyEvent, workflow_id: str) -> None:
+    """The same for any event (e.g. an appointment change): the caller chooses a deterministic id."""
+    await _start(event, workflow_id)
+
+
+async def _start(event: NotifyEvent, workflow_id: str) -> None:
+    try:
+        await workflow.start_child_workflow(
+            NotifyEventWorkflow.run,
+            event,
+            id=workflow_id,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        workflow.logger.info("notifications of %s already started", workflow_id)

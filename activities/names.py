@@ -22,3 +22,6 @@ APPOINTMENT_NOT_FOUND = "AppointmentNotFound"
 # Notifications (activities/notifications.py)
 RESOLVE_NOTIFICATIONS = "resolve_notifications"
 DELIVER_NOTIFICATION = "deliver_notification"
+START_NOTIFICATIONS = "start_notifications"
+# The workflow type the activity above starts (named here so activities need not import workflows).
+NOTIFY_EVENT_WORKFLOW = "NotifyEventWorkflow"

@@ -16,7 +16,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities import names
 from channels.email import SmtpConfig, build_email, send_email
@@ -29,6 +30,7 @@ from models.notifications import (
     DeliveryStatus,
     NotifyEvent,
     PlannedDelivery,
+    StartNotifications,
 )
 from models.settings import Settings
 from rules.notifications import RetryDefaults
@@ -131,5 +133,28 @@ class NotificationActivities:
         else:
             raise DeliveryError(f"channel {planned.channel.value} cannot be delivered", retryable=False)
 
+    @activity.defn(name=names.START_NOTIFICATIONS)
+    async def start_notifications(self, batch: StartNotifications) -> int:
+        """Start each event's NotifyEventWorkflow as a workflow of its own, not a child: it must outlive
+        and never hold up the lifecycle that emitted the event. Ids are deterministic, so a retried
+        activity or a replayed workflow finds them started and starts nothing twice. Returns how many
+        this call started."""
+        client = activity.client()
+        started = 0
+        for start in batch.starts:
+            try:
+                await client.start_workflow(
+                    names.NOTIFY_EVENT_WORKFLOW,
+                    start.event,
+                    id=start.workflow_id,
+                    task_queue=activity.info().task_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                )
+                started += 1
+            except WorkflowAlreadyStartedError:
+                activity.logger.info("notifications of %s already started", start.workflow_id)
+        return started
+
     def all(self) -> list[Callable[..., Any]]:
-        return [self.resolve_notifications, self.deliver_notification]
+        return [self.resolve_notifications, self.deliver_notification, self.start_notifications]

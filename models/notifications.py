@@ -235,3 +235,14 @@ class DeliveryRecord(Frozen):
     scheduled_for: datetime | None
     sent_at: datetime | None
     created_at: datetime
+
+
+class NotificationStart(Frozen):
+    """One NotifyEventWorkflow to start, under an id derived from its event (so never twice)."""
+
+    workflow_id: str
+    event: NotifyEvent
+
+
+class StartNotifications(Frozen):
+    starts: list[NotificationStart]

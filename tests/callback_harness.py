@@ -6,12 +6,14 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
 
 from calcom.client import CalcomClient
 from models.callbacks import CreatedCallback, NewCallback, Priority
@@ -20,6 +22,7 @@ from models.tables import CallbackEscalation, CallbackEventRow, CallbackRequest
 from starter.client import CallbackClient
 from tests.factories import Tenant
 from worker import build_worker
+from workflows.callback import CallbackWorkflow
 
 
 class TrackingCallbackClient(CallbackClient):
@@ -38,9 +41,19 @@ class TrackingCallbackClient(CallbackClient):
         return result
 
     async def end_all(self) -> None:
+        """Terminate the test's callbacks and the notification workflows their events started (ids
+        `notify-callback-<id>-<seq>`). Needs the worker still running, to answer the state query."""
         for callback_id in self.created:
+            handle = self.handle(callback_id)
             with contextlib.suppress(RPCError):
-                await self.handle(callback_id).terminate("test finished")
+                state = await handle.query(CallbackWorkflow.state)
+                for seq in range(1, (state.event_count if state else 0) + 1):
+                    with contextlib.suppress(RPCError):
+                        await self.temporal.get_workflow_handle(
+                            f"notify-callback-{callback_id}-{seq}"
+                        ).terminate("test finished")
+            with contextlib.suppress(RPCError):
+                await handle.terminate("test finished")
 
 
 @asynccontextmanager
@@ -49,10 +62,12 @@ async def running_worker(
 ) -> AsyncIterator[TrackingCallbackClient]:
     settings = Settings(task_queue=task_queue, **overrides)
     callbacks = TrackingCallbackClient(client, task_queue)
-    async with CalcomClient.from_settings(settings) as calcom:
+    async with (
+        CalcomClient.from_settings(settings) as calcom,
+        build_worker(client, settings, sessions, calcom=calcom),
+    ):
         try:
-            async with build_worker(client, settings, sessions, calcom=calcom):
-                yield callbacks
+            yield callbacks
         finally:
             await callbacks.end_all()
 
@@ -99,3 +114,15 @@ async def event_rows(
             .order_by(CallbackEventRow.seq)
         )
         return list(result)
+
+
+async def skip_time(
+    env: WorkflowEnvironment, duration: timedelta, step: timedelta = timedelta(hours=1)
+) -> None:
+    """Skip time on the time-skipping server in steps: one long `sleep` across many timers and child
+    workflows can stall in the test server (1.40) until its RPC times out, while short steps do not."""
+    remaining = duration
+    while remaining > timedelta(0):
+        chunk = min(step, remaining)
+        await env.sleep(chunk)
+        remaining -= chunk

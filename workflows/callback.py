@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from rules.sla import Deadline, DueKind, next_deadline, sla_deadline
     from rules.transitions import TransitionRefused, check_allowed, status_after_assignment
     from workflows import search_attributes
+    from workflows.notifications import notify
 
 DB_TIMEOUT = timedelta(seconds=15)
 DB_RETRY = RetryPolicy(
@@ -103,6 +104,9 @@ class CallbackWorkflow:
         self._creation_error: str | None = None
         self._lock = asyncio.Lock()
         self._changed = False
+        # Notifications start in the background so an Update answers right after the write; the run
+        # waits for every start before it ends or continues as new.
+        self._notifying: list[asyncio.Task[None]] = []
 
     # --- main loop: the SLA clock ---------------------------------------------------------------
 
@@ -132,7 +136,7 @@ class CallbackWorkflow:
                 if due is not None and due.at <= workflow.now() + CLOCK_TOLERANCE:
                     await self._on_deadline(due)
             if workflow.info().is_continue_as_new_suggested() and not self._current.status.is_terminal:
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                await self._settle()
                 workflow.continue_as_new(
                     CallbackWorkflowInput(
                         callback_id=params.callback_id,
@@ -142,7 +146,7 @@ class CallbackWorkflow:
                     )
                 )
 
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._settle()
         return self._current
 
     async def _create(self, params: CallbackWorkflowInput) -> None:
@@ -211,6 +215,13 @@ class CallbackWorkflow:
         self._state = step.state
         self._changed = True
         workflow.upsert_search_attributes(search_attributes.updates_for(step.state))
+        if step.events and workflow.patched("notifications-v1"):
+            self._notifying.append(asyncio.create_task(notify(step.events, step.state)))
+
+    async def _settle(self) -> None:
+        """Let running handlers and notification starts finish before the run ends or continues as new."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await asyncio.gather(*self._notifying)
 
     async def _candidates(self, include: list[UUID] | None = None) -> list[StaffCandidate]:
         request = self._current.request

@@ -1,9 +1,10 @@
 """NotifyEventWorkflow: delivers the notifications of one event, detached from the callback lifecycle.
 
-The callback workflow starts one per event as an abandoned child (`notify()` below) and moves on: a slow
-or dead receiver, a retry schedule of minutes, or quiet hours that hold a message until morning never
-delay a staff action or the SLA clock. Quiet hours are a durable timer, so a message held at 22:30 goes
-out at the end of the quiet hours even if every worker restarts in between.
+The callback workflow has one started per event (`notify()` below: a local activity starts them as
+workflows of their own, not children) and moves on: a slow or dead receiver, a retry schedule of
+minutes, or quiet hours that hold a message until morning never delay a staff action or the SLA clock.
+Quiet hours are a durable timer, so a message held at 22:30 goes out at the end of the quiet hours even
+if every worker restarts in between.
 """
 
 from __future__ import annotations
@@ -13,14 +14,20 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities import names
     from models.callbacks import CallbackEvent, CallbackState
-    from models.notifications import DeliveryOutcome, DeliveryStatus, NotifyEvent, PlannedDelivery
+    from models.notifications import (
+        DeliveryOutcome,
+        DeliveryStatus,
+        NotificationStart,
+        NotifyEvent,
+        PlannedDelivery,
+        StartNotifications,
+    )
     from rules.notifications import events_to_notify
 
 RESOLVE_TIMEOUT = timedelta(seconds=15)
@@ -82,33 +89,38 @@ class NotifyEventWorkflow:
         return outcome
 
 
-async def notify(events: Sequence[CallbackEvent], state: CallbackState) -> None:
-    """Start one detached NotifyEventWorkflow per event of a persisted callback step.
+START_TIMEOUT = timedelta(seconds=15)
 
-    Call it from the callback workflow after the step is in PostgreSQL. Children are abandoned (they
-    outlive the callback workflow and never hold it up) and their ids are deterministic, so a replayed or
-    reset callback workflow cannot notify twice: a second start of the same id is refused and ignored.
+
+async def notify(events: Sequence[CallbackEvent], state: CallbackState) -> None:
+    """Start one NotifyEventWorkflow per event of a persisted callback step.
+
+    Call it from the callback workflow after the step is in PostgreSQL. The workflows are independent
+    (not children): they outlive the callback and never hold it up, and their ids are deterministic, so a
+    replayed or reset callback workflow cannot notify twice.
     """
-    starts = [
-        _start(NotifyEvent.for_callback(event, state), notify_workflow_id("callback", state.id, event.seq))
-        for event in events_to_notify(events)
-    ]
-    await asyncio.gather(*starts)
+    await _start(
+        [
+            NotificationStart(
+                workflow_id=notify_workflow_id("callback", state.id, event.seq),
+                event=NotifyEvent.for_callback(event, state),
+            )
+            for event in events_to_notify(events)
+        ]
+    )
 
 
 async def notify_event(event: NotifyEvent, workflow_id: str) -> None:
     """The same for any event (e.g. an appointment change): the caller chooses a deterministic id."""
-    await _start(event, workflow_id)
+    await _start([NotificationStart(workflow_id=workflow_id, event=event)])
 
 
-async def _start(event: NotifyEvent, workflow_id: str) -> None:
-    try:
-        await workflow.start_child_workflow(
-            NotifyEventWorkflow.run,
-            event,
-            id=workflow_id,
-            parent_close_policy=ParentClosePolicy.ABANDON,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-    except WorkflowAlreadyStartedError:
-        workflow.logger.info("notifications of %s already started", workflow_id)
+async def _start(starts: list[NotificationStart]) -> None:
+    if not starts:
+        return
+    await workflow.execute_local_activity(
+        names.START_NOTIFICATIONS,
+        StartNotifications(starts=starts),
+        start_to_close_timeout=START_TIMEOUT,
+        retry_policy=RESOLVE_RETRY,
+    )

@@ -162,13 +162,7 @@ async def put_policy(
                 config=body.config,
             )
     except PolicyConfigError as exc:
-        errors = [
-            FieldError(
-                field=f"config.{p.split(':', 1)[0]}" if ":" in p else "config",
-                message=p.split(":", 1)[1].strip() if ":" in p else p,
-            )
-            for p in exc.problems
-        ]
+        errors = [_policy_field_error(problem) for problem in exc.problems]
         raise ApiProblem(
             422, str(exc), slug="invalid-policy", title="Invalid policy", errors=errors
         ) from None
@@ -202,6 +196,15 @@ async def remove_policy(
     if not deleted:
         raise not_found(f"{policy_type.value} policy of {scope.value}", entity)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _policy_field_error(problem: str) -> FieldError:
+    """`"hours_before: must be ≥ 0"` → field `config.hours_before`; the whole config is `config`."""
+    where, _, message = problem.partition(":")
+    if not message:
+        return FieldError(field="config", message=problem)
+    field = "config" if where.strip() in ("config", "") else f"config.{where.strip()}"
+    return FieldError(field=field, message=message.strip())
 
 
 # --- appointments and customers ------------------------------------------------------------------

@@ -120,7 +120,13 @@ def _message(error: dict[str, Any]) -> str:
 
 
 def validation_errors(raw: Sequence[Any]) -> list[FieldError]:
-    return [FieldError(field=_field(e.get("loc", ())), message=_message(e)) for e in raw]
+    return [
+        FieldError(
+            field="body" if e.get("type") == "json_invalid" else _field(e.get("loc", ())),
+            message=_message(e),
+        )
+        for e in raw
+    ]
 
 
 def install(app: FastAPI) -> None:

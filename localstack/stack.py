@@ -12,7 +12,9 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import URL
 
@@ -92,10 +94,17 @@ async def run_dev(settings: Settings) -> None:
         sessions = session_factory(engine)
         seeded = await seed_demo(sessions)
         worker = build_worker(client, settings, sessions, calcom=calcom)
-        async with worker:
+        async with worker, serve_api(settings, sessions, client, calcom) as (api_url, admin_key):
             print(_banner(database_url, address, seeded), flush=True)
             print(
                 f"  Cal.com          {calcom_url}{'' if settings.calcom_base_url else ' (fake)'}", flush=True
+            )
+            print(f"  API              {api_url}  (docs: {api_url}/docs)", flush=True)
+            print(
+                "\n  a new admin key of the demo company (shown once; paste it into your shell):\n"
+                f"    export CALLBACKS_API_URL={api_url}\n"
+                f"    export CALLBACKS_API_KEY={admin_key}",
+                flush=True,
             )
             await stopping.wait()
             print("\nstopping…", flush=True)
@@ -108,6 +117,48 @@ async def run_dev(settings: Settings) -> None:
                 await asyncio.to_thread(temporal_process.wait, 20)
         if postgres is not None:
             postgres.stop()
+
+
+@contextlib.asynccontextmanager
+async def serve_api(
+    settings: Settings, sessions: Any, client: Any, calcom: Any
+) -> AsyncIterator[tuple[str, str]]:
+    """The HTTP API on 127.0.0.1 in this event loop, sharing the stack's database, Temporal and Cal.com
+    clients; yields its URL and a freshly created admin key of the demo company (keys are stored hashed,
+    so an old one cannot be shown again)."""
+    from activities.calcom import store_resolver
+    from calcom.finder import SlotFinder
+    from localstack.demo import demo_admin_key
+    from starter.api import create_app
+    from starter.api.deps import Deps
+    from starter.client import CallbackClient
+
+    finder = SlotFinder(calcom, store_resolver(sessions), chunk_days=settings.calcom_search_chunk_days)
+    deps = Deps.build(settings, sessions, CallbackClient(client, settings.task_queue), finder)
+    async with embedded_http(create_app(settings, deps), settings.api_host, settings.api_port) as url:
+        yield url, await demo_admin_key(sessions)
+
+
+@contextlib.asynccontextmanager
+async def embedded_http(app: Any, host: str, port: int) -> AsyncIterator[str]:
+    """Serve an ASGI app in this event loop with the fake Cal.com's embedding server: no signal handlers
+    of its own (Ctrl-C belongs to the stack), TCP_NODELAY, a prompt stop. Yields the base URL."""
+    from calcom.fake import _config, _Server, bind
+
+    sock = bind(host, port)
+    server = _Server(_config(app, host, port))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError(f"the server could not start on {host}:{port}")
+            await asyncio.sleep(0.01)
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _banner(database_url: str, temporal_address: str, seeded: bool) -> str:

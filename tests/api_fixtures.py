@@ -6,9 +6,6 @@ included, without a socket); `serve_api()` also runs it on loopback for the CLI 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,6 +21,7 @@ from temporalio.client import Client
 from calcom.cache import TTLCache
 from calcom.client import CalcomClient
 from calcom.finder import SlotFinder
+from localstack.stack import embedded_http
 from models.calcom import Slot
 from models.settings import Settings
 from models.tables import CallbackRequest
@@ -110,28 +107,8 @@ async def _no_resolver(service_id: int, company_id: int | None) -> None:
     raise AssertionError("the API resolves services itself")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @asynccontextmanager
 async def serve_api(app: FastAPI) -> AsyncIterator[str]:
-    """Run the app with uvicorn on loopback in this event loop; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("the API stopped while starting")
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    """Run the app on loopback (a free port) in this event loop; yields its base URL."""
+    async with embedded_http(app, "127.0.0.1", 0) as url:
+        yield url

@@ -172,7 +172,10 @@ def _with_database(work: Callable[[Any], Any]) -> Any:
 def _key_dict(record: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
-    plain: dict[str, Any] = json.loads(json.dumps(asdict(record), default=str))
+    def text(value: Any) -> str:
+        return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+    plain: dict[str, Any] = json.loads(json.dumps(asdict(record), default=text))
     return plain
 
 

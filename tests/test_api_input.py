@@ -300,3 +300,31 @@ async def test_fuzz_every_operation_never_answers_5xx(api: ApiEnv, sessions: Ses
     assert len(requests) >= FUZZ_EXAMPLES
     assert any(code < 300 for code in seen), seen  # some fuzzed requests were valid and went through
     assert uuid.UUID(callback)
+
+
+async def test_streamed_body_over_the_limit_and_health(api: ApiEnv, sessions: Sessions) -> None:
+    tenant = await make_tenant(sessions)
+    service = api.http(await api.key("service", tenant))
+
+    async def chunks() -> AsyncIterator[bytes]:
+        # No Content-Length: the limit must hold while the body streams in.
+        yield b'{"metadata": {"blob": "'
+        for _ in range(64):
+            yield b"x" * 8192
+        yield b'"}}'
+
+    streamed = await service.post(
+        "/v1/callbacks", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert streamed.status_code == 413
+    assert streamed.json()["errors"] == [{"field": "body", "message": "at most 262144 bytes are accepted"}]
+    assert await api.callback_count() == 0
+
+    anonymous = api.http()
+    assert (await anonymous.get("/healthz")).json() == {"status": "ok"}
+    ready = await anonymous.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"postgres": "ok", "temporal": "ok"}
+    missing = await anonymous.get("/v1/nothing-here")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"

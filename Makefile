@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck pytest bench bench-calcom clean
+.PHONY: dev test lint typecheck pytest bench bench-calcom bench-api clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench: $(STAMP)
 
 bench-calcom: $(STAMP)
 	$(BIN)/python -m bench.calcom $(BENCH_ARGS)
+
+bench-api: $(STAMP)
+	$(BIN)/python -m bench.api $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -26,28 +26,27 @@ Run it: `python -m calcom.fake --port 8788` (seeded with the demo event types 10
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import hashlib
 import json
 import math
 import re
-import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from localstack.http import serve_asgi, serve_forever
 
 KNOWN_VERSIONS = ("2024-04-15", "2024-06-11", "2024-06-14", "2024-08-13", "2024-09-04")
 DEFAULT_VERSION = "2024-04-15"
@@ -876,85 +875,11 @@ class FakeCalcom:
 # Serving it
 
 
-class _Server(uvicorn.Server):
-    """uvicorn for embedding: no signal handlers (the embedding process — pytest, `callbacks dev` — owns
-    them), and a stop that takes milliseconds instead of uvicorn's 0.1 s polls, so tests can start and
-    stop a fresh fake per test."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self._wake = asyncio.Event()
-
-    def stop(self) -> None:
-        self.should_exit = True
-        self._wake.set()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def main_loop(self) -> None:
-        counter = 0
-        while not await self.on_tick(counter):
-            counter = (counter + 1) % 864_000
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.1)
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        for server in self.servers:
-            server.close()
-        for connection in list(self.server_state.connections):
-            connection.shutdown()
-        deadline = time.monotonic() + 5.0
-        # uvicorn offers no event for "all connections closed": poll briefly.
-        while (self.server_state.connections or self.server_state.tasks) and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.002)
-        for server in self.servers:
-            await server.wait_closed()
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket with TCP_NODELAY (without it every response waits ~40 ms for a delayed
-    ACK on loopback, because the response goes out in two writes)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
-    return sock
-
-
-def _config(app: Any, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        ws="none",
-        http="h11",
-        loop="asyncio",
-    )
-
-
 @contextlib.asynccontextmanager
 async def serve_fake(fake: FakeCalcom, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve the fake in this event loop on `host:port` (0 = a free port); yields its base URL."""
-    sock = bind(host, port)
-    server = _Server(_config(fake.app))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("the fake Cal.com stopped while starting")
-            await asyncio.sleep(0.005)
-        yield f"http://{host}:{sock.getsockname()[1]}"
-    finally:
-        server.stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        sock.close()
+    async with serve_asgi(fake.app, host, port) as url:
+        yield url
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -975,8 +900,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"fake Cal.com on http://{args.host}:{args.port} (event types {sorted(fake.event_types)})", flush=True
     )
-    sock = bind(args.host, args.port)
-    uvicorn.Server(_config(fake.app, args.host, args.port)).run(sockets=[sock])
+    serve_forever(fake.app, args.host, args.port)
 
 
 if __name__ == "__main__":

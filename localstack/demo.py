@@ -32,6 +32,17 @@ async def seed_demo(sessions: async_sessionmaker[AsyncSession]) -> bool:
         return True
 
 
+async def demo_admin_key(sessions: async_sessionmaker[AsyncSession]) -> str:
+    """A new admin key of the demo company, for the banner of `make dev`."""
+    from store.api_keys import create_key
+
+    async with transaction(sessions) as session:
+        company_id = await session.scalar(select(Company.id).where(Company.name == DEMO_COMPANY))
+        assert company_id is not None, "the demo tenant is seeded first"
+        created = await create_key(session, name="make dev", role="admin", company_id=company_id)
+    return created.secret
+
+
 async def _seed(session: AsyncSession) -> None:
     company = Company(name=DEMO_COMPANY, time_zone="Europe/Berlin", currency="EUR")
     session.add(company)

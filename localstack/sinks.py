@@ -23,8 +23,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from calcom.fake import _config, _Server, bind
-
 
 class MailSink:
     """An aiosmtpd handler that keeps every mail (and writes it to `folder` when given)."""
@@ -88,23 +86,3 @@ class FakeSmsGateway:
             with self.log.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(body, ensure_ascii=False) + "\n")
         return JSONResponse({"status": "queued"}, status_code=202)
-
-
-@contextlib.asynccontextmanager
-async def serve_app(app: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """Serve an ASGI app in this event loop on `host:port` (0 = a free port); yields its base URL."""
-    sock = bind(host, port)
-    server = _Server(_config(app))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("the server stopped while starting")
-            await asyncio.sleep(0.005)
-        yield f"http://{host}:{sock.getsockname()[1]}"
-    finally:
-        server.stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        sock.close()

@@ -12,7 +12,9 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import URL
 
@@ -93,10 +95,17 @@ async def run_dev(settings: Settings) -> None:
         sessions = session_factory(engine)
         seeded = await seed_demo(sessions)
         worker = build_worker(client, settings, sessions, calcom=calcom)
-        async with worker:
+        async with worker, serve_api(settings, sessions, client, calcom) as (api_url, admin_key):
             print(_banner(database_url, address, seeded), flush=True)
             print(
                 f"  Cal.com          {calcom_url}{'' if settings.calcom_base_url else ' (fake)'}", flush=True
+            )
+            print(f"  API              {api_url}  (docs: {api_url}/docs)", flush=True)
+            print(
+                "\n  a new admin key of the demo company (shown once; paste it into your shell):\n"
+                f"    export CALLBACKS_API_URL={api_url}\n"
+                f"    export CALLBACKS_API_KEY={admin_key}",
+                flush=True,
             )
             print("\n".join(notification_lines), flush=True)
             await stopping.wait()
@@ -115,7 +124,8 @@ async def run_dev(settings: Settings) -> None:
 async def _notification_sinks(settings: Settings, services: contextlib.AsyncExitStack) -> list[str]:
     """Start the local SMTP sink and fake SMS gateway where no real ones are configured; returns the
     banner lines that say where notifications end up."""
-    from localstack.sinks import FakeSmsGateway, MailSink, serve_app, serve_smtp_sink
+    from localstack.http import serve_asgi
+    from localstack.sinks import FakeSmsGateway, MailSink, serve_smtp_sink
 
     lines = []
     if settings.smtp_url:
@@ -131,10 +141,31 @@ async def _notification_sinks(settings: Settings, services: contextlib.AsyncExit
     else:
         log_file = (LOCAL_DIR / "sms.jsonl").resolve()
         base = await services.enter_async_context(
-            serve_app(FakeSmsGateway(log_file).app, port=settings.notify_sms_fake_port)
+            serve_asgi(FakeSmsGateway(log_file).app, port=settings.notify_sms_fake_port)
         )
         lines.append(f"  SMS gateway      {base}/messages (fake): texts in {log_file}, GET lists them")
     return lines
+
+
+@contextlib.asynccontextmanager
+async def serve_api(
+    settings: Settings, sessions: Any, client: Any, calcom: Any
+) -> AsyncIterator[tuple[str, str]]:
+    """The HTTP API on 127.0.0.1 in this event loop, sharing the stack's database, Temporal and Cal.com
+    clients; yields its URL and a freshly created admin key of the demo company (keys are stored hashed,
+    so an old one cannot be shown again)."""
+    from activities.calcom import store_resolver
+    from calcom.finder import SlotFinder
+    from localstack.demo import demo_admin_key
+    from localstack.http import serve_asgi
+    from starter.api import create_app
+    from starter.api.deps import Deps
+    from starter.client import CallbackClient
+
+    finder = SlotFinder(calcom, store_resolver(sessions), chunk_days=settings.calcom_search_chunk_days)
+    deps = Deps.build(settings, sessions, CallbackClient(client, settings.task_queue), finder)
+    async with serve_asgi(create_app(settings, deps), settings.api_host, settings.api_port) as url:
+        yield url, await demo_admin_key(sessions)
 
 
 def _banner(database_url: str, temporal_address: str, seeded: bool) -> str:

@@ -66,6 +66,16 @@ class Settings(BaseSettings):
     max_contact_attempts: PositiveInt = 3
     max_escalations: PositiveInt = 3
 
+    # HTTP API (starter/api). `api_url` and `api_key` are what the CLI uses to reach a running API.
+    api_host: str = "127.0.0.1"
+    api_port: PositiveInt = 8000
+    api_url: str = "http://127.0.0.1:8000"
+    api_key: str | None = None
+    api_create_rate_per_minute: PositiveFloat = 60.0
+    api_create_burst: PositiveInt = 20
+    api_max_body_bytes: PositiveInt = 256 * 1024
+    api_bulk_max_ids: PositiveInt = 100
+
     policy_cache_ttl_seconds: PositiveFloat = 300.0
     policy_stats_refresh_minutes: PositiveFloat = 15.0
     policy_stats_catchup_minutes: PositiveFloat = 10.0

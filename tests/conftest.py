@@ -75,8 +75,10 @@ async def sessions(database_url: URL) -> AsyncIterator[async_sessionmaker[AsyncS
         await engine.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A fresh time-skipping server per test: its clock is global, and a workflow another test left
+    waiting (with no worker any more) would stall every later skip."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=binary("temporal-test-server"),

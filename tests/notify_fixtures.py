@@ -23,7 +23,8 @@ from temporalio.worker import Worker
 
 from activities.notifications import NotificationActivities, NotificationConfig
 from channels.webhook import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from localstack.sinks import FakeSmsGateway, MailSink, serve_app, serve_smtp_sink
+from localstack.http import serve_asgi
+from localstack.sinks import FakeSmsGateway, MailSink, serve_smtp_sink
 from models.callbacks import CallbackEvent, CallbackSettings, CallbackState, NewCallback, Priority
 from models.settings import Settings
 from models.tables import Company, NotificationDelivery, Staff
@@ -178,8 +179,8 @@ async def outside_world(hook: WebhookReceiver | None = None) -> AsyncIterator[Ou
     mail, sms, receiver = MailSink(), FakeSmsGateway(), hook or WebhookReceiver()
     async with AsyncExitStack() as stack:
         smtp_url = await stack.enter_async_context(serve_smtp_sink(mail))
-        sms_base = await stack.enter_async_context(serve_app(sms.app))
-        hook_base = await stack.enter_async_context(serve_app(receiver.app()))
+        sms_base = await stack.enter_async_context(serve_asgi(sms.app))
+        hook_base = await stack.enter_async_context(serve_asgi(receiver.app()))
         try:
             yield Outside(mail, sms, receiver, smtp_url, f"{sms_base}/messages", f"{hook_base}/hook")
         finally:

@@ -10,7 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from models.callbacks import AttemptOutcome, CallbackStatus, ChangePriority, Priority, RecordAttempt
 from starter.client import CallbackError
-from tests.callback_harness import escalation_rows, event_rows, new_callback, row, running_worker, skip_time
+from tests.callback_harness import escalation_rows, event_rows, new_callback, row, running_worker
 from tests.factories import add_open_callbacks, add_staff, make_tenant
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -50,7 +50,7 @@ async def test_normal_callback_nobody_completes_escalates_on_the_cooldown_and_ex
     staff = [await add_staff(sessions, tenant) for _ in range(3)]
     async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
         state = (await client.create(new_callback(tenant))).state
-        await skip_time(time_skipping_env, timedelta(hours=37))
+        await time_skipping_env.sleep(timedelta(hours=37))
         final = await client.handle(state.id).result()
 
     created = final.created_at
@@ -81,7 +81,7 @@ async def test_urgent_callback_breaches_after_two_hours(
     tenant = await make_tenant(sessions, staff=2)
     async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
         state = (await client.create(new_callback(tenant, priority=Priority.URGENT))).state
-        await skip_time(time_skipping_env, timedelta(hours=2, minutes=1))
+        await time_skipping_env.sleep(timedelta(hours=2, minutes=1))
         escalations = await escalation_rows(sessions, state.id)
         assert hours_after(state.created_at, [e.escalated_at for e in escalations]) == [2]
         assert (await row(sessions, state.id)).escalation_count == 1
@@ -93,11 +93,11 @@ async def test_raising_priority_moves_the_deadline_retroactively(
     tenant = await make_tenant(sessions, staff=2)
     async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
         state = (await client.create(new_callback(tenant))).state
-        await skip_time(time_skipping_env, timedelta(hours=1))
+        await time_skipping_env.sleep(timedelta(hours=1))
         raised = await client.change_priority(state.id, ChangePriority(priority=Priority.URGENT))
         assert raised.expires_at == state.created_at + timedelta(hours=2)
         assert (await row(sessions, state.id)).expires_at == raised.expires_at
-        await skip_time(time_skipping_env, timedelta(hours=1, minutes=1))
+        await time_skipping_env.sleep(timedelta(hours=1, minutes=1))
         escalations = await escalation_rows(sessions, state.id)
         assert hours_after(state.created_at, [e.escalated_at for e in escalations]) == [2]
 
@@ -159,7 +159,7 @@ async def test_without_active_staff_the_callback_stays_pending_and_still_escalat
     async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
         state = (await client.create(new_callback(tenant, priority=Priority.HIGH))).state
         assert (state.status, state.assigned_to) == (CallbackStatus.PENDING, None)
-        await skip_time(time_skipping_env, timedelta(hours=17))
+        await time_skipping_env.sleep(timedelta(hours=17))
         final = await client.handle(state.id).result()
     assert final.status == CallbackStatus.EXPIRED
     escalations = await escalation_rows(sessions, state.id)

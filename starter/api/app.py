@@ -1,0 +1,201 @@
+"""The FastAPI application: `create_app()` for servers, `create_app(settings, deps)` for tests and benchmarks.
+
+Without `deps` the app builds its own at startup (engine, Temporal client, Cal.com client) and closes them
+at shutdown; with `deps` the caller owns them, so a test can point the app at its database and its
+in-process worker without any global state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from models.settings import Settings, get_settings
+from starter.api import routes_callbacks, routes_policies, routes_slots
+from starter.api.deps import Deps
+from starter.api.problems import PROBLEM_JSON, Problem, install, problem_response
+
+READY_TIMEOUT_SECONDS = 3.0
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": description}
+    for code, description in {
+        400: "bad request",
+        401: "no or bad API key",
+        403: "the key's role may not do this",
+        404: "not found (also another company's object)",
+        409: "refused transition or denied policy",
+        413: "body too large",
+        422: "validation error with a field list",
+        429: "rate limited (see Retry-After)",
+    }.items()
+}
+
+
+class BodyLimit:
+    """Refuse bodies over `limit` bytes before they are read into memory (announced or streamed)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(scope, send)
+            return
+        seen = 0
+        too_large = False
+        refused = False
+
+        async def counting() -> Message:
+            nonlocal seen, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    too_large = True
+                    raise _TooLarge
+            return message
+
+        async def replacing(message: Message) -> None:
+            # Whatever the app answers to a body cut short is replaced by the one true answer: 413.
+            nonlocal refused
+            if not too_large:
+                await send(message)
+            elif not refused:
+                refused = True
+                await self._refuse(scope, send)
+
+        try:
+            await self.app(scope, counting, replacing)
+        except _TooLarge:
+            if not refused:
+                await self._refuse(scope, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        body = json.dumps(
+            {
+                "type": "/problems/body-too-large",
+                "title": "Content Too Large",
+                "status": 413,
+                "detail": f"the body is larger than {self.limit} bytes",
+                "instance": scope.get("path", ""),
+                "errors": [{"field": "body", "message": f"at most {self.limit} bytes are accepted"}],
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _build_deps(settings: Settings, stack: contextlib.AsyncExitStack) -> Deps:
+    from activities.calcom import store_resolver
+    from calcom.cache import TTLCache
+    from calcom.client import CalcomClient
+    from calcom.finder import SlotFinder
+    from localstack.stack import resolve_database_url
+    from models.calcom import Slot
+    from starter.client import CallbackClient
+    from starter.temporal import connect
+    from store.db import create_engine, session_factory
+
+    database_url = await resolve_database_url(settings)
+    engine = create_engine(database_url)
+    stack.push_async_callback(engine.dispose)
+    sessions = session_factory(engine)
+    client = await connect(settings)
+    calcom = await stack.enter_async_context(CalcomClient.from_settings(settings))
+    finder = SlotFinder(
+        calcom,
+        store_resolver(sessions),
+        cache=TTLCache[list[Slot]](settings.calcom_cache_ttl_seconds),
+        chunk_days=settings.calcom_search_chunk_days,
+    )
+    return Deps.build(settings, sessions, CallbackClient(client, settings.task_queue), finder)
+
+
+def create_app(settings: Settings | None = None, deps: Deps | None = None) -> FastAPI:
+    settings = settings or (deps.settings if deps else get_settings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if deps is None:
+                app.state.deps = await _build_deps(settings, stack)
+            yield
+
+    app = FastAPI(
+        title="Callback engine API",
+        version="1",
+        description="Callbacks with SLA clocks on Temporal, appointment policies and Cal.com slots. "
+        "Authenticate with `Authorization: Bearer <API key>` (create one with `callbacks keys create`). "
+        "Errors are `application/problem+json` (RFC 9457).",
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+    )
+    if deps is not None:
+        app.state.deps = deps
+    install(app)
+    app.include_router(routes_callbacks.bulk_router)
+    app.include_router(routes_callbacks.router)
+    app.include_router(routes_policies.router)
+    app.include_router(routes_slots.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: PostgreSQL and Temporal both answer within a few seconds."""
+        current: Deps = request.app.state.deps
+        checks: dict[str, str] = {}
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS), current.sessions() as session:
+                await session.execute(text("SELECT 1"))
+            checks["postgres"] = "ok"
+        except Exception as exc:
+            checks["postgres"] = f"failing: {type(exc).__name__}"
+        try:
+            await current.callbacks.temporal.service_client.check_health(
+                timeout=timedelta(seconds=READY_TIMEOUT_SECONDS)
+            )
+            checks["temporal"] = "ok"
+        except Exception as exc:
+            checks["temporal"] = f"failing: {type(exc).__name__}"
+        if all(value == "ok" for value in checks.values()):
+            return JSONResponse({"status": "ready", "checks": checks})
+        failing = ", ".join(name for name, value in checks.items() if value != "ok")
+        response = problem_response(
+            request, 503, detail=f"not ready: {failing}", slug="not-ready", extra={"checks": checks}
+        )
+        return response
+
+    app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
+    return app

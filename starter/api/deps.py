@@ -1,0 +1,52 @@
+"""What the routes need from the process: sessions, the Temporal client, the policy resolver, the slot finder.
+
+They are built once per process (or handed in by tests and benchmarks, which own their lifetimes) and
+reached through `request.app.state.deps`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from calcom.finder import SlotFinder
+from models.settings import Settings
+from starter.api.ratelimit import TokenBuckets
+from starter.client import CallbackClient
+from store.policies import PolicyResolver
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    sessions: async_sessionmaker[AsyncSession]
+    callbacks: CallbackClient
+    policies: PolicyResolver
+    slots: SlotFinder
+    create_limits: TokenBuckets
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        callbacks: CallbackClient,
+        slots: SlotFinder,
+        policies: PolicyResolver | None = None,
+    ) -> Deps:
+        return cls(
+            settings=settings,
+            sessions=sessions,
+            callbacks=callbacks,
+            # Without a listener the resolver reads the database on every call: never stale after a PUT.
+            policies=policies if policies is not None else PolicyResolver(sessions),
+            slots=slots,
+            create_limits=TokenBuckets(settings.api_create_rate_per_minute, settings.api_create_burst),
+        )
+
+
+def get_deps(request: Request) -> Deps:
+    deps: Deps = request.app.state.deps
+    return deps

@@ -1,0 +1,321 @@
+"""What the HTTP API accepts and answers.
+
+Input safety lives here, in one place: every body refuses unknown fields, text is trimmed, control
+characters are refused (they break terminals, CSV exports and log lines, and nobody types them), lengths
+are bounded, and the free-form JSON fields are size- and depth-limited before anything reaches a workflow.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from models.callbacks import AttemptOutcome, CallbackStatus, Priority
+
+METADATA_MAX_BYTES = 8 * 1024
+METADATA_MAX_KEYS = 50
+METADATA_MAX_DEPTH = 4
+# Line and paragraph separators act like newlines in most renderers; bidi overrides disguise text.
+_INVISIBLE_TROUBLE = {"\u2028", "\u2029", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e"}
+
+
+def _check_text(value: str, *, multiline: bool) -> str:
+    allowed = {"\n", "\t", "\r"} if multiline else set()
+    for index, char in enumerate(value):
+        if char in allowed:
+            continue
+        if unicodedata.category(char) in ("Cc", "Cs") or char in _INVISIBLE_TROUBLE:
+            raise ValueError(f"contains the control character U+{ord(char):04X} at position {index}")
+    return value.strip()
+
+
+def single_line(value: str) -> str:
+    return _check_text(value, multiline=False)
+
+
+def multi_line(value: str) -> str:
+    return _check_text(value, multiline=True)
+
+
+def _not_blank(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+SingleLine = Annotated[str, AfterValidator(single_line)]
+MultiLine = Annotated[str, AfterValidator(multi_line)]
+RequiredLine = Annotated[str, AfterValidator(single_line), AfterValidator(_not_blank)]
+RequiredText = Annotated[str, AfterValidator(multi_line), AfterValidator(_not_blank)]
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _walk_strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (k, *_walk_strings(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in _walk_strings(v)]
+    return []
+
+
+def check_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+    if size > METADATA_MAX_BYTES:
+        raise ValueError(f"is {size} bytes as JSON; at most {METADATA_MAX_BYTES} bytes are allowed")
+    if len(value) > METADATA_MAX_KEYS:
+        raise ValueError(f"has {len(value)} keys; at most {METADATA_MAX_KEYS} are allowed")
+    if _depth(value) > METADATA_MAX_DEPTH:
+        raise ValueError(f"nests deeper than {METADATA_MAX_DEPTH} levels")
+    for text in _walk_strings(value):
+        multi_line(text)
+    return value
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+
+
+class PreferredTimeWindow(Body):
+    """When the customer would like to be called (also the window suggested slots are searched in)."""
+
+    start: AwareDatetime
+    end: AwareDatetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PreferredTimeWindow:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if self.end - self.start > timedelta(days=90):
+            raise ValueError("the window may span at most 90 days")
+        return self
+
+
+class CreateCallback(Body):
+    company_id: int | None = Field(default=None, gt=0, le=2**62, description="super_admin keys only")
+    branch_id: int = Field(gt=0, le=2**62)
+    service_id: int | None = Field(default=None, gt=0, le=2**62)
+    customer_id: int | None = Field(default=None, gt=0, le=2**62)
+    customer_name: RequiredLine = Field(max_length=255)
+    phone_number: RequiredLine = Field(
+        max_length=32, description="international (+49 30 …) or national in the branch's country"
+    )
+    email: SingleLine | None = Field(default=None, max_length=255, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    priority: Priority = Priority.NORMAL
+    preferred_staff_id: uuid.UUID | None = None
+    preferred_time_window: PreferredTimeWindow | None = None
+    notes: MultiLine | None = Field(default=None, max_length=5000)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"free-form JSON object, at most {METADATA_MAX_BYTES} bytes, {METADATA_MAX_KEYS} keys",
+    )
+
+    @field_validator("metadata")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_metadata(value)
+
+
+class AssignBody(Body):
+    staff_id: uuid.UUID | None = Field(default=None, description="default: the staff key's own staff member")
+
+
+class AttemptBody(Body):
+    outcome: AttemptOutcome
+    notes: MultiLine | None = Field(default=None, max_length=5000)
+
+
+class CompleteBody(Body):
+    notes: RequiredText = Field(max_length=5000)
+
+
+class CancelBody(Body):
+    reason: MultiLine | None = Field(default=None, max_length=2000)
+
+
+class EscalateBody(Body):
+    reason: RequiredLine = Field(max_length=255)
+    details: MultiLine | None = Field(default=None, max_length=5000)
+
+
+class PriorityBody(Body):
+    priority: Priority
+
+
+class BulkIds(Body):
+    ids: list[uuid.UUID] = Field(min_length=1, max_length=100)
+
+    @field_validator("ids")
+    @classmethod
+    def _unique(cls, value: list[uuid.UUID]) -> list[uuid.UUID]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists an id more than once")
+        return value
+
+
+class BulkAssignBody(BulkIds):
+    staff_id: uuid.UUID | None = None
+
+
+class BulkCompleteBody(BulkIds):
+    notes: RequiredText = Field(max_length=5000)
+
+
+class PolicyBody(Body):
+    config: dict[str, Any]
+
+
+# --- responses -----------------------------------------------------------------------------------
+
+
+class CallbackOut(BaseModel):
+    id: uuid.UUID
+    company_id: int
+    branch_id: int
+    branch_name: str | None
+    service_id: int | None
+    service_name: str | None
+    customer_id: int | None
+    customer_name: str
+    phone_number: str
+    email: str | None
+    priority: Priority
+    status: CallbackStatus
+    assigned_to: uuid.UUID | None
+    assigned_to_name: str | None
+    preferred_staff_id: uuid.UUID | None
+    preferred_time_window: dict[str, Any] | None
+    notes: str | None
+    metadata: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    assigned_at: datetime | None
+    contacted_at: datetime | None
+    completed_at: datetime | None
+    cancelled_at: datetime | None
+    expired_at: datetime | None
+    expires_at: datetime
+    overdue: bool
+    completion_notes: str | None
+    cancel_reason: str | None
+    contact_attempts: int
+    escalation_count: int
+    deleted_at: datetime | None
+    version: int
+
+
+class CallbackPage(BaseModel):
+    items: list[CallbackOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class CreatedOut(CallbackOut):
+    created: bool
+
+
+class EscalationOut(BaseModel):
+    sequence: int
+    reason: str
+    details: str | None
+    escalated_from: uuid.UUID | None
+    escalated_to: uuid.UUID | None
+    escalated_at: datetime
+    resolved_at: datetime | None
+
+
+class AttemptOut(BaseModel):
+    number: int
+    outcome: str
+    notes: str | None
+    actor: str
+    at: datetime
+
+
+class EventOut(BaseModel):
+    seq: int
+    type: str
+    actor: str
+    at: datetime
+    payload: dict[str, Any]
+
+
+class CallbackDetail(CallbackOut):
+    escalations: list[EscalationOut]
+    attempts: list[AttemptOut]
+    events: list[EventOut]
+    suggested_slots: list[Any] | None
+
+
+class BulkItemResult(BaseModel):
+    id: uuid.UUID
+    ok: bool
+    status: CallbackStatus | None = None
+    error: dict[str, Any] | None = None
+
+
+class BulkResult(BaseModel):
+    succeeded: int
+    failed: int
+    results: list[BulkItemResult]
+
+
+class StaffLoad(BaseModel):
+    staff_id: uuid.UUID
+    name: str | None
+    open_callbacks: int
+
+
+class Summary(BaseModel):
+    pending: int
+    overdue: int
+    by_status: dict[str, int]
+    by_priority: dict[str, int]
+    completed: int
+    completed_on_time: int
+    sla_compliance_rate: float | None = Field(description="completed before the deadline ÷ completed")
+    escalations_24h: int
+    escalations_7d: int
+    open_per_staff: list[StaffLoad]
+
+
+class StoredPolicyOut(BaseModel):
+    id: int
+    company_id: int
+    scope: str
+    scope_id: str
+    policy_type: str
+    config: dict[str, Any]
+
+
+class SourceOut(BaseModel):
+    level: str
+    entity_id: str
+
+
+class EffectivePolicyOut(BaseModel):
+    policy_type: str
+    config: dict[str, Any]
+    sources: dict[str, SourceOut]

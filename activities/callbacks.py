@@ -68,7 +68,10 @@ class CallbackActivities:
                 service_id=request.service_id,
                 include=[request.preferred_staff_id] if request.preferred_staff_id else [],
             )
-        return PreparedCallback(settings=settings, candidates=candidates)
+            bookable = request.service_id is not None and await store.service_is_bookable(
+                session, request.service_id
+            )
+        return PreparedCallback(settings=settings, candidates=candidates, bookable=bookable)
 
     @activity.defn(name=names.LOAD_STAFF_CANDIDATES)
     async def load_staff_candidates(self, query: LoadCandidates) -> list[StaffCandidate]:

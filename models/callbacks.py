@@ -14,6 +14,8 @@ from uuid import UUID
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from models.calcom import Slot
+
 
 class Priority(StrEnum):
     URGENT = "urgent"
@@ -190,6 +192,8 @@ class CallbackState(BaseModel):
     attempts: list[ContactAttempt] = Field(default_factory=list)
     escalations: list[Escalation] = Field(default_factory=list)
     warnings_sent: list[int] = Field(default_factory=list)
+    # Free Cal.com slots of the requested service, found right after creation (None: not looked up).
+    suggested_slots: list[Slot] | None = None
     event_count: int = 0
     version: int = 0
 
@@ -269,6 +273,8 @@ class PreparedCallback(Frozen):
 
     settings: CallbackSettings
     candidates: list[StaffCandidate]
+    # The requested service is bookable through Cal.com: worth suggesting free slots for.
+    bookable: bool = False
 
 
 class LoadCandidates(Frozen):

@@ -302,6 +302,10 @@ def plan_deliveries(
     return planned
 
 
+# Events that only go into the audit trail: nobody needs a message about them.
+AUDIT_ONLY_EVENTS = frozenset({"callback.slots_suggested"})
+
+
 def events_to_notify(events: Sequence[CallbackEvent]) -> list[CallbackEvent]:
     """The events of one step worth a notification: an escalation already tells the new assignee, so
     the `assigned` event it brings along would only say the same thing twice."""
@@ -311,5 +315,6 @@ def events_to_notify(events: Sequence[CallbackEvent]) -> list[CallbackEvent]:
     return [
         event
         for event in events
-        if not (event.type == "callback.assigned" and str(event.payload.get("staff_id")) in escalated_to)
+        if event.type not in AUDIT_ONLY_EVENTS
+        and not (event.type == "callback.assigned" and str(event.payload.get("staff_id")) in escalated_to)
     ]

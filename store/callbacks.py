@@ -60,6 +60,11 @@ def row_values(state: CallbackState) -> dict[str, Any]:
         "cancel_reason": state.cancel_reason,
         "contact_attempts": state.contact_attempts,
         "escalation_count": state.escalation_count,
+        "suggested_slots": (
+            [slot.model_dump(mode="json") for slot in state.suggested_slots]
+            if state.suggested_slots is not None
+            else None
+        ),
         "version": state.version,
         "created_at": state.created_at,
     }
@@ -174,6 +179,12 @@ async def load_candidates(
         )
         for record in rows.all()
     ]
+
+
+async def service_is_bookable(session: AsyncSession, service_id: int) -> bool:
+    """Whether the service has a Cal.com event type (only then are free slots worth looking up)."""
+    event_type = await session.scalar(select(Service.calcom_event_type_id).where(Service.id == service_id))
+    return event_type is not None
 
 
 async def reference_errors(session: AsyncSession, request: NewCallback) -> list[str]:

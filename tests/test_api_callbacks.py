@@ -79,7 +79,9 @@ async def test_whole_life_through_http(api: ApiEnv, sessions: Sessions) -> None:
     assert "completed" in again.json()["detail"]
 
     detail = (await service.get(path)).json()
-    assert [event["type"] for event in detail["events"]] == [
+    # The slot lookup runs beside the staff's actions, so its audit event may land anywhere after creation.
+    lifecycle = [event for event in detail["events"] if event["type"] != "callback.slots_suggested"]
+    assert [event["type"] for event in lifecycle] == [
         "callback.created",
         "callback.assigned",
         "callback.contacted",
@@ -87,7 +89,7 @@ async def test_whole_life_through_http(api: ApiEnv, sessions: Sessions) -> None:
         "callback.completed",
     ]
     # The staff key's staff member is the actor of its actions.
-    assert {event["actor"] for event in detail["events"][2:]} == {str(staff)}
+    assert {event["actor"] for event in lifecycle[2:]} == {str(staff)}
     assert detail["attempts"] == [
         {
             "number": 1,

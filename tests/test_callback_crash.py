@@ -25,7 +25,8 @@ from starter.client import CallbackClient
 from tests.callback_harness import new_callback
 from tests.factories import add_staff, make_tenant, set_callback_policy
 
-pytestmark = pytest.mark.devserver
+# Three worker processes start one after the other; on a loaded 2-core machine that alone takes a while.
+pytestmark = [pytest.mark.devserver, pytest.mark.timeout(400)]
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLBACKS = 12

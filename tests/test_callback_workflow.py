@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import asyncio
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
+from calcom.fake import FakeCalcom, serve_fake
 from models.callbacks import AttemptOutcome, CallbackStatus, ChangePriority, Priority, RecordAttempt
+from models.tables import Service
 from starter.client import CallbackError
+from store.db import transaction
 from tests.callback_harness import escalation_rows, event_rows, new_callback, row, running_worker
 from tests.factories import add_open_callbacks, add_staff, make_tenant
 
@@ -219,3 +225,43 @@ async def test_a_reference_to_another_companys_branch_is_refused(
         from models.tables import CallbackRequest
 
         assert await session.scalar(select(func.count()).select_from(CallbackRequest)) == 0
+
+
+async def test_free_slots_in_the_preferred_window_are_attached_after_creation(
+    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+) -> None:
+    tenant = await make_tenant(sessions, staff=1)
+    async with transaction(sessions) as session:
+        await session.execute(
+            update(Service).where(Service.id == tenant.service_ids[0]).values(calcom_event_type_id=1001)
+        )
+    berlin = ZoneInfo("Europe/Berlin")
+    day = (datetime.now(berlin) + timedelta(days=7)).date()
+    while day.weekday() != 2:  # a Wednesday: the demo event type's working hours are on weekdays
+        day += timedelta(days=1)
+    start = datetime.combine(day, time(10, 0), berlin)
+    window = {"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()}
+    async with (
+        serve_fake(FakeCalcom()) as calcom_url,
+        running_worker(
+            time_skipping_env.client,
+            sessions,
+            task_queue,
+            calcom_base_url=calcom_url,
+            calcom_api_key="cal_test",
+        ) as client,
+    ):
+        created = await client.create(new_callback(tenant, preferred_time_window=window))
+        assert created.state.suggested_slots is None  # creation does not wait for Cal.com
+        state = created.state
+        for _ in range(200):  # bounded: the lookup runs right after creation
+            state = await client.state(created.state.id) or state
+            if state.suggested_slots is not None:
+                break
+            await asyncio.sleep(0.02)
+    assert state.suggested_slots, "no slots suggested"
+    assert all(start <= slot.start < start + timedelta(hours=2) for slot in state.suggested_slots)
+    stored = await row(sessions, state.id)
+    assert stored.suggested_slots is not None
+    assert stored.suggested_slots == [slot.model_dump(mode="json") for slot in state.suggested_slots]
+    assert "callback.slots_suggested" in [e.type for e in await event_rows(sessions, state.id)]

@@ -10,6 +10,7 @@ before anything answers, and search attributes follow every step so ops can filt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import names
+    from models.calcom import FindSlots, FoundSlots
     from models.callbacks import (
         Assign,
         CallbackEvent,
@@ -48,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     from rules.sla import Deadline, DueKind, next_deadline, sla_deadline
     from rules.transitions import TransitionRefused, check_allowed, status_after_assignment
     from workflows import search_attributes
+    from workflows.calcom import find_slots
     from workflows.notifications import notify
 
 DB_TIMEOUT = timedelta(seconds=15)
@@ -95,6 +98,22 @@ class _Step:
         self.emit("assigned", staff_id=str(staff_id), previous_staff_id=str(previous) if previous else None)
 
 
+def _preferred_window(window: dict[str, Any] | None, *, after: datetime) -> tuple[datetime, datetime] | None:
+    """The customer's preferred time window as aware datetimes, clipped to the future; None when absent,
+    malformed or already over (then the next free slots are suggested instead)."""
+    if not window:
+        return None
+    try:
+        start = datetime.fromisoformat(str(window["start"]))
+        end = datetime.fromisoformat(str(window["end"]))
+    except (KeyError, ValueError):
+        return None
+    if start.tzinfo is None or end.tzinfo is None:
+        return None
+    start = max(start, after)
+    return (start, end) if end > start else None
+
+
 @workflow.defn
 class CallbackWorkflow:
     @workflow.init
@@ -107,6 +126,8 @@ class CallbackWorkflow:
         # Notifications start in the background so an Update answers right after the write; the run
         # waits for every start before it ends or continues as new.
         self._notifying: list[asyncio.Task[None]] = []
+        self._suggesting: asyncio.Task[None] | None = None
+        self._bookable = False
 
     # --- main loop: the SLA clock ---------------------------------------------------------------
 
@@ -121,6 +142,9 @@ class CallbackWorkflow:
                 self._creation_error = cause.message if isinstance(cause, ApplicationError) else str(cause)
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 raise ApplicationError(self._creation_error, type="InvalidCallback") from err
+            if self._bookable and workflow.patched("suggest-slots-v1"):
+                # After the create Update has answered: a slow Cal.com never delays creation.
+                self._suggesting = asyncio.create_task(self._suggest_slots())
 
         while (deadline := next_deadline(self._current, workflow.now())) is not None:
             wait = deadline.at - workflow.now()
@@ -157,6 +181,7 @@ class CallbackWorkflow:
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
         )
+        self._bookable = prepared.bookable
         now = workflow.now()
         request = params.request
         blank = CallbackState(
@@ -219,9 +244,44 @@ class CallbackWorkflow:
             self._notifying.append(asyncio.create_task(notify(step.events, step.state)))
 
     async def _settle(self) -> None:
-        """Let running handlers and notification starts finish before the run ends or continues as new."""
+        """Let running handlers and notification starts finish before the run ends or continues as new;
+        a slot lookup still running for a finished callback is no longer of use to anyone."""
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._suggesting is not None:
+            if self._current.status.is_terminal:
+                self._suggesting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._suggesting
         await asyncio.gather(*self._notifying)
+
+    async def _suggest_slots(self) -> None:
+        """Attach the next free Cal.com slots of the service (inside the customer's preferred window when
+        one is given), so staff can offer an appointment when they call back."""
+        request = self._current.request
+        assert request.service_id is not None
+        search = FindSlots(service_id=request.service_id, company_id=request.company_id, after=workflow.now())
+        window = _preferred_window(request.preferred_time_window, after=workflow.now())
+        if window is not None:
+            with contextlib.suppress(ValueError):  # e.g. a window too long: then the next free slots
+                search = search.model_copy(update={"window_start": window[0], "window_end": window[1]})
+                search = FindSlots.model_validate(search.model_dump())
+        try:
+            found: FoundSlots = await find_slots(search)
+        except ActivityError as err:
+            workflow.logger.warning("no slot suggestions for %s: %s", self._current.id, err.cause or err)
+            return
+        async with self._lock:
+            if self._current.status.is_terminal:
+                return
+            step = _Step(self._current, actor="slot-finder", now=workflow.now())
+            step.state.suggested_slots = found.slots
+            step.emit(
+                "slots_suggested",
+                count=len(found.slots),
+                first=found.slots[0].start.isoformat() if found.slots else None,
+                note=found.note,
+            )
+            await self._commit(step)
 
     async def _candidates(self, include: list[UUID] | None = None) -> list[StaffCandidate]:
         request = self._current.request

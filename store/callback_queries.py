@@ -9,8 +9,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, and_, case, func, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -338,3 +339,46 @@ async def summary(session: AsyncSession, company_id: int | None, *, now: datetim
             {"staff_id": staff_id, "name": name, "open_callbacks": count} for staff_id, name, count in loads
         ],
     }
+
+
+async def pending_count(session: AsyncSession, company_id: int | None) -> int:
+    """Open, unassigned callbacks: one index-only count (company, status), cheap enough for a nav badge."""
+    conditions: list[ColumnElement[bool]] = [
+        CR.status == CallbackStatus.PENDING.value,
+        CR.deleted_at.is_(None),
+    ]
+    if company_id is not None:
+        conditions.append(CR.company_id == company_id)
+    return int(await session.scalar(select(func.count()).select_from(CR).where(*conditions)) or 0)
+
+
+async def escalations_per_day(
+    session: AsyncSession, company_id: int | None, *, now: datetime, days: int, time_zone: str
+) -> list[tuple[date, int]]:
+    """Escalations per calendar day in `time_zone`, the last `days` days up to today, gaps filled with 0.
+
+    Days are the company's days, not UTC's: a breach at 00:30 in Berlin belongs to that Berlin day.
+    """
+    zone = ZoneInfo(time_zone)
+    today = now.astimezone(zone).date()
+    first = today - timedelta(days=days - 1)
+    start = datetime.combine(first, datetime.min.time(), tzinfo=zone)
+    day = func.date(func.timezone(time_zone, CallbackEscalation.escalated_at))
+    conditions: list[ColumnElement[bool]] = [
+        CallbackEscalation.escalated_at >= start,
+        CallbackEscalation.escalated_at <= now,
+        CR.deleted_at.is_(None),
+    ]
+    if company_id is not None:
+        conditions.append(CallbackEscalation.company_id == company_id)
+    rows = (
+        await session.execute(
+            select(day, func.count())
+            .select_from(CallbackEscalation)
+            .join(CR, CR.id == CallbackEscalation.callback_request_id)
+            .where(*conditions)
+            .group_by(day)
+        )
+    ).all()
+    counts = {found: int(count) for found, count in rows}
+    return [(first + timedelta(days=i), counts.get(first + timedelta(days=i), 0)) for i in range(days)]

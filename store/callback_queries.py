@@ -39,14 +39,19 @@ _STATUS_RANK = case(
     else_=len(CallbackStatus),
 )
 _PRIORITY_RANK = case({"normal": 0, "high": 1, "urgent": 2}, value=CR.priority, else_=3)
+# The assignee join of every row query; module-level so that sorting by assignee can name it.
+_ASSIGNEE = aliased(Staff)
 SORT_KEYS: dict[str, Any] = {
     "id": CR.id,
     "customer_name": func.lower(CR.customer_name),
+    "phone_number": CR.phone_number,
     "status": _STATUS_RANK,
     "priority": _PRIORITY_RANK,
     "branch": func.lower(Branch.name),
     "service": func.lower(Service.name),
+    "assigned_to": func.lower(_ASSIGNEE.name),
     "expires_at": CR.expires_at,
+    "escalation_count": CR.escalation_count,
     "created_at": CR.created_at,
 }
 
@@ -63,6 +68,7 @@ class CallbackFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
     include_deleted: bool = False
+    only_deleted: bool = False
     ids: Sequence[uuid.UUID] = field(default_factory=tuple)
 
 
@@ -78,7 +84,9 @@ def _conditions(spec: CallbackFilter, now: datetime) -> list[ColumnElement[bool]
     conditions: list[ColumnElement[bool]] = []
     if spec.company_id is not None:
         conditions.append(CR.company_id == spec.company_id)
-    if not spec.include_deleted:
+    if spec.only_deleted:
+        conditions.append(CR.deleted_at.is_not(None))
+    elif not spec.include_deleted:
         conditions.append(CR.deleted_at.is_(None))
     if spec.statuses:
         conditions.append(CR.status.in_([s.value for s in spec.statuses]))
@@ -108,7 +116,7 @@ def _conditions(spec: CallbackFilter, now: datetime) -> list[ColumnElement[bool]
 
 
 def _rows_query(now: datetime) -> Select[CallbackRequest, str, str, str, bool]:
-    assignee = aliased(Staff)
+    assignee = _ASSIGNEE
     return (
         select(
             CR,

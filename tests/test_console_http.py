@@ -104,7 +104,9 @@ async def test_sign_in_rules(api: ApiEnv, sessions: Sessions) -> None:
     tenant = await make_tenant(sessions)
     browser = api.http(**{"Accept-Language": "en-GB,en;q=0.8"})
 
-    without_form_token = await browser.post("/console/login", data={"api_key": await api.key("admin", tenant)})
+    without_form_token = await browser.post(
+        "/console/login", data={"api_key": await api.key("admin", tenant)}
+    )
     assert without_form_token.status_code == 403
 
     service_key = await http_sign_in(browser, await api.key("service", tenant))

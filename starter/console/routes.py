@@ -834,9 +834,10 @@ async def phone_check(ctx: Console, phone_number: str = "", branch_id: str = "")
                 raise ValueError("String should have at most 32 characters")
             result["ok"] = await service.normalize_phone(ctx.deps, ctx.company, int(branch_id), checked)
         except ValueError as exc:
-            result["error"] = f"phone_number: {exc}"
+            result["error"] = str(exc)
         except ApiProblem as problem:
-            result["error"] = problem.detail or problem.title
+            # The message the create form shows next to the field, from the API's field list.
+            result["error"] = problem.errors[0].message if problem.errors else problem.detail or problem.title
     return render(ctx, ctx.request, "_phone.html", result=result)
 
 

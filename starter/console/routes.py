@@ -712,11 +712,21 @@ async def _detail_page(
         except ValueError:
             return str(value)
 
+    def show(key: str, value: Any) -> str:
+        """A payload value as staff read it: names for staff ids, local times for timestamps."""
+        if key.endswith("staff_id") or key in ("from", "to"):
+            return who(value)
+        if key.endswith("_at") and isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return ctx.fmt(datetime.fromisoformat(value))
+        return str(value)
+
     return render(
         ctx,
         ctx.request,
         "detail.html",
         status,
+        show=show,
         cb=found,
         actions=allowed_actions(found),
         staff=staff,

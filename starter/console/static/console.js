@@ -26,10 +26,9 @@
     } else if (target.hasAttribute("data-copy")) {
       var text = target.getAttribute("data-copy");
       var done = function () {
-        var before = target.textContent;
-        target.textContent = "✓";
+        target.classList.add("copied");
         target.title = target.getAttribute("data-copied") || "";
-        setTimeout(function () { target.textContent = before; }, 1200);
+        setTimeout(function () { target.classList.remove("copied"); }, 1200);
       };
       if (navigator.clipboard && window.isSecureContext) {
         navigator.clipboard.writeText(text).then(done, function () {});

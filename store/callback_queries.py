@@ -44,15 +44,19 @@ _ASSIGNEE = aliased(Staff)
 SORT_KEYS: dict[str, Any] = {
     "id": CR.id,
     "customer_name": func.lower(CR.customer_name),
-    "phone_number": CR.phone_number,
     "status": _STATUS_RANK,
     "priority": _PRIORITY_RANK,
     "branch": func.lower(Branch.name),
     "service": func.lower(Service.name),
-    "assigned_to": func.lower(_ASSIGNEE.name),
     "expires_at": CR.expires_at,
-    "escalation_count": CR.escalation_count,
     "created_at": CR.created_at,
+}
+# Sorts the console offers on top (every column of its queue); the API's contract keeps SORT_KEYS.
+CONSOLE_SORT_KEYS: dict[str, Any] = {
+    **SORT_KEYS,
+    "phone_number": CR.phone_number,
+    "assigned_to": func.lower(_ASSIGNEE.name),
+    "escalation_count": CR.escalation_count,
 }
 
 
@@ -188,7 +192,7 @@ async def list_callbacks(
 ) -> Page:
     """One page in the asked order (ties broken by id, so pages never overlap) and the total count."""
     descending = sort.startswith("-")
-    key = SORT_KEYS[sort.lstrip("-")]
+    key = CONSOLE_SORT_KEYS[sort.lstrip("-")]
     conditions = _conditions(spec, now)
     total = await session.scalar(select(func.count()).select_from(CR).where(*conditions))
     order = [key.desc() if descending else key.asc()]

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import BrowserContext, Page, Playwright, Route, async_playwright
+from playwright.async_api import BrowserContext, Page, Playwright, Route, async_playwright, expect
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -37,6 +37,10 @@ CHROMIUM_ARGS = [
 ]
 # Where the tests leave their screenshots for a reviewer (PNG).
 ARTIFACTS = Path(os.environ.get("CONSOLE_ARTIFACTS", Path(__file__).parent.parent / ".artifacts" / "console"))
+# Waits, not timings: generous so that a busy 2-core machine (the live refresh polls every second in the
+# tests, the badge every three) never fails a test that would pass a moment later.
+WAIT_MS = 20_000
+expect.set_options(timeout=WAIT_MS)
 LOOPBACK = re.compile(r"^(https?|wss?)://127\.0\.0\.1(:\d+)?/")
 
 
@@ -64,7 +68,7 @@ class Browser:
 
     async def page(self) -> Page:
         page = await self.context.new_page()
-        page.set_default_timeout(15_000)
+        page.set_default_timeout(WAIT_MS)
         return page
 
     async def sign_in(self, page: Page, key: str, path: str = "/console/queue") -> None:

@@ -76,6 +76,25 @@ class Settings(BaseSettings):
     api_max_body_bytes: PositiveInt = 256 * 1024
     api_bulk_max_ids: PositiveInt = 100
 
+    # Staff console (starter/console), served by the API app at /console.
+    console_secret: str | None = Field(
+        default=None,
+        description="signs console session cookies; unset = a random secret per process (sessions end "
+        "on restart, and several API processes behind one balancer need the same configured secret)",
+    )
+    console_session_hours: PositiveFloat = 12.0
+    console_refresh_seconds: PositiveFloat = 10.0
+    console_badge_ttl_seconds: NonNegativeFloat = 15.0
+    console_page_size: PositiveInt = 25
+    console_cookie_secure: bool = Field(
+        default=False, description="mark console cookies Secure (always on when the request came over https)"
+    )
+    temporal_ui_url: str = Field(
+        default="http://127.0.0.1:8233",
+        validation_alias=AliasChoices("TEMPORAL_UI_URL", "temporal_ui_url"),
+        description="where the console links each callback's workflow",
+    )
+
     policy_cache_ttl_seconds: PositiveFloat = 300.0
     policy_stats_refresh_minutes: PositiveFloat = 15.0
     policy_stats_catchup_minutes: PositiveFloat = 10.0

@@ -119,6 +119,12 @@ async def authenticate(session: AsyncSession, secret: str, now: datetime) -> Key
     return _record(row)
 
 
+async def get_active(session: AsyncSession, key_id: int) -> KeyRecord | None:
+    """The key behind a console session, re-read on every request so that revoking it ends the session."""
+    row = await session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)))
+    return _record(row) if row is not None else None
+
+
 async def list_keys(
     session: AsyncSession, *, company_id: int | None = None, include_revoked: bool = False
 ) -> list[KeyRecord]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, and_, case, func, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +39,8 @@ _STATUS_RANK = case(
     else_=len(CallbackStatus),
 )
 _PRIORITY_RANK = case({"normal": 0, "high": 1, "urgent": 2}, value=CR.priority, else_=3)
+# The assignee join of every row query; module-level so that sorting by assignee can name it.
+_ASSIGNEE = aliased(Staff)
 SORT_KEYS: dict[str, Any] = {
     "id": CR.id,
     "customer_name": func.lower(CR.customer_name),
@@ -47,6 +50,13 @@ SORT_KEYS: dict[str, Any] = {
     "service": func.lower(Service.name),
     "expires_at": CR.expires_at,
     "created_at": CR.created_at,
+}
+# Sorts the console offers on top (every column of its queue); the API's contract keeps SORT_KEYS.
+CONSOLE_SORT_KEYS: dict[str, Any] = {
+    **SORT_KEYS,
+    "phone_number": CR.phone_number,
+    "assigned_to": func.lower(_ASSIGNEE.name),
+    "escalation_count": CR.escalation_count,
 }
 
 
@@ -62,6 +72,7 @@ class CallbackFilter:
     created_from: datetime | None = None
     created_to: datetime | None = None
     include_deleted: bool = False
+    only_deleted: bool = False
     ids: Sequence[uuid.UUID] = field(default_factory=tuple)
 
 
@@ -77,7 +88,9 @@ def _conditions(spec: CallbackFilter, now: datetime) -> list[ColumnElement[bool]
     conditions: list[ColumnElement[bool]] = []
     if spec.company_id is not None:
         conditions.append(CR.company_id == spec.company_id)
-    if not spec.include_deleted:
+    if spec.only_deleted:
+        conditions.append(CR.deleted_at.is_not(None))
+    elif not spec.include_deleted:
         conditions.append(CR.deleted_at.is_(None))
     if spec.statuses:
         conditions.append(CR.status.in_([s.value for s in spec.statuses]))
@@ -107,7 +120,7 @@ def _conditions(spec: CallbackFilter, now: datetime) -> list[ColumnElement[bool]
 
 
 def _rows_query(now: datetime) -> Select[CallbackRequest, str, str, str, bool]:
-    assignee = aliased(Staff)
+    assignee = _ASSIGNEE
     return (
         select(
             CR,
@@ -179,7 +192,7 @@ async def list_callbacks(
 ) -> Page:
     """One page in the asked order (ties broken by id, so pages never overlap) and the total count."""
     descending = sort.startswith("-")
-    key = SORT_KEYS[sort.lstrip("-")]
+    key = CONSOLE_SORT_KEYS[sort.lstrip("-")]
     conditions = _conditions(spec, now)
     total = await session.scalar(select(func.count()).select_from(CR).where(*conditions))
     order = [key.desc() if descending else key.asc()]
@@ -338,3 +351,46 @@ async def summary(session: AsyncSession, company_id: int | None, *, now: datetim
             {"staff_id": staff_id, "name": name, "open_callbacks": count} for staff_id, name, count in loads
         ],
     }
+
+
+async def pending_count(session: AsyncSession, company_id: int | None) -> int:
+    """Open, unassigned callbacks: one index-only count (company, status), cheap enough for a nav badge."""
+    conditions: list[ColumnElement[bool]] = [
+        CR.status == CallbackStatus.PENDING.value,
+        CR.deleted_at.is_(None),
+    ]
+    if company_id is not None:
+        conditions.append(CR.company_id == company_id)
+    return int(await session.scalar(select(func.count()).select_from(CR).where(*conditions)) or 0)
+
+
+async def escalations_per_day(
+    session: AsyncSession, company_id: int | None, *, now: datetime, days: int, time_zone: str
+) -> list[tuple[date, int]]:
+    """Escalations per calendar day in `time_zone`, the last `days` days up to today, gaps filled with 0.
+
+    Days are the company's days, not UTC's: a breach at 00:30 in Berlin belongs to that Berlin day.
+    """
+    zone = ZoneInfo(time_zone)
+    today = now.astimezone(zone).date()
+    first = today - timedelta(days=days - 1)
+    start = datetime.combine(first, datetime.min.time(), tzinfo=zone)
+    day = func.date(func.timezone(time_zone, CallbackEscalation.escalated_at))
+    conditions: list[ColumnElement[bool]] = [
+        CallbackEscalation.escalated_at >= start,
+        CallbackEscalation.escalated_at <= now,
+        CR.deleted_at.is_(None),
+    ]
+    if company_id is not None:
+        conditions.append(CallbackEscalation.company_id == company_id)
+    rows = (
+        await session.execute(
+            select(day, func.count())
+            .select_from(CallbackEscalation)
+            .join(CR, CR.id == CallbackEscalation.callback_request_id)
+            .where(*conditions)
+            .group_by(day)
+        )
+    ).all()
+    counts = {found: int(count) for found, count in rows}
+    return [(first + timedelta(days=i), counts.get(first + timedelta(days=i), 0)) for i in range(days)]

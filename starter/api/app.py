@@ -165,6 +165,10 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fa
     app.include_router(routes_callbacks.router)
     app.include_router(routes_policies.router)
     app.include_router(routes_slots.router)
+    # Imported here: the console imports the API's modules, which import this package.
+    from starter.console import install as install_console
+
+    install_console(app, settings)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -73,6 +73,16 @@ class Principal:
         return self.company_id
 
 
+def principal_of(record: api_keys.KeyRecord) -> Principal:
+    return Principal(
+        key_id=record.id,
+        prefix=record.prefix,
+        role=Role(record.role),
+        company_id=record.company_id,
+        staff_id=record.staff_id,
+    )
+
+
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cbk_…`")
 
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="callbacks"'}
@@ -99,13 +109,7 @@ async def authenticate(
         raise ApiProblem(
             401, "the API key is unknown or revoked", slug="unauthorized", headers=UNAUTHORIZED_HEADERS
         )
-    principal = Principal(
-        key_id=record.id,
-        prefix=record.prefix,
-        role=Role(record.role),
-        company_id=record.company_id,
-        staff_id=record.staff_id,
-    )
+    principal = principal_of(record)
     request.state.principal = principal
     return principal
 

@@ -34,7 +34,7 @@ def _aware(moment: datetime, name: str) -> datetime:
     return moment
 
 
-async def _calendar(deps: Deps, principal: Principal, service_id: int) -> ServiceCalendar:
+async def service_calendar(deps: Deps, principal: Principal, service_id: int) -> ServiceCalendar:
     if not 0 < service_id <= MAX_ID:
         raise not_found("service", service_id)
     async with deps.sessions() as session:
@@ -44,7 +44,7 @@ async def _calendar(deps: Deps, principal: Principal, service_id: int) -> Servic
     return calendar
 
 
-def _calcom_problem(exc: Exception) -> ApiProblem:
+def calcom_problem(exc: Exception) -> ApiProblem:
     if isinstance(exc, InvalidSlotSearch):
         field = "time_zone" if "time zone" in str(exc) else "window"
         return invalid(field, str(exc))
@@ -76,13 +76,13 @@ async def slots_in_window(
     time_zone: TimeZone = None,
 ) -> dict[str, Any]:
     """Free slots starting in [start, end); windows over 90 days are refused."""
-    calendar = await _calendar(deps, principal, service_id)
+    calendar = await service_calendar(deps, principal, service_id)
     try:
         found = await deps.slots.find_in_window(
             calendar, _aware(start, "start"), _aware(end, "end"), time_zone
         )
     except (InvalidSlotSearch, ServiceNotOnCalcom, CalcomError) as exc:
-        raise _calcom_problem(exc) from None
+        raise calcom_problem(exc) from None
     return {"service_id": service_id, "time_zone": time_zone or calendar.time_zone, "slots": _slots(found)}
 
 
@@ -97,12 +97,12 @@ async def next_slots(
     time_zone: TimeZone = None,
 ) -> dict[str, Any]:
     """The next free slots from `after` (default: now) on, within `horizon_days`."""
-    calendar = await _calendar(deps, principal, service_id)
+    calendar = await service_calendar(deps, principal, service_id)
     start = _aware(after, "after") if after is not None else datetime.now(UTC)
     try:
         found = await deps.slots.find_next_slots(
             calendar, start, timedelta(days=horizon_days), time_zone, limit=limit
         )
     except (InvalidSlotSearch, ServiceNotOnCalcom, CalcomError) as exc:
-        raise _calcom_problem(exc) from None
+        raise calcom_problem(exc) from None
     return {"service_id": service_id, "time_zone": time_zone or calendar.time_zone, "slots": _slots(found)}

@@ -1,0 +1,238 @@
+"""The callback operations behind both the JSON API and the staff console.
+
+They live here, not in the routes, so that a button in the console and a call to `/v1/callbacks` run the
+same checks, the same Update and the same refusal text: the console must never accept what the API
+refuses, nor word a refusal differently. Every failure is an `ApiProblem`; the API renders it as
+problem+json, the console as a message on the page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from temporalio.service import RPCError, RPCStatusCode
+
+from models.callbacks import CallbackStatus, NewCallback, StaffAction
+from models.tables import Branch, CallbackRequest, Company
+from rules.transitions import TransitionRefused, check_allowed
+from starter.api import schemas
+from starter.api.auth import Principal
+from starter.api.deps import Deps
+from starter.api.phones import default_region, to_e164
+from starter.api.problems import ApiProblem, FieldError, invalid, not_found
+from starter.api.ratelimit import retry_after_header
+from starter.client import CallbackError, StaffCommand, callback_id_for
+from store import callback_queries as queries
+from store.callbacks import reference_errors
+
+BULK_CONCURRENCY = 8
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def refusal(err: CallbackError) -> ApiProblem:
+    if err.kind == "TransitionRefused":
+        return ApiProblem(409, str(err), slug="transition-refused", title="Transition refused")
+    if err.kind == "InvalidStaff":
+        return invalid("staff_id", str(err))
+    if err.kind in ("InvalidCallback", "InvalidReference"):
+        return ApiProblem(422, str(err), slug="invalid-callback", title="Invalid callback")
+    return ApiProblem(409, str(err), slug="refused", title="Refused")
+
+
+async def load(deps: Deps, principal: Principal, callback_id: uuid.UUID, **kwargs: Any) -> dict[str, Any]:
+    async with deps.sessions() as session:
+        found = await queries.get_callback(session, callback_id, principal.scope(), now=now(), **kwargs)
+    if found is None:
+        raise not_found("callback", callback_id)
+    return found
+
+
+async def detail(deps: Deps, principal: Principal, callback_id: uuid.UUID, **kwargs: Any) -> dict[str, Any]:
+    """The row plus its escalations, failed attempts and audit trail (tenant-checked before the history)."""
+    row = await load(deps, principal, callback_id, **kwargs)
+    async with deps.sessions() as session:
+        history = await queries.callback_history(session, callback_id)
+    return {**row, **history}
+
+
+async def act(
+    deps: Deps,
+    principal: Principal,
+    callback_id: uuid.UUID,
+    action: StaffAction,
+    command: StaffCommand,
+) -> dict[str, Any]:
+    """Run one staff action through the workflow; returns the row as it is after the Update."""
+    row = await load(deps, principal, callback_id)
+    try:
+        check_allowed(action, CallbackStatus(row["status"]))
+    except TransitionRefused as refused:
+        raise ApiProblem(409, str(refused), slug="transition-refused", title="Transition refused") from None
+    try:
+        await deps.callbacks.act(callback_id, command)
+    except CallbackError as err:
+        raise refusal(err) from err
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        # The workflow finished between the read and the Update (e.g. it just expired).
+        current = await load(deps, principal, callback_id)
+        raise ApiProblem(
+            409,
+            f"cannot {action.value.replace('_', ' ')}: the callback is {current['status']}",
+            slug="transition-refused",
+            title="Transition refused",
+        ) from err
+    return await load(deps, principal, callback_id)
+
+
+def staff_for(principal: Principal, staff_id: uuid.UUID | None) -> uuid.UUID:
+    chosen = staff_id or principal.staff_id
+    if chosen is None:
+        raise invalid("staff_id", "required (only a staff key assigns to its own staff member by default)")
+    return chosen
+
+
+async def bulk(
+    deps: Deps,
+    principal: Principal,
+    ids: list[uuid.UUID],
+    action: StaffAction,
+    command: Callable[[], StaffCommand],
+) -> dict[str, Any]:
+    """One result per id; a refused or unknown callback does not stop the others."""
+    if len(ids) > deps.settings.api_bulk_max_ids:
+        raise invalid("ids", f"at most {deps.settings.api_bulk_max_ids} ids per request")
+    async with deps.sessions() as session:
+        known = await queries.existing_ids(session, ids, principal.scope())
+    gate = asyncio.Semaphore(BULK_CONCURRENCY)
+
+    async def one(callback_id: uuid.UUID) -> schemas.BulkItemResult:
+        if callback_id not in known:
+            problem = not_found("callback", callback_id)
+        else:
+            async with gate:
+                try:
+                    row = await act(deps, principal, callback_id, action, command())
+                    return schemas.BulkItemResult(id=callback_id, ok=True, status=row["status"])
+                except ApiProblem as caught:
+                    problem = caught
+        return schemas.BulkItemResult(
+            id=callback_id,
+            ok=False,
+            error={"status": problem.status, "title": problem.title, "detail": problem.detail},
+        )
+
+    results = await asyncio.gather(*(one(callback_id) for callback_id in ids))
+    succeeded = sum(1 for result in results if result.ok)
+    return {"succeeded": succeeded, "failed": len(results) - succeeded, "results": results}
+
+
+async def normalize_phone(deps: Deps, company_id: int | None, branch_id: int, raw: str) -> str:
+    """The number in E.164 as creation will store it (national numbers read in the branch's country)."""
+    async with deps.sessions() as session:
+        query = (
+            select(Branch.phone_number, Branch.time_zone, Company.time_zone)
+            .join(Company, Company.id == Branch.company_id)
+            .where(Branch.id == branch_id)
+        )
+        if company_id is not None:
+            query = query.where(Branch.company_id == company_id)
+        found = (await session.execute(query)).first()
+    if found is None:
+        raise invalid("branch_id", f"no such branch in company {company_id}")
+    try:
+        return to_e164(raw, default_region(*found))
+    except ValueError as exc:
+        raise invalid("phone_number", str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Created:
+    row: dict[str, Any]
+    created: bool
+
+
+async def create(
+    deps: Deps,
+    principal: Principal,
+    body: schemas.CreateCallback,
+    idempotency_key: str | None,
+    *,
+    company_id: int,
+) -> Created:
+    """Validate against the database, spend the key's rate budget, start the workflow, read the row back."""
+    # A retry whose callback already exists starts nothing, so it does not spend the key's budget.
+    retry = False
+    if idempotency_key is not None:
+        async with deps.sessions() as session:
+            existing = await session.get(CallbackRequest, callback_id_for(company_id, idempotency_key))
+            retry = existing is not None
+    wait = 0.0 if retry else deps.create_limits.take(principal.key_id)
+    if wait > 0:
+        raise ApiProblem(
+            429,
+            f"this key may create {deps.settings.api_create_rate_per_minute:g} callbacks per minute "
+            f"(bursts of {deps.settings.api_create_burst}); try again in {retry_after_header(wait)} s",
+            slug="rate-limited",
+            headers={"Retry-After": retry_after_header(wait)},
+        )
+    phone = await normalize_phone(deps, company_id, body.branch_id, body.phone_number)
+    try:
+        request = NewCallback(
+            company_id=company_id,
+            branch_id=body.branch_id,
+            service_id=body.service_id,
+            customer_id=body.customer_id,
+            customer_name=body.customer_name,
+            phone_number=phone,
+            email=body.email,
+            priority=body.priority,
+            preferred_staff_id=body.preferred_staff_id,
+            preferred_time_window=body.preferred_time_window.model_dump(mode="json")
+            if body.preferred_time_window
+            else None,
+            notes=body.notes or None,
+            metadata=body.metadata,
+        )
+    except ValidationError as exc:
+        errors = [
+            FieldError(field=".".join(map(str, e["loc"])) or "body", message=e["msg"]) for e in exc.errors()
+        ]
+        raise ApiProblem(422, str(exc), slug="validation-error", errors=errors) from None
+    async with deps.sessions() as session:
+        problems = await reference_errors(session, request)
+    if problems:
+        errors = [FieldError(field=p.split(":", 1)[0], message=p.split(":", 1)[1].strip()) for p in problems]
+        raise ApiProblem(
+            422, "; ".join(problems), slug="validation-error", title="Invalid request", errors=errors
+        )
+    try:
+        result = await deps.callbacks.create(request, idempotency_key)
+    except CallbackError as err:
+        raise refusal(err) from err
+    if not result.created and result.state.request != request:
+        raise ApiProblem(
+            422,
+            "this Idempotency-Key was already used for a different request",
+            slug="idempotency-key-reused",
+            title="Idempotency-Key reused",
+        )
+    row = await load(deps, principal, result.state.id, include_deleted=True)
+    return Created(row, result.created)

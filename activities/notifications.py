@@ -136,12 +136,15 @@ class NotificationActivities:
     @activity.defn(name=names.START_NOTIFICATIONS)
     async def start_notifications(self, batch: StartNotifications) -> int:
         """Start each event's NotifyEventWorkflow as a workflow of its own, not a child: it must outlive
-        and never hold up the lifecycle that emitted the event. Ids are deterministic, so a retried
+        and never hold up the lifecycle that emitted the event. Events nobody is to hear about start
+        nothing (most events, where no channel is configured). Ids are deterministic, so a retried
         activity or a replayed workflow finds them started and starts nothing twice. Returns how many
         this call started."""
         client = activity.client()
         started = 0
         for start in batch.starts:
+            if not await self.resolve_notifications(start.event):
+                continue  # nobody to tell on any channel: a workflow would only find that out again
             try:
                 await client.start_workflow(
                     names.NOTIFY_EVENT_WORKFLOW,

@@ -16,129 +16,22 @@ import argparse
 import asyncio
 import contextlib
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import httpx
-from sqlalchemy.engine import URL
 
-from localstack.postgres import EmbeddedPostgres, create_database, drop_database
-from localstack.temporal import register_search_attributes, start_dev_server, wait_for_server
+from bench.harness import Row, free_port, measure, postgres, print_table, temporal_dev_server
+from localstack.temporal import wait_for_server
 from models.callbacks import NewCallback, Priority
 from models.settings import Settings
 from models.tables import Branch, Company, Service, Staff
 from starter.client import CallbackClient
 from store import api_keys
-from store.db import async_url, create_engine, session_factory, transaction
+from store.db import create_engine, session_factory, transaction
 from store.migrate import upgrade_async
 from worker import build_worker
-
-HEADERS = ["path", "mode", "creates", "creates/s", "p50 ms", "p95 ms", "p99 ms"]
-
-
-@dataclass
-class Row:
-    path: str
-    mode: str
-    seconds: float
-    latencies: list[float]
-
-    def quantile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
-
-    @property
-    def rate(self) -> float:
-        return len(self.latencies) / self.seconds
-
-    def cells(self) -> list[str]:
-        return [
-            self.path,
-            self.mode,
-            f"{len(self.latencies):,}",
-            f"{self.rate:,.0f}",
-            *(f"{self.quantile(q):.1f}" for q in (0.50, 0.95, 0.99)),
-        ]
-
-
-def print_table(rows: list[Row]) -> None:
-    table = [HEADERS, *(row.cells() for row in rows)]
-    widths = [max(len(line[i]) for line in table) for i in range(len(HEADERS))]
-    for n, line in enumerate(table):
-        print(
-            "  ".join(
-                cell.rjust(w) if i > 1 else cell.ljust(w)
-                for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-            )
-        )
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
-
-
-async def measure(
-    path: str, mode: str, create: Callable[[int], Awaitable[None]], count: int, concurrency: int, offset: int
-) -> Row:
-    latencies: list[float] = []
-    queue = iter(range(offset, offset + count))
-
-    async def runner() -> None:
-        for n in queue:
-            start = time.perf_counter()
-            await create(n)
-            latencies.append(time.perf_counter() - start)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(runner() for _ in range(concurrency)))
-    return Row(path, mode, time.perf_counter() - started, latencies)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def postgres() -> AsyncIterator[URL]:
-    configured = os.environ.get("DATABASE_URL")
-    folder: Path | None = None
-    server: EmbeddedPostgres | None = None
-    if configured:
-        base = async_url(configured)
-    else:
-        folder = Path(tempfile.mkdtemp(prefix="bench-api-pg-"))
-        server = EmbeddedPostgres(folder / "pgdata", delete_on_stop=True)
-        base = server.url
-    url = await create_database(base, prefix="bench_api")
-    try:
-        yield url
-    finally:
-        assert url.database is not None
-        await drop_database(base, url.database)
-        if server is not None:
-            server.stop()
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-@contextlib.asynccontextmanager
-async def temporal_dev_server() -> AsyncIterator[str]:
-    port = free_port()
-    process = start_dev_server(port=port, ui_port=None)
-    try:
-        client = await wait_for_server(f"127.0.0.1:{port}")
-        await register_search_attributes(client)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        await asyncio.to_thread(process.wait, 20)
 
 
 @contextlib.asynccontextmanager

@@ -432,7 +432,7 @@ async def test_the_record_activity_is_idempotent_and_never_cancels_twice(session
 async def test_a_change_recorded_before_the_notification_step_still_replays() -> None:
     """Changes that ran before `appointment-notify-v1` existed (a plan without the people it concerns, no
     notification step) replay on today's workflow: the patch keeps them off the new path."""
-    path = Path(__file__).parent / "histories" / "appointment_cancel_before_notify.json"
+    path = Path(__file__).parent / "histories" / "appointment_change" / "cancel_before_notify.json"
     history = WorkflowHistory.from_json("appointment-change-before-notify", path.read_text())
     result = await Replayer(
         workflows=[AppointmentChangeWorkflow],

@@ -7,6 +7,7 @@ modification row is unique on them, so a retried request never changes an appoin
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -75,6 +76,13 @@ class AppointmentChangePlan(_Frozen):
     ends_at: AwareDatetime
     status: str
     calcom_booking_uid: str | None = None
+    # Who the appointment concerns, for the notification of an applied change. Optional: plans recorded
+    # in histories before the notification step existed carry none of them.
+    branch_id: int | None = None
+    service_id: int | None = None
+    staff_id: uuid.UUID | None = None
+    customer_id: int | None = None
+    customer_name: str | None = None
 
 
 class RecordAppointmentChange(_Frozen):

@@ -25,6 +25,8 @@ class ApiError(Exception):
         text = f"{title} ({self.status})" if self.status else title
         if detail:
             text += f": {detail}"
+        if self.problem.get("fee") is not None and self.problem.get("currency"):
+            text += f"\n  fee: {self.problem['fee']} {self.problem['currency']}"
         for error in self.problem.get("errors") or []:
             field_line = f"\n  {error.get('field')}: {error.get('message')}"
             if field_line.strip() not in text:
@@ -126,3 +128,50 @@ class ApiClient:
     def next_slots(self, service_id: int, **params: Any) -> dict[str, Any]:
         found: dict[str, Any] = self.request("GET", f"/v1/services/{service_id}/slots/next", params=params)
         return found
+
+    # --- notifications ----------------------------------------------------------------------------
+
+    def put_notification_setting(
+        self, scope: str, scope_id: str, event_type: str, channel: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        stored: dict[str, Any] = self.request(
+            "PUT", f"/v1/notification-settings/{scope}/{scope_id}/{event_type}/{channel}", json=body
+        )
+        return stored
+
+    def delete_notification_setting(self, scope: str, scope_id: str, event_type: str, channel: str) -> None:
+        self.request("DELETE", f"/v1/notification-settings/{scope}/{scope_id}/{event_type}/{channel}")
+
+    def notification_settings(self, **params: Any) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.request("GET", "/v1/notification-settings", params=params)
+        return found
+
+    def effective_notifications(self, **params: Any) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.request(
+            "GET", "/v1/notification-settings/effective", params=params
+        )
+        return found
+
+    def deliveries(self, **params: Any) -> dict[str, Any]:
+        page: dict[str, Any] = self.request("GET", "/v1/notifications", params=params)
+        return page
+
+    def notification_events(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.request("GET", "/v1/notification-events")
+        return found
+
+    # --- appointments -----------------------------------------------------------------------------
+
+    def change_appointment(
+        self,
+        appointment_id: int,
+        change: str,
+        body: dict[str, Any],
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """`change`: cancel or reschedule. Resend with the same key after a failure: nothing happens twice."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        outcome: dict[str, Any] = self.request(
+            "POST", f"/v1/appointments/{appointment_id}/{change}", json=body, headers=headers
+        )
+        return outcome

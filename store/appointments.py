@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.appointments import AppointmentChangePlan, RecordAppointmentChange, RecordedChange
 from models.policies import ModificationType
-from models.tables import Appointment, AppointmentModification
+from models.tables import Appointment, AppointmentModification, Customer
 from rules.policy import CLOSED_STATUSES
 from store.appointment_policies import (
     DEFAULT_MAX_STATS_AGE,
@@ -60,6 +60,13 @@ async def plan_change(
         ends_at=appointment.ends_at,
         status=appointment.status,
         calcom_booking_uid=appointment.calcom_booking_uid,
+        branch_id=appointment.branch_id,
+        service_id=appointment.service_id,
+        staff_id=appointment.staff_id,
+        customer_id=appointment.customer_id,
+        customer_name=await session.scalar(
+            select(Customer.name).where(Customer.id == appointment.customer_id)
+        ),
     )
 
 

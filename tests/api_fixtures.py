@@ -86,9 +86,11 @@ async def running_api(
     **overrides: Any,
 ) -> AsyncIterator[ApiEnv]:
     settings = Settings(task_queue=task_queue, calcom_base_url=calcom_url, **overrides)
+    # One Cal.com client for the worker and the finder, closed here (a worker builds and never closes
+    # its own when given none).
     async with (
-        build_worker(client, settings, sessions),
         CalcomClient(calcom_url, "cal_test_0123456789", max_wait_seconds=1.0) as calcom,
+        build_worker(client, settings, sessions, calcom=calcom),
     ):
         extra = {"clock": finder_clock} if finder_clock else {}
         finder = SlotFinder(calcom, _no_resolver, cache=TTLCache[list[Slot]](45.0), **extra)

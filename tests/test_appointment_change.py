@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Replayer
@@ -35,7 +37,7 @@ from store.db import transaction
 from store.policies import PolicyResolver, set_policy
 from tests.calcom_fixtures import DAILY, calcom_env, make_client
 from tests.factories import Tenant, make_tenant
-from worker import build_worker
+from worker import WORKFLOW_RUNNER, build_worker
 from workflows.appointment_change import AppointmentChangeWorkflow
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -425,3 +427,16 @@ async def test_the_record_activity_is_idempotent_and_never_cancels_twice(session
     assert racing.conflict == "the appointment is cancelled"
     [row] = await modifications(sessions, appointment)
     assert row.fee_charged == Decimal("10.00")
+
+
+async def test_a_change_recorded_before_the_notification_step_still_replays() -> None:
+    """Changes that ran before `appointment-notify-v1` existed (a plan without the people it concerns, no
+    notification step) replay on today's workflow: the patch keeps them off the new path."""
+    path = Path(__file__).parent / "histories" / "appointment_change" / "cancel_before_notify.json"
+    history = WorkflowHistory.from_json("appointment-change-before-notify", path.read_text())
+    result = await Replayer(
+        workflows=[AppointmentChangeWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=WORKFLOW_RUNNER,
+    ).replay_workflow(history)
+    assert result.replay_failure is None

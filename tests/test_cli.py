@@ -8,13 +8,19 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from datetime import time
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.engine import URL
 from temporalio.testing import WorkflowEnvironment
 
+from models.tables import Branch, Customer
+from store.db import transaction
 from tests.api_fixtures import Sessions, running_api, serve_api
 from tests.factories import add_staff, make_tenant
+from tests.notify_fixtures import outside_world
+from tests.test_api_tenancy import add_appointment
 
 
 @dataclass
@@ -194,3 +200,112 @@ async def test_cli_drives_the_life_cycle(
         no_key = await cli("callbacks", "list", env={**base, "CALLBACKS_API_URL": url})
         assert no_key.code == 1
         assert "CALLBACKS_API_KEY" in no_key.err
+
+
+async def test_cli_notifications_and_appointments(
+    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+) -> None:
+    """One command of each new group, table and JSON, as a user runs them against the real API."""
+    tenant = await make_tenant(sessions)
+    staff = await add_staff(sessions, tenant)
+    appointment = await add_appointment(sessions, tenant, days=10)
+    async with transaction(sessions) as session:
+        await session.execute(
+            update(Customer).where(Customer.id == tenant.customer_ids[0]).values(email="erika@example.org")
+        )
+        await session.execute(  # no quiet hours: the mail goes out whenever the suite runs
+            update(Branch)
+            .where(Branch.id == tenant.branch_ids[0])
+            .values(quiet_hours_start=time(0), quiet_hours_end=time(0))
+        )
+    async with (
+        outside_world() as world,
+        running_api(time_skipping_env.client, sessions, task_queue, smtp_url=world.smtp_url) as api,
+        serve_api(api.app) as url,
+    ):
+        base = {key: value for key, value in os.environ.items() if not key.startswith("CALLBACKS_")}
+        as_admin = {**base, "CALLBACKS_API_URL": url, "CALLBACKS_API_KEY": await api.key("admin", tenant)}
+        as_staff = {
+            **base,
+            "CALLBACKS_API_URL": url,
+            "CALLBACKS_API_KEY": await api.key("staff", tenant, staff_id=staff),
+        }
+
+        set_ = await cli(
+            "notifications",
+            "settings",
+            "set",
+            "staff",
+            str(staff),
+            "callback.escalated",
+            "email",
+            "--disable",
+            "--fallback",
+            "sms",
+            env=as_admin,
+        )
+        assert set_.code == 0, set_.err
+        assert set_.out.splitlines()[0].split()[:3] == ["EVENT", "CHANNEL", "SCOPE"]
+        assert "callback.escalated  email" in set_.out
+        shown = await cli("notifications", "settings", "show", "--scope", "staff", "--json", env=as_admin)
+        assert [(s["scope_id"], s["is_enabled"]) for s in shown.json()] == [(str(staff), False)]
+        effective = await cli(
+            "notifications",
+            "settings",
+            "effective",
+            "--staff-id",
+            str(staff),
+            "--event-type",
+            "callback.escalated",
+            env=as_admin,
+        )
+        assert effective.code == 0, effective.err
+        email_line = next(line for line in effective.out.splitlines() if " email " in line)
+        assert f"staff:{staff}" in email_line
+        bad = await cli(
+            "notifications", "settings", "set", "company", "1", "callback.nope", "fax", env=as_admin
+        )
+        assert bad.code == 1
+        assert "event_type: unknown event type 'callback.nope'" in bad.err
+        forbidden = await cli("notifications", "log", env=as_staff)
+        assert forbidden.code == 1
+        assert "admin only" in forbidden.err
+
+        cancelled = await cli(
+            "appointments",
+            "cancel",
+            str(appointment),
+            "--reason",
+            "ill",
+            "--idempotency-key",
+            "cli-1",
+            env=as_staff,
+        )
+        assert cancelled.code == 0, cancelled.err
+        assert cancelled.out.startswith(f"appointment {appointment} cancelled, fee 0.00 EUR")
+        again = await cli(
+            "appointments", "cancel", str(appointment), "--idempotency-key", "cli-1", "--json", env=as_staff
+        )
+        assert again.json()["status"] == "applied"
+        refused = await cli("appointments", "cancel", str(appointment), env=as_staff)
+        assert refused.code == 1
+        assert "Change denied by policy (409)" in refused.err
+        assert "the appointment is cancelled" in refused.err
+        moved = await cli(
+            "appointments", "reschedule", str(appointment), "--to", "2001-01-01T09:00:00Z", env=as_staff
+        )
+        assert moved.code == 1
+        assert "new_start: must be in the future" in moved.err
+
+        await time_skipping_env.client.get_workflow_handle(
+            f"notify-appointment-{tenant.company_id}-cli-1"
+        ).result()
+        assert len(world.mail.to("erika@example.org")) == 1
+        log = await cli("notifications", "log", "--subject-type", "appointment", env=as_admin)
+        assert log.code == 0, log.err
+        header, row = log.out.splitlines()
+        assert header.split()[:3] == ["ID", "AT", "EVENT"]
+        assert "appointment.cancelled" in row
+        assert f"customer:{tenant.customer_ids[0]}" in row
+        assert "erika@example.org" in row
+        assert " sent " in row

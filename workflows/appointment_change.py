@@ -1,7 +1,8 @@
 """AppointmentChangeWorkflow: one cancel or reschedule request, start to finish (DESIGN §3.3).
 
 policy check (at `workflow.now()`) → Cal.com cancel/reschedule when the appointment is booked there →
-one transaction that records the modification, bumps the stats and updates the appointment.
+one transaction that records the modification, bumps the stats and updates the appointment → the
+notification of an applied change (a NotifyEventWorkflow of its own, started under a deterministic id).
 
 Why a workflow: the Cal.com call and the database write must both happen or the request must say clearly
 that nothing happened. Once Cal.com has acted, the record is retried until it lands (a database outage
@@ -33,8 +34,10 @@ with workflow.unsafe.imports_passed_through():
         RecordedChange,
     )
     from models.calcom import Booking, CancelBooking, RescheduleBooking
+    from models.notifications import NotificationSubject, NotifyEvent
     from models.policies import CheckAppointmentChange, ModificationType
     from workflows import calcom
+    from workflows.notifications import notify_event
 
 CALCOM_UNAVAILABLE = "CalcomUnavailable"
 DB_START_TO_CLOSE = timedelta(seconds=30)
@@ -49,6 +52,62 @@ RECORD_RETRY = RetryPolicy(
     non_retryable_error_types=[names.APPOINTMENT_NOT_FOUND],
 )
 CALCOM_GIVE_UP_AFTER = timedelta(minutes=5)
+NOTIFY_PATCH = "appointment-notify-v1"
+EVENT_TYPES = {
+    ModificationType.CANCEL: "appointment.cancelled",
+    ModificationType.RESCHEDULE: "appointment.rescheduled",
+}
+
+
+def notify_change_workflow_id(company_id: int, request_id: str) -> str:
+    """One notification run per change request: a resubmitted or replayed request cannot notify twice."""
+    return f"notify-appointment-{company_id}-{request_id}"
+
+
+def change_event(
+    request: AppointmentChangeRequest,
+    plan: AppointmentChangePlan,
+    recorded: RecordedChange,
+    now: datetime,
+) -> NotifyEvent:
+    """The event of an applied change, captured as it happened: the customer, the staff member and the
+    company webhook learn the old and the new time and the fee from it."""
+    policy = plan.policy
+    payload: dict[str, Any] = {
+        "appointment_id": request.appointment_id,
+        "change": request.change.value,
+        "request_id": request.request_id,
+        "modification_id": recorded.modification_id,
+        "reason": request.reason,
+        "fee": str(policy.fee),
+        "currency": policy.currency,
+        "within_policy": policy.allowed,
+        "previous_starts_at": plan.starts_at.isoformat(),
+        "previous_ends_at": plan.ends_at.isoformat(),
+        "starts_at": recorded.starts_at.isoformat(),
+        "ends_at": recorded.ends_at.isoformat(),
+        "modified_by": request.modified_by.model_dump(mode="json"),
+    }
+    actor = request.modified_by
+    return NotifyEvent(
+        event_id=f"appointment-change:{request.company_id}:{request.request_id}",
+        type=EVENT_TYPES[request.change],
+        occurred_at=now,
+        actor=f"{actor.type.value}:{actor.id}" if actor.id else actor.type.value,
+        payload=payload,
+        subject=NotificationSubject(
+            type="appointment",
+            id=str(request.appointment_id),
+            company_id=request.company_id,
+            branch_id=plan.branch_id,
+            service_id=plan.service_id,
+            status=recorded.status,
+            assigned_staff_id=plan.staff_id,
+            customer_id=plan.customer_id,
+            customer_name=plan.customer_name,
+            due_at=recorded.starts_at,
+        ),
+    )
 
 
 def _refusal(err: FailureError) -> ApplicationError | None:
@@ -148,7 +207,7 @@ class AppointmentChangeWorkflow:
             return AppointmentChangeOutcome(
                 **base, **after, status=ChangeStatus.REFUSED, reason=recorded.conflict
             )
-        return AppointmentChangeOutcome(
+        outcome = AppointmentChangeOutcome(
             **base,
             **after,
             status=ChangeStatus.APPLIED,
@@ -156,6 +215,13 @@ class AppointmentChangeWorkflow:
             fee_charged=plan.policy.fee,
             modification_id=recorded.modification_id,
         )
+        # Runs recorded before the notification step existed replay without it.
+        if workflow.patched(NOTIFY_PATCH):
+            await notify_event(
+                change_event(request, plan, recorded, workflow.now()),
+                notify_change_workflow_id(request.company_id, request.request_id),
+            )
+        return outcome
 
     async def _plan(self, request: AppointmentChangeRequest, now: datetime) -> AppointmentChangePlan:
         plan: AppointmentChangePlan = await workflow.execute_local_activity(

@@ -20,7 +20,13 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.settings import Settings, get_settings
-from starter.api import routes_callbacks, routes_policies, routes_slots
+from starter.api import (
+    routes_appointments,
+    routes_callbacks,
+    routes_notifications,
+    routes_policies,
+    routes_slots,
+)
 from starter.api.deps import Deps
 from starter.api.problems import PROBLEM_JSON, Problem, install, problem_response
 
@@ -37,6 +43,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         413: "body too large",
         422: "validation error with a field list",
         429: "rate limited (see Retry-After)",
+        503: "a service the engine depends on is unavailable (see Retry-After)",
     }.items()
 }
 
@@ -152,7 +159,8 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fa
     app = FastAPI(
         title="Callback engine API",
         version="1",
-        description="Callbacks with SLA clocks on Temporal, appointment policies and Cal.com slots. "
+        description="Callbacks with SLA clocks on Temporal, appointment policies and changes, Cal.com "
+        "slots and notification settings. "
         "Authenticate with `Authorization: Bearer <API key>` (create one with `callbacks keys create`). "
         "Errors are `application/problem+json` (RFC 9457).",
         lifespan=lifespan,
@@ -165,6 +173,8 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fa
     app.include_router(routes_callbacks.router)
     app.include_router(routes_policies.router)
     app.include_router(routes_slots.router)
+    app.include_router(routes_appointments.router)
+    app.include_router(routes_notifications.router)
     # Imported here: the console imports the API's modules, which import this package.
     from starter.console import install as install_console
 

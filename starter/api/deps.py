@@ -1,4 +1,5 @@
-"""What the routes need from the process: sessions, the Temporal client, the policy resolver, the slot finder.
+"""What the routes need from the process: sessions, the Temporal clients (callbacks, appointment changes),
+the policy resolver, the slot finder.
 
 They are built once per process (or handed in by tests and benchmarks, which own their lifetimes) and
 reached through `request.app.state.deps`.
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from calcom.finder import SlotFinder
 from models.settings import Settings
 from starter.api.ratelimit import TokenBuckets
+from starter.appointments import AppointmentClient
 from starter.client import CallbackClient
 from store.policies import PolicyResolver
 
@@ -26,6 +28,7 @@ class Deps:
     policies: PolicyResolver
     slots: SlotFinder
     create_limits: TokenBuckets
+    appointments: AppointmentClient
 
     @classmethod
     def build(
@@ -44,6 +47,8 @@ class Deps:
             policies=policies if policies is not None else PolicyResolver(sessions),
             slots=slots,
             create_limits=TokenBuckets(settings.api_create_rate_per_minute, settings.api_create_burst),
+            # Same Temporal connection and task queue as the callbacks: one worker serves both.
+            appointments=AppointmentClient(callbacks.temporal, settings.task_queue),
         )
 
 

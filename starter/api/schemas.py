@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from models.callbacks import AttemptOutcome, CallbackStatus, Priority
+from models.notifications import Channel, DeliveryRecord
 
 METADATA_MAX_BYTES = 8 * 1024
 METADATA_MAX_KEYS = 50
@@ -319,3 +320,69 @@ class EffectivePolicyOut(BaseModel):
     policy_type: str
     config: dict[str, Any]
     sources: dict[str, SourceOut]
+
+
+# --- notification settings and appointment changes -------------------------------------------------
+
+
+class NotificationSettingBody(Body):
+    """One entity's setting of one event on one channel. Left-out retry values take the engine's
+    defaults (`CALLBACKS_NOTIFY_RETRY_COUNT`, `..._RETRY_DELAY_MINUTES`): a stored row always sets them."""
+
+    is_enabled: bool = True
+    fallback_channel: Channel | None = Field(
+        default=None,
+        description="used for a recipient when this channel is off or they cannot be reached on it",
+    )
+    retry_count: int | None = Field(default=None, ge=0, le=20)
+    retry_delay_minutes: int | None = Field(default=None, ge=0, le=1440)
+    template_override: MultiLine | None = Field(
+        default=None,
+        max_length=5000,
+        description="a Jinja template for the message's summary line (rendered in a sandbox)",
+    )
+
+
+class NotificationSettingOut(BaseModel):
+    id: int
+    company_id: int
+    scope: str
+    scope_id: str
+    event_type: str
+    channel: Channel
+    is_enabled: bool
+    fallback_channel: Channel | None
+    retry_count: int
+    retry_delay_minutes: int
+    template_override: str | None
+
+
+class EffectiveNotificationOut(BaseModel):
+    event_type: str
+    channel: Channel
+    enabled: bool
+    fallback_channel: Channel | None
+    retry_count: int
+    retry_delay_minutes: int
+    template_override: str | None
+    sources: dict[str, str] = Field(
+        description='the level that supplied each key, e.g. "branch:3"; "default"'
+    )
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryRecord]
+    next_before_id: int | None = Field(
+        description="pass as `before_id` for the next (older) page; null at the end"
+    )
+
+
+class CancelAppointmentBody(Body):
+    reason: MultiLine | None = Field(default=None, max_length=1000)
+
+
+class RescheduleAppointmentBody(Body):
+    new_start: AwareDatetime = Field(
+        description="the new start, with an offset; the appointment keeps its length"
+    )
+    reason: MultiLine | None = Field(default=None, max_length=1000)

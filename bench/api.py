@@ -22,11 +22,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from bench.harness import Row, free_port, measure, postgres, print_table, temporal_dev_server
+from bench.harness import Row, free_port, measure, postgres, print_table, seed_tenant, temporal_dev_server
 from localstack.temporal import wait_for_server
 from models.callbacks import NewCallback, Priority
 from models.settings import Settings
-from models.tables import Branch, Company, Service, Staff
 from starter.client import CallbackClient
 from store import api_keys
 from store.db import create_engine, session_factory, transaction
@@ -73,18 +72,11 @@ async def run(args: argparse.Namespace) -> list[Row]:
         engine = create_engine(url, pool_size=10)
         sessions = session_factory(engine)
         async with transaction(sessions) as session:
-            company = Company(name="Bench", time_zone="Europe/Berlin", currency="EUR")
-            session.add(company)
-            await session.flush()
-            branch = Branch(company_id=company.id, name="Berlin", time_zone="Europe/Berlin")
-            session.add(branch)
-            await session.flush()
-            service = Service(company_id=company.id, branch_id=branch.id, name="Checkup")
-            session.add(service)
-            session.add_all(Staff(company_id=company.id, branch_id=branch.id, name=f"S{i}") for i in range(5))
-            await session.flush()
-            key = await api_keys.create_key(session, name="bench", role="service", company_id=company.id)
-            company_id, branch_id, service_id = company.id, branch.id, service.id
+            tenant = await seed_tenant(session)
+            key = await api_keys.create_key(
+                session, name="bench", role="service", company_id=tenant.company_id
+            )
+        company_id, branch_id, service_id = tenant.company_id, tenant.branch_id, tenant.service_id
         client = await wait_for_server(temporal)
         settings = Settings(task_queue=task_queue, calcom_base_url="http://127.0.0.1:9")
         direct = CallbackClient(client, task_queue)

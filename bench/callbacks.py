@@ -28,10 +28,9 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench.harness import Row, measure, postgres, print_lines, print_table, temporal_dev_server
+from bench.harness import Row, measure, postgres, print_lines, print_table, seed_tenant, temporal_dev_server
 from localstack.temporal import wait_for_server
 from models.callbacks import NewCallback, Priority
-from models.tables import Branch, Company, Service, Staff, StaffService
 from starter.client import CallbackClient
 from store.db import create_engine, session_factory, transaction
 from store.migrate import upgrade_async
@@ -68,21 +67,8 @@ async def seed(database_url: str) -> tuple[int, int, int]:
     engine = create_engine(database_url, pool_size=2)
     try:
         async with transaction(session_factory(engine)) as session:
-            company = Company(name="Bench", time_zone="Europe/Berlin", currency="EUR")
-            session.add(company)
-            await session.flush()
-            branch = Branch(company_id=company.id, name="Berlin", time_zone="Europe/Berlin")
-            session.add(branch)
-            await session.flush()
-            service = Service(company_id=company.id, branch_id=branch.id, name="Checkup")
-            session.add(service)
-            staff = [Staff(company_id=company.id, branch_id=branch.id, name=f"S{i}") for i in range(8)]
-            session.add_all(staff)
-            await session.flush()
-            session.add_all(
-                StaffService(staff_id=s.id, service_id=service.id, company_id=company.id) for s in staff[:4]
-            )
-            return company.id, branch.id, service.id
+            tenant = await seed_tenant(session)
+        return tenant.company_id, tenant.branch_id, tenant.service_id
     finally:
         await engine.dispose()
 

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from localstack.postgres import EmbeddedPostgres, create_database, drop_database
 from localstack.temporal import register_search_attributes, start_dev_server, wait_for_server
+from models.tables import Branch, Company, Service, Staff, StaffService
 from store.db import async_url
 
 HEADERS = ["path", "mode", "creates", "creates/s", "p50 ms", "p95 ms", "p99 ms"]
@@ -126,3 +128,30 @@ async def temporal_dev_server() -> AsyncIterator[str]:
     finally:
         process.terminate()
         await asyncio.to_thread(process.wait, 20)
+
+
+@dataclass(frozen=True)
+class BenchTenant:
+    company_id: int
+    branch_id: int
+    service_id: int
+
+
+async def seed_tenant(session: AsyncSession, *, staff: int = 8, linked: int = 4) -> BenchTenant:
+    """One company with a branch, a service and `staff` people, the first `linked` of them linked to the
+    service: enough for auto-assignment to have real choices."""
+    company = Company(name="Bench", time_zone="Europe/Berlin", currency="EUR")
+    session.add(company)
+    await session.flush()
+    branch = Branch(company_id=company.id, name="Berlin", time_zone="Europe/Berlin")
+    session.add(branch)
+    await session.flush()
+    service = Service(company_id=company.id, branch_id=branch.id, name="Checkup")
+    people = [Staff(company_id=company.id, branch_id=branch.id, name=f"S{i}") for i in range(staff)]
+    session.add_all([service, *people])
+    await session.flush()
+    session.add_all(
+        StaffService(staff_id=person.id, service_id=service.id, company_id=company.id)
+        for person in people[:linked]
+    )
+    return BenchTenant(company.id, branch.id, service.id)

@@ -12,22 +12,19 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL
 
-from localstack.postgres import EmbeddedPostgres, create_database, drop_database
+from bench.harness import postgres
 from models.policies import PolicySubject
 from models.tables import Branch, Company, PolicyConfiguration, Service, Staff
-from store.db import async_url, create_engine, session_factory, transaction
+from store.db import create_engine, session_factory, transaction
 from store.migrate import upgrade_async
 from store.policies import PolicyResolver
 from store.policy_cache import PolicyCache
@@ -232,31 +229,14 @@ def render(rows: list[tuple[str, list[float], str]]) -> str:
 
 
 async def main(args: argparse.Namespace) -> None:
-    folder: Path | None = None
-    server: EmbeddedPostgres | None = None
-    configured = os.environ.get("DATABASE_URL")
-    if configured:
-        server_url = async_url(configured)
-    else:
-        folder = Path(tempfile.mkdtemp(prefix="bench-policies-"))
-        server = EmbeddedPostgres(folder / "pgdata", delete_on_stop=True)
-        server_url = server.url
-    url = await create_database(server_url, prefix="bench_policies")
-    try:
+    async with postgres() as url:
         await upgrade_async(url.render_as_string(hide_password=False))
         rows = await measure(url, args)
-        where = "DATABASE_URL" if configured else "embedded"
+        where = "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded"
         print(
             f"Policy resolution, {args.companies} companies × 36 cancellation policies, PostgreSQL ({where})"
         )
         print(render(rows))
-    finally:
-        assert url.database is not None
-        await drop_database(server_url, url.database)
-        if server is not None:
-            server.stop()
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def cli() -> None:

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from calcom.fake import FakeCalcom, serve_fake
@@ -47,6 +48,10 @@ async def test_create_assigns_and_persists_before_returning(
             "callback.created",
             "callback.assigned",
         ]
+        # Nobody has an address or a webhook here: no notification workflow is started for nothing.
+        with pytest.raises(RPCError) as missing:
+            await time_skipping_env.client.get_workflow_handle(f"notify-callback-{state.id}-1").describe()
+        assert missing.value.status == RPCStatusCode.NOT_FOUND
 
 
 async def test_normal_callback_nobody_completes_escalates_on_the_cooldown_and_expires(

@@ -26,6 +26,8 @@ class Deps:
     policies: PolicyResolver
     slots: SlotFinder
     create_limits: TokenBuckets
+    # Where this process's Temporal runtime serves the SDK's metrics (merged into /metrics), if anywhere.
+    sdk_metrics_url: str | None = None
 
     @classmethod
     def build(
@@ -35,6 +37,7 @@ class Deps:
         callbacks: CallbackClient,
         slots: SlotFinder,
         policies: PolicyResolver | None = None,
+        sdk_metrics_url: str | None = None,
     ) -> Deps:
         return cls(
             settings=settings,
@@ -44,6 +47,7 @@ class Deps:
             policies=policies if policies is not None else PolicyResolver(sessions),
             slots=slots,
             create_limits=TokenBuckets(settings.api_create_rate_per_minute, settings.api_create_burst),
+            sdk_metrics_url=sdk_metrics_url,
         )
 
 

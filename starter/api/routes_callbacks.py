@@ -31,6 +31,7 @@ from models.callbacks import (
     Priority,
     RecordAttempt,
     StaffAction,
+    callback_workflow_id,
 )
 from models.tables import Branch, CallbackRequest, Company
 from rules.transitions import TransitionRefused, check_allowed
@@ -44,6 +45,7 @@ from starter.client import CallbackError, StaffCommand, callback_id_for
 from store import callback_queries as queries
 from store.callbacks import reference_errors
 from store.db import transaction
+from telemetry import logs as log_context
 
 router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"])
 # Included before `router`: `/bulk/assign` must not be taken for `/{callback_id}/assign`.
@@ -80,6 +82,7 @@ async def _load(deps: Deps, principal: Principal, callback_id: uuid.UUID, **kwar
         found = await queries.get_callback(session, callback_id, principal.scope(), now=_now(), **kwargs)
     if found is None:
         raise not_found("callback", callback_id)
+    log_context.bind(workflow_id=callback_workflow_id(callback_id), company_id=found.get("company_id"))
     return found
 
 

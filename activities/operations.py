@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any, cast
 from uuid import UUID
 
@@ -73,7 +74,18 @@ RESTARTABLE = frozenset(
         WorkflowExecutionStatus.CANCELED,
     }
 )
-RUNNING_CALLBACKS = f"WorkflowType = '{names.CALLBACK_WORKFLOW}' AND ExecutionStatus = 'Running'"
+# A query waits for a worker of the workflow's queue; one that cannot be answered must not stall the sweep.
+QUERY_TIMEOUT = timedelta(seconds=20)
+
+
+def running_callbacks(task_queue: str) -> str:
+    """The visibility query of this fleet's running callbacks (other queues have other workers and rows)."""
+    return (
+        f"WorkflowType = '{names.CALLBACK_WORKFLOW}' AND ExecutionStatus = 'Running' "
+        f"AND TaskQueue = '{task_queue}'"
+    )
+
+
 LOOKUP_CHUNK = 500
 IMPORTED = "imported: not recorded"
 # The `state` query answers None while the workflow is still creating the callback.
@@ -128,7 +140,9 @@ class OperationsActivities:
         if status is None or status in RESTARTABLE:
             await self._start_from_row(client, row, report, restart=status is not None)
         elif status == WorkflowExecutionStatus.RUNNING:
-            state = await handle.query(names.CALLBACK_STATE_QUERY, result_type=MAYBE_STATE)
+            state = await handle.query(
+                names.CALLBACK_STATE_QUERY, result_type=MAYBE_STATE, rpc_timeout=QUERY_TIMEOUT
+            )
             if state is not None and state.version > row.version:
                 await self._persist(state, report)
         elif status == WorkflowExecutionStatus.COMPLETED:
@@ -302,7 +316,7 @@ class OperationsActivities:
         client = activity.client()
         ids: list[UUID] = []
         try:
-            async for execution in client.list_workflows(RUNNING_CALLBACKS):
+            async for execution in client.list_workflows(running_callbacks(activity.info().task_queue)):
                 with contextlib.suppress(ValueError):
                     ids.append(UUID(execution.id.removeprefix("callback-")))
         except RPCError as err:
@@ -338,7 +352,7 @@ class OperationsActivities:
                 report.checked += 1
                 try:
                     state = await client.get_workflow_handle(callback_workflow_id(callback_id)).query(
-                        names.CALLBACK_STATE_QUERY, result_type=MAYBE_STATE
+                        names.CALLBACK_STATE_QUERY, result_type=MAYBE_STATE, rpc_timeout=QUERY_TIMEOUT
                     )
                 except RPCError as exc:
                     _failed(report, callback_id, exc)

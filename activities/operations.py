@@ -344,7 +344,7 @@ class OperationsActivities:
                                 CallbackRequest.id.in_(chunk)
                             )
                         )
-                    ).tuples()
+                    ).all()
                 )
             for callback_id in chunk:
                 if callback_id in open_rows:

@@ -55,7 +55,7 @@ class ReadModelGauges:
                     .where(live, CR.status.in_(OPEN))
                     .group_by(CR.status, CR.priority)
                 )
-            ).tuples()
+            ).all()
         }
         overdue_by_priority = dict.fromkeys((p.value for p in Priority), 0)
         for status in OPEN:
@@ -77,7 +77,7 @@ class ReadModelGauges:
                     closed_at >= oldest,
                 )
             )
-        ).tuples()
+        ).all()
         closed = list(rows)
         for name, window in SLA_WINDOWS.items():
             since = now - window

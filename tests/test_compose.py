@@ -66,7 +66,7 @@ def test_the_stack_has_every_part_the_design_names() -> None:
 @pytest.mark.parametrize("name", sorted(set(SERVICES) - set(OURS)))
 def test_third_party_images_are_pinned(name: str) -> None:
     image = SERVICES[name]["image"]
-    _repository, _, tag = image.partition(":")
+    tag = image.partition(":")[2]
     assert tag, f"{name}: {image} has no tag"
     assert tag != "latest", f"{name}: {image} is not pinned"
     assert re.search(r"\d+\.\d+", tag), f"{name}: {image} is not pinned to a version"
@@ -147,7 +147,11 @@ def test_the_namespace_job_creates_every_search_attribute_with_its_type() -> Non
 def test_the_dockerfile_builds_the_package_the_tests_install() -> None:
     stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\w+))?", DOCKERFILE, flags=re.MULTILINE)
     assert len(stages) >= 2, "multi-stage"
-    copied = set(re.findall(r"^COPY\s+(?!--from)(\S+?)/?\s", DOCKERFILE, flags=re.MULTILINE))
+    copied = {
+        source.rstrip("/")
+        for line in re.findall(r"^COPY\s+(?!--from)(.+)$", DOCKERFILE, flags=re.MULTILINE)
+        for source in line.split()[:-1]
+    }
     setuptools = PYPROJECT["tool"]["setuptools"]
     packages = [pattern.rstrip("*") for pattern in setuptools["packages"]["find"]["include"]]
     for package in packages:

@@ -17,18 +17,23 @@ from activities.appointments import AppointmentActivities
 from activities.calcom import CalcomActivities
 from activities.callbacks import CallbackActivities
 from activities.notifications import NotificationActivities, NotificationConfig
+from activities.operations import OperationsActivities
 from activities.policies import PolicyActivities
 from calcom.client import CalcomClient
 from models.settings import Settings, get_settings
 from store.db import create_engine, session_factory
 from store.policies import PolicyResolver
+from telemetry.logs import ActivityLogContext
 from workflows.appointment_change import AppointmentChangeWorkflow
 from workflows.callback import CallbackWorkflow
 from workflows.notifications import NotifyEventWorkflow
+from workflows.operations import CallbackReconcileWorkflow, RetentionWorkflow
 from workflows.policy_stats import PolicyStatsRefreshWorkflow
 
 # The workflow messages validate phone numbers with `phonenumbers`, which loads its region tables lazily
 # (an import and a lock at first use): that must happen outside the sandbox, once per process.
+log = logging.getLogger("callbacks.worker")
+
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("phonenumbers")
 )
@@ -38,6 +43,8 @@ WORKFLOWS: Sequence[type] = (
     PolicyStatsRefreshWorkflow,
     AppointmentChangeWorkflow,
     NotifyEventWorkflow,
+    CallbackReconcileWorkflow,
+    RetentionWorkflow,
 )
 
 
@@ -61,6 +68,7 @@ def build_worker(
         search_chunk_days=settings.calcom_search_chunk_days,
     )
     notifications = NotificationActivities(sessions, NotificationConfig.from_settings(settings))
+    operations = OperationsActivities(sessions, settings.callback_defaults(), policies)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -72,7 +80,9 @@ def build_worker(
             *appointment_activities.all(),
             *calcom_activities.all(),
             *notifications.all(),
+            *operations.all(),
         ],
+        interceptors=[ActivityLogContext()],
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_local_activities=settings.worker_max_concurrent_activities,
@@ -83,30 +93,41 @@ def build_worker(
 
 
 async def run(settings: Settings, database_url: str) -> None:
-    from starter.schedules import ensure_stats_schedule
+    from localstack.http import serve_asgi
+    from starter.schedules import ensure_schedules
     from starter.temporal import connect
     from store.policy_cache import PolicyCache
+    from telemetry.runtime import sdk_metrics
+    from telemetry.server import metrics_app
 
+    sdk = sdk_metrics()
     engine = create_engine(database_url)
-    client = await connect(settings)
+    client = await connect(settings, runtime=sdk.runtime)
     sessions = session_factory(engine)
     policies = PolicyResolver(sessions, PolicyCache(ttl_seconds=settings.policy_cache_ttl_seconds))
     await policies.listen(database_url)
-    await ensure_stats_schedule(
-        client,
-        task_queue=settings.task_queue,
-        interval=timedelta(minutes=settings.policy_stats_refresh_minutes),
-        catchup_window=timedelta(minutes=settings.policy_stats_catchup_minutes),
-    )
+    # Every worker makes sure the schedules match its code: the first start creates them, a deploy of
+    # new settings updates them, and a scaled-out fleet only repeats the same idempotent update.
+    for item, created in await ensure_schedules(client, settings):
+        log.info(
+            "schedule %s %s: %s", item.schedule_id, "created" if created else "up to date", item.description
+        )
     calcom = CalcomClient.from_settings(settings)
     worker = build_worker(client, settings, sessions, policies=policies, calcom=calcom)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    logging.info("worker polling task queue %r", settings.task_queue)
     try:
-        async with worker:
+        async with (
+            worker,
+            serve_asgi(
+                metrics_app(sdk.url, healthy=lambda: worker.is_running),
+                settings.worker_metrics_host,
+                settings.worker_metrics_port,
+            ) as metrics_url,
+        ):
+            log.info("worker polling task queue %r; metrics at %s/metrics", settings.task_queue, metrics_url)
             await stop.wait()
     finally:
         await policies.close()
@@ -116,9 +137,10 @@ async def run(settings: Settings, database_url: str) -> None:
 
 def main() -> None:
     from localstack.stack import resolve_database_url
+    from telemetry.logs import configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.run(run(settings, asyncio.run(resolve_database_url(settings))))
 
 

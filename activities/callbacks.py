@@ -27,6 +27,7 @@ from models.policies import PolicySubject
 from store import callbacks as store
 from store.db import transaction
 from store.policies import PolicyResolver
+from telemetry import metrics
 
 INVALID_REFERENCE = "InvalidReference"
 
@@ -88,10 +89,19 @@ class CallbackActivities:
     async def persist_transition(self, transition: Transition) -> None:
         """Row, escalation and audit events in one transaction: all of a step is visible, or none."""
         async with transaction(self._sessions) as session:
-            await store.upsert_callback(session, transition.state)
+            written = await store.upsert_callback(session, transition.state)
             if transition.escalation is not None:
                 await store.insert_escalation(session, transition.state, transition.escalation)
             await store.append_events(session, transition.state, transition.events)
+        if written:
+            # Only a write that changed the row counts: a retried activity finds its version there.
+            metrics.record_transition(transition)
+            activity.logger.info(
+                "callback %s at version %d: %s",
+                transition.state.status.value,
+                transition.state.version,
+                ", ".join(event.type for event in transition.events) or "no events",
+            )
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.prepare_callback, self.load_staff_candidates, self.persist_transition]

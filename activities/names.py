@@ -25,3 +25,11 @@ DELIVER_NOTIFICATION = "deliver_notification"
 START_NOTIFICATIONS = "start_notifications"
 # The workflow type the activity above starts (named here so activities need not import workflows).
 NOTIFY_EVENT_WORKFLOW = "NotifyEventWorkflow"
+
+# Periodic jobs (activities/operations.py)
+RECONCILE_CALLBACKS = "reconcile_callbacks"
+RECONCILE_UNLISTED_WORKFLOWS = "reconcile_unlisted_workflows"
+PURGE_SOFT_DELETED = "purge_soft_deleted"
+# The callback workflow's type and query, for activities that start or ask it (they never import workflows).
+CALLBACK_WORKFLOW = "CallbackWorkflow"
+CALLBACK_STATE_QUERY = "state"

@@ -36,6 +36,7 @@ from models.settings import Settings
 from rules.notifications import RetryDefaults
 from store import notifications as store
 from store.db import transaction
+from telemetry import metrics
 
 DELIVERY_REFUSED = "DeliveryRefused"
 DELIVERY_FAILED = "DeliveryFailed"
@@ -94,13 +95,16 @@ class NotificationActivities:
                 if planned.channel is Channel.WEBHOOK and not claim.already_sent
                 else None
             )
+        channel = planned.channel.value
         if claim.already_sent:
             activity.logger.info("%s already sent, nothing to do", planned.message_id)
+            metrics.NOTIFICATION_DELIVERIES.labels(channel, "duplicate").inc()
             return DeliveryOutcome(status=DeliveryStatus.SENT, attempts=claim.attempts, sent_now=False)
         try:
             await self._send(planned, secret)
         except DeliveryError as error:
             final = not error.retryable or activity.info().attempt > planned.retry_count
+            metrics.NOTIFICATION_DELIVERIES.labels(channel, "failed" if error.retryable else "refused").inc()
             async with transaction(self._sessions) as session:
                 await store.mark_failed(session, planned, str(error), final=final)
             raise ApplicationError(
@@ -110,6 +114,7 @@ class NotificationActivities:
             ) from None
         async with transaction(self._sessions) as session:
             await store.mark_sent(session, planned)
+        metrics.NOTIFICATION_DELIVERIES.labels(channel, "sent").inc()
         return DeliveryOutcome(status=DeliveryStatus.SENT, attempts=claim.attempts, sent_now=True)
 
     async def _send(self, planned: PlannedDelivery, secret: str | None) -> None:

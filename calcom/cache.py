@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from telemetry import metrics
+
 V = TypeVar("V")
 
 
@@ -60,13 +62,16 @@ class TTLCache(Generic[V]):
             if entry.expires_at > self._clock():
                 self._entries.move_to_end(key)
                 self.stats.hits += 1
+                metrics.CALCOM_CACHE_LOOKUPS.labels("hit").inc()
                 return entry.value
             del self._entries[key]
         pending = self._inflight.get(key)
         if pending is not None:
             self.stats.joined += 1
+            metrics.CALCOM_CACHE_LOOKUPS.labels("joined").inc()
             return await asyncio.shield(pending)
         self.stats.misses += 1
+        metrics.CALCOM_CACHE_LOOKUPS.labels("miss").inc()
         task = asyncio.ensure_future(self._load(key, load))
         task.add_done_callback(_retrieve)
         self._inflight[key] = task

@@ -35,6 +35,7 @@ from calcom.errors import (
 from calcom.ratelimit import RateLimiter, RateLimitWait
 from models.calcom import Booking, BookingStatus, CreateBooking, Slot
 from rules.calcom_ratelimit import parse_rate_limit_headers, parse_retry_after, wait_after_429
+from telemetry import metrics
 
 SLOTS_VERSION = "2024-09-04"
 BOOKINGS_VERSION = "2024-08-13"
@@ -330,10 +331,12 @@ class CalcomClient:
                 )
             except httpx.TransportError as exc:
                 self.stats.transport_errors += 1
+                metrics.CALCOM_REQUESTS.labels(method, "error").inc()
                 if retry_errors and attempts < self.max_attempts:
                     await self._backoff(attempts)
                     continue
                 raise CalcomUnavailable(f"Cal.com unreachable: {exc!r}", path=path) from exc
+            metrics.CALCOM_REQUESTS.labels(method, str(response.status_code)).inc()
             snapshot = parse_rate_limit_headers(response.headers.items(), time.time())
             if response.status_code == 429:
                 retry_after = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))

@@ -27,6 +27,7 @@ from rules.calcom_ratelimit import (
     Wait,
     pacing_delay,
 )
+from telemetry import metrics
 
 
 @dataclass
@@ -127,6 +128,8 @@ class RateLimiter:
                 raise RateLimitWait(delay, source)
             self.stats.waits += 1
             self.stats.wait_seconds += delay
+            metrics.CALCOM_WAITS.labels(source).inc()
+            metrics.CALCOM_WAIT_SECONDS.inc(delay)
             if source in ("pacing", "window"):
                 self.stats.last_wait_source = source
             await self._sleep(delay)
@@ -163,6 +166,7 @@ class RateLimiter:
         """A 429: nothing more goes out until the wait is over."""
         now = self._clock()
         self.stats.rate_limited += 1
+        metrics.CALCOM_RATE_LIMITED.inc()
         self.stats.last_wait_source = wait.source
         self._blocked_until = max(self._blocked_until, now + wait.seconds)
         if snapshot.limit is not None:

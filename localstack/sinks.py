@@ -86,3 +86,35 @@ class FakeSmsGateway:
             with self.log.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(body, ensure_ascii=False) + "\n")
         return JSONResponse({"status": "queued"}, status_code=202)
+
+
+async def serve_all(host: str, calcom_port: int, smtp_port: int, sms_port: int, folder: Path) -> None:
+    """The dev profile of docker-compose.yml: the fake Cal.com, the SMTP sink and the fake SMS gateway in
+    one process, until it is stopped."""
+    from calcom.fake import FakeCalcom, serve_fake
+    from localstack.http import serve_asgi
+
+    async with (
+        serve_fake(FakeCalcom(), host, calcom_port) as calcom,
+        serve_smtp_sink(MailSink(folder / "mail"), host, smtp_port) as smtp,
+        serve_asgi(FakeSmsGateway(folder / "sms.jsonl").app, host, sms_port) as sms,
+    ):
+        print(f"fake Cal.com {calcom}, SMTP sink {smtp}, SMS gateway {sms}/messages", flush=True)
+        await asyncio.Event().wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Fake Cal.com, SMTP sink, fake SMS gateway.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--calcom-port", type=int, default=8788)
+    parser.add_argument("--smtp-port", type=int, default=1025)
+    parser.add_argument("--sms-port", type=int, default=8790)
+    parser.add_argument("--folder", type=Path, default=Path("/tmp/callbacks-sinks"))
+    args = parser.parse_args(argv)
+    asyncio.run(serve_all(args.host, args.calcom_port, args.smtp_port, args.sms_port, args.folder))
+
+
+if __name__ == "__main__":
+    main()

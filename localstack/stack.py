@@ -80,6 +80,9 @@ async def run_dev(settings: Settings) -> None:
             )
         client = await wait_for_server(address)
         await register_search_attributes(client, settings.temporal_namespace)
+        from starter.schedules import ensure_schedules
+
+        await ensure_schedules(client, settings)  # the periodic jobs, as a production worker creates them
 
         calcom_url = settings.calcom_url()
         if not settings.calcom_base_url:  # the fake Cal.com, seeded with the demo event types

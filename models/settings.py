@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import time
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,6 +95,21 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("TEMPORAL_UI_URL", "temporal_ui_url"),
         description="where the console links each callback's workflow",
     )
+
+    # Logs and metrics (docs/operations.md). The worker serves /metrics and /healthz on this address.
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: NonNegativeInt = 9464
+
+    # Temporal Schedules of the periodic jobs (starter/schedules.py).
+    reconcile_every_minutes: PositiveFloat = 10.0
+    reconcile_catchup_minutes: PositiveFloat = 10.0
+    reconcile_page_size: PositiveInt = 200
+    retention_days: PositiveFloat = 90.0
+    retention_every_hours: PositiveFloat = 24.0
+    retention_catchup_hours: PositiveFloat = 6.0
+    retention_batch_size: PositiveInt = 1000
 
     policy_cache_ttl_seconds: PositiveFloat = 300.0
     policy_stats_refresh_minutes: PositiveFloat = 15.0

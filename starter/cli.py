@@ -1,5 +1,5 @@
-"""`callbacks`: the operator commands (dev, worker, api, migrate, keys) and, from a terminal, the staff
-actions, policies, notification settings and appointment changes.
+"""`callbacks`: the operator commands (dev, worker, api, migrate, keys, schedules) and, from a terminal,
+the staff actions, policies, notification settings and appointment changes.
 
 Operator commands work on the local machine (database, processes). Everything else talks HTTP to a running
 API (`CALLBACKS_API_URL`, default http://127.0.0.1:8000) with the key in `CALLBACKS_API_KEY`, so a terminal
@@ -64,14 +64,53 @@ def api(
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
+    from telemetry.logs import configure_logging
+
     settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         "starter.api:create_app",
         factory=True,
         host=host or settings.api_host,
         port=port or settings.api_port,
         proxy_headers=True,
+        # Our middleware writes one JSON line per request; keep uvicorn from installing its own format.
+        log_config=None,
+        access_log=False,
     )
+
+
+# --- schedules (operator: talks to Temporal directly) ----------------------------------------------
+
+schedules_app = typer.Typer(help="The Temporal Schedules of the periodic jobs.", no_args_is_help=True)
+app.add_typer(schedules_app, name="schedules")
+
+
+@schedules_app.command("sync")
+def schedules_sync() -> None:
+    """Create the schedules, or bring them in line with the current settings (workers do this at start)."""
+    from starter.schedules import ensure_schedules
+    from starter.temporal import connect
+
+    async def run() -> None:
+        client = await connect(get_settings())
+        for item, created in await ensure_schedules(client, get_settings()):
+            typer.echo(f"{item.schedule_id}: {'created' if created else 'updated'} ({item.description})")
+
+    asyncio.run(run())
+
+
+@schedules_app.command("trigger")
+def schedules_trigger(schedule_id: str) -> None:
+    """Run a schedule's job now (e.g. the reconciliation sweep after an import)."""
+    from starter.temporal import connect
+
+    async def run() -> None:
+        client = await connect(get_settings())
+        await client.get_schedule_handle(schedule_id).trigger()
+        typer.echo(f"{schedule_id}: triggered")
+
+    asyncio.run(run())
 
 
 # --- output --------------------------------------------------------------------------------------

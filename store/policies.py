@@ -231,7 +231,7 @@ class PolicyResolver:
     ) -> MergedPolicy:
         snapshot = self.cache.get(subject.company_id, policy_type)
         if snapshot is not None:
-            self.cache.hits += 1
+            self.cache.count(hits=1)
             return snapshot.resolve(subject.entities())
         return (await self.resolve_many([subject], policy_type, session=session))[0]
 

@@ -31,6 +31,7 @@ from sqlalchemy.engine import URL
 
 from rules.policy_merge import MergedPolicy, layers_for, merge_layers
 from store.db import async_url
+from telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,10 @@ class PolicyCache:
     def count(self, *, hits: int = 0, misses: int = 0) -> None:
         self.hits += hits
         self.misses += misses
+        if hits:
+            metrics.POLICY_CACHE_LOOKUPS.labels("hit").inc(hits)
+        if misses:
+            metrics.POLICY_CACHE_LOOKUPS.labels("miss").inc(misses)
 
     def token(self, company_id: int) -> tuple[int, int]:
         """Taken before a load; `put` stores the loaded snapshot only if the token is still current."""

@@ -42,6 +42,8 @@ def worker_process(
         "DATABASE_URL": database_url.render_as_string(hide_password=False),
         "TEMPORAL_ADDRESS": temporal_address,
         "CALLBACKS_TASK_QUEUE": task_queue,
+        # A free port for each worker's /metrics: tests run beside other processes on this machine.
+        "CALLBACKS_WORKER_METRICS_PORT": "0",
         "PYTHONWARNINGS": "ignore",
     }
     with log.open("ab") as output:

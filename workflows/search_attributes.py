@@ -59,3 +59,19 @@ def initial(company_id: int, branch_id: int, priority: str) -> TypedSearchAttrib
             SearchAttributePair(ESCALATION_COUNT, 0),
         ]
     )
+
+
+def typed_for(state: CallbackState) -> TypedSearchAttributes:
+    """Every attribute of a state, for starting a workflow that carries an existing state (the
+    reconciliation sweep): it shows in the UI as it is, not as "pending", from its first moment."""
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(CALLBACK_STATUS, state.status.value),
+        SearchAttributePair(CALLBACK_PRIORITY, state.priority.value),
+        SearchAttributePair(COMPANY_ID, state.request.company_id),
+        SearchAttributePair(BRANCH_ID, state.request.branch_id),
+        SearchAttributePair(SLA_DEADLINE, state.expires_at),
+        SearchAttributePair(ESCALATION_COUNT, state.escalation_count),
+    ]
+    if state.assigned_to is not None:
+        pairs.append(SearchAttributePair(ASSIGNED_STAFF_ID, str(state.assigned_to)))
+    return TypedSearchAttributes(pairs)

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,7 +28,10 @@ from starter.api import (
     routes_slots,
 )
 from starter.api.deps import Deps
+from starter.api.metrics import RequestLog, read_model_gauges
 from starter.api.problems import PROBLEM_JSON, Problem, install, problem_response
+from telemetry import metrics
+from telemetry.runtime import scrape
 
 READY_TIMEOUT_SECONDS = 3.0
 
@@ -130,12 +133,14 @@ async def _build_deps(settings: Settings, stack: contextlib.AsyncExitStack) -> D
     from starter.client import CallbackClient
     from starter.temporal import connect
     from store.db import create_engine, session_factory
+    from telemetry.runtime import sdk_metrics
 
+    sdk = sdk_metrics()
     database_url = await resolve_database_url(settings)
     engine = create_engine(database_url)
     stack.push_async_callback(engine.dispose)
     sessions = session_factory(engine)
-    client = await connect(settings)
+    client = await connect(settings, runtime=sdk.runtime)
     calcom = await stack.enter_async_context(CalcomClient.from_settings(settings))
     finder = SlotFinder(
         calcom,
@@ -143,7 +148,9 @@ async def _build_deps(settings: Settings, stack: contextlib.AsyncExitStack) -> D
         cache=TTLCache[list[Slot]](settings.calcom_cache_ttl_seconds),
         chunk_days=settings.calcom_search_chunk_days,
     )
-    return Deps.build(settings, sessions, CallbackClient(client, settings.task_queue), finder)
+    return Deps.build(
+        settings, sessions, CallbackClient(client, settings.task_queue), finder, sdk_metrics_url=sdk.url
+    )
 
 
 def create_app(settings: Settings | None = None, deps: Deps | None = None) -> FastAPI:
@@ -211,5 +218,16 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fa
         )
         return response
 
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics(request: Request) -> Response:
+        """Prometheus: the read-model gauges (refreshed now, at most every few seconds), this process's
+        counters and the Temporal SDK's metrics. Unauthenticated like /healthz: expose it to the
+        scraper's network only."""
+        current: Deps = request.app.state.deps
+        await read_model_gauges.refresh(current.sessions)
+        return Response(await scrape(current.sdk_metrics_url), media_type=metrics.CONTENT_TYPE)
+
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
+    # Outermost: the log line and the metrics see every answer, the 413 of BodyLimit included.
+    app.add_middleware(RequestLog)
     return app

@@ -21,6 +21,7 @@ from starter.api.deps import Deps, get_deps
 from starter.api.problems import ApiProblem, invalid
 from store import api_keys
 from store.db import transaction
+from telemetry import logs as log_context
 
 
 class Role(StrEnum):
@@ -111,6 +112,7 @@ async def authenticate(
         )
     principal = principal_of(record)
     request.state.principal = principal
+    log_context.bind(company_id=record.company_id)
     return principal
 
 

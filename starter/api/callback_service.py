@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from temporalio.service import RPCError, RPCStatusCode
 
-from models.callbacks import CallbackStatus, NewCallback, StaffAction
+from models.callbacks import CallbackStatus, NewCallback, StaffAction, callback_workflow_id
 from models.tables import Branch, CallbackRequest, Company
 from rules.transitions import TransitionRefused, check_allowed
 from starter.api import schemas
@@ -31,6 +31,7 @@ from starter.api.ratelimit import retry_after_header
 from starter.client import CallbackError, StaffCommand, callback_id_for
 from store import callback_queries as queries
 from store.callbacks import reference_errors
+from telemetry import logs as log_context
 
 BULK_CONCURRENCY = 8
 
@@ -60,6 +61,7 @@ async def load(deps: Deps, principal: Principal, callback_id: uuid.UUID, **kwarg
         found = await queries.get_callback(session, callback_id, principal.scope(), now=now(), **kwargs)
     if found is None:
         raise not_found("callback", callback_id)
+    log_context.bind(workflow_id=callback_workflow_id(callback_id), company_id=found.get("company_id"))
     return found
 
 

@@ -29,6 +29,8 @@ class Deps:
     slots: SlotFinder
     create_limits: TokenBuckets
     appointments: AppointmentClient
+    # Where this process's Temporal runtime serves the SDK's metrics (merged into /metrics), if anywhere.
+    sdk_metrics_url: str | None = None
 
     @classmethod
     def build(
@@ -38,6 +40,7 @@ class Deps:
         callbacks: CallbackClient,
         slots: SlotFinder,
         policies: PolicyResolver | None = None,
+        sdk_metrics_url: str | None = None,
     ) -> Deps:
         return cls(
             settings=settings,
@@ -49,6 +52,7 @@ class Deps:
             create_limits=TokenBuckets(settings.api_create_rate_per_minute, settings.api_create_burst),
             # Same Temporal connection and task queue as the callbacks: one worker serves both.
             appointments=AppointmentClient(callbacks.temporal, settings.task_queue),
+            sdk_metrics_url=sdk_metrics_url,
         )
 
 

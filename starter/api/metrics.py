@@ -1,0 +1,143 @@
+"""The API's part of observability: one JSON log line and two metrics per request, and the gauges that
+describe the whole queue, computed from the read model when Prometheus scrapes.
+
+The gauges come from PostgreSQL rather than from counters because they are facts about all callbacks,
+not about this process: every API replica reports the same numbers, whichever of them is scraped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from models.callbacks import CallbackStatus, Priority, callback_workflow_id
+from models.tables import CallbackRequest as CR
+from telemetry import logs, metrics
+
+log = logging.getLogger("callbacks.api")
+
+OPEN = [CallbackStatus.PENDING.value, CallbackStatus.ASSIGNED.value, CallbackStatus.CONTACTED.value]
+SLA_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+class ReadModelGauges:
+    """Sets the queue gauges from the read model; scrapes within `min_interval` reuse the last values,
+    so several Prometheus servers cost no more than one."""
+
+    def __init__(self, min_interval: float = 5.0) -> None:
+        self.min_interval = min_interval
+        self._last = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def refresh(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        async with self._lock:
+            if time.monotonic() - self._last < self.min_interval:
+                return
+            async with sessions() as session:
+                await self._compute(session, datetime.now(UTC))
+            self._last = time.monotonic()
+
+    async def _compute(self, session: AsyncSession, now: datetime) -> None:
+        live = CR.deleted_at.is_(None)
+        counts = {
+            (status, priority): (count, overdue)
+            for status, priority, count, overdue in (
+                await session.execute(
+                    select(CR.status, CR.priority, func.count(), func.count().filter(CR.expires_at < now))
+                    .where(live, CR.status.in_(OPEN))
+                    .group_by(CR.status, CR.priority)
+                )
+            ).all()
+        }
+        overdue_by_priority = dict.fromkeys((p.value for p in Priority), 0)
+        for status in OPEN:
+            for priority in Priority:
+                count, overdue = counts.get((status, priority.value), (0, 0))
+                metrics.OPEN_CALLBACKS.labels(status, priority.value).set(count)
+                overdue_by_priority[priority.value] += overdue
+        for priority_name, overdue in overdue_by_priority.items():
+            metrics.OVERDUE_CALLBACKS.labels(priority_name).set(overdue)
+        # Closed in the window: completed (on time or late) or expired. Cancelled callbacks say nothing
+        # about the SLA. An empty window reports 1.0: nothing was missed.
+        oldest = now - max(SLA_WINDOWS.values())
+        closed_at = func.coalesce(CR.completed_at, CR.expired_at)
+        rows = (
+            await session.execute(
+                select(closed_at, CR.completed_at.is_not(None) & (CR.completed_at <= CR.expires_at)).where(
+                    live,
+                    CR.status.in_([CallbackStatus.COMPLETED.value, CallbackStatus.EXPIRED.value]),
+                    closed_at >= oldest,
+                )
+            )
+        ).all()
+        closed = list(rows)
+        for name, window in SLA_WINDOWS.items():
+            since = now - window
+            in_window = [met for at, met in closed if at is not None and at >= since]
+            met = sum(1 for value in in_window if value)
+            metrics.SLA_COMPLIANCE.labels(name).set(met / len(in_window) if in_window else 1.0)
+
+
+read_model_gauges = ReadModelGauges()
+
+
+class RequestLog:
+    """Opens the log context of a request (so every line logged while handling it carries the request
+    id, and the company and workflow id once the route knows them), then writes one access line and
+    counts the request by its route template (not its path: ids would explode the label set)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        context = logs.open_context(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            callback_id = (scope.get("path_params") or {}).get("callback_id")
+            if callback_id is not None and "workflow_id" not in context:
+                with contextlib.suppress(ValueError):
+                    context["workflow_id"] = callback_workflow_id(uuid.UUID(str(callback_id)))
+            method = scope.get("method", "GET")
+            if template != "/metrics":
+                metrics.API_REQUESTS.labels(method, template, str(status)).inc()
+                metrics.API_LATENCY.labels(method, template).observe(elapsed)
+                log.info(
+                    "%s %s %d",
+                    method,
+                    scope.get("path", ""),
+                    status,
+                    extra={
+                        "method": method,
+                        "path": scope.get("path", ""),
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 1),
+                    },
+                )

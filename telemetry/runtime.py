@@ -1,0 +1,55 @@
+"""The Temporal SDK's own metrics, exported by its Rust core and merged into our `/metrics`.
+
+The core serves Prometheus text on an address of its own; we bind it to a free loopback port and append
+its scrape to ours, so every process has one `/metrics` to scrape and the SDK's metric names stay exactly
+those of Temporal's documentation and dashboards.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+import httpx
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+from telemetry import metrics
+
+
+@dataclass(frozen=True)
+class SdkMetrics:
+    runtime: Runtime
+    url: str
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def sdk_metrics(host: str = "127.0.0.1", port: int | None = None) -> SdkMetrics:
+    """A Temporal runtime whose metrics are served on `host:port` (a free port when None); pass
+    `.runtime` to `Client.connect` before any worker or client of this process is created."""
+    port = port or free_port(host)
+    runtime = Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=f"{host}:{port}", durations_as_seconds=True)
+        )
+    )
+    return SdkMetrics(runtime=runtime, url=f"http://{host}:{port}/metrics")
+
+
+async def scrape(sdk_url: str | None) -> bytes:
+    """Our registry followed by the SDK's metrics. An unreachable SDK exporter costs only its part."""
+    ours = metrics.render()
+    if sdk_url is None:
+        return ours
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            response = await http.get(sdk_url)
+            response.raise_for_status()
+    except httpx.HTTPError as exc:
+        return ours + f"# Temporal SDK metrics unavailable: {type(exc).__name__}\n".encode()
+    return ours + response.content

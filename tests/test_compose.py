@@ -1,0 +1,181 @@
+"""docker-compose.yml and the Dockerfile, checked by reading them (Docker does not run on the development
+machines): every command, module, setting and file they name exists in the project, images are pinned,
+services are health-checked, and the image installs the same package the tests install."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+import yaml
+from pydantic import AliasChoices
+
+from localstack.temporal import _cli_type
+from models.settings import Settings
+from starter.cli import app as cli_app
+from workflows.search_attributes import ALL_KEYS
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+OURS = {name: spec for name, spec in SERVICES.items() if "build" in spec}
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+
+def setting_env_names() -> set[str]:
+    names = set()
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(str(choice) for choice in alias.choices if str(choice).isupper())
+        else:
+            names.add(f"CALLBACKS_{field.upper()}")
+    return names
+
+
+def one_shot_services() -> set[str]:
+    return {
+        target
+        for spec in SERVICES.values()
+        for target, condition in (spec.get("depends_on") or {}).items()
+        if condition.get("condition") == "service_completed_successfully"
+    }
+
+
+def test_the_stack_has_every_part_the_design_names() -> None:
+    images = {name: spec.get("image", "") for name, spec in SERVICES.items()}
+    assert images["temporal"].startswith("temporalio/server:")
+    assert images["temporal-schema"].startswith("temporalio/admin-tools:")
+    assert images["temporal-namespace"].startswith("temporalio/admin-tools:")
+    assert images["temporal-ui"].startswith("temporalio/ui:")
+    assert images["temporal-postgresql"].startswith("postgres:")
+    assert images["app-postgresql"].startswith("postgres:")
+    assert {"migrate", "worker", "api", "dev-sinks"} <= set(OURS)
+    assert SERVICES["dev-sinks"]["profiles"] == ["dev"]
+    # The schema tools must match the server they prepare.
+    assert images["temporal"].split(":")[1] == images["temporal-schema"].split(":")[1]
+
+
+@pytest.mark.parametrize("name", sorted(set(SERVICES) - set(OURS)))
+def test_third_party_images_are_pinned(name: str) -> None:
+    image = SERVICES[name]["image"]
+    tag = image.partition(":")[2]
+    assert tag, f"{name}: {image} has no tag"
+    assert tag != "latest", f"{name}: {image} is not pinned"
+    assert re.search(r"\d+\.\d+", tag), f"{name}: {image} is not pinned to a version"
+
+
+def test_long_running_services_are_health_checked_and_dependencies_exist() -> None:
+    jobs = one_shot_services()
+    for name, spec in SERVICES.items():
+        for target, condition in (spec.get("depends_on") or {}).items():
+            assert target in SERVICES, f"{name} depends on unknown {target}"
+            if condition.get("condition") == "service_healthy":
+                assert "healthcheck" in SERVICES[target], f"{name} waits for {target}'s health: none"
+        if name not in jobs:
+            assert spec.get("healthcheck", {}).get("test"), f"{name} has no health check"
+        else:
+            assert spec.get("restart") != "unless-stopped", f"{name} is a one-shot job"
+    # Scaling out (`--scale worker=3`) needs a worker without a fixed name or host port.
+    assert "container_name" not in SERVICES["worker"]
+    assert "ports" not in SERVICES["worker"]
+
+
+@pytest.mark.parametrize("name", sorted(OURS))
+def test_our_commands_and_modules_exist(name: str) -> None:
+    spec = OURS[name]
+    entrypoint = spec.get("entrypoint")
+    command = spec.get("command") or []
+    if entrypoint is None:  # the image's entrypoint: the `callbacks` CLI
+        click_app = typer.main.get_command(cli_app)
+        assert command[0] in click_app.commands, f"{name}: `callbacks {command[0]}` does not exist"  # type: ignore[attr-defined]
+        sub = click_app.commands[command[0]]  # type: ignore[attr-defined]
+        options = {opt for param in sub.params for opt in getattr(param, "opts", [])}
+        assert {arg for arg in command[1:] if arg.startswith("--")} <= options
+    else:
+        assert entrypoint[:2] == ["python", "-m"], f"{name}: unexpected entrypoint {entrypoint}"
+        module = importlib.import_module(entrypoint[2])
+        assert callable(getattr(module, "main", None)), f"{entrypoint[2]} has no main()"
+        source = Path(module.__file__ or "").read_text()
+        for option in (arg for arg in command if arg.startswith("--")):
+            assert f'"{option}"' in source, f"{entrypoint[2]} has no option {option}"
+
+
+@pytest.mark.parametrize("name", sorted(OURS))
+def test_our_environment_names_are_settings(name: str) -> None:
+    known = setting_env_names()
+    unknown = set(OURS[name].get("environment") or {}) - known
+    assert not unknown, f"{name}: {sorted(unknown)} are not settings of models/settings.py"
+
+
+def test_ports_in_health_checks_match_the_settings() -> None:
+    worker = SERVICES["worker"]
+    assert str(worker["environment"]["CALLBACKS_WORKER_METRICS_PORT"]) in " ".join(
+        worker["healthcheck"]["test"]
+    )
+    assert worker["environment"]["CALLBACKS_WORKER_METRICS_HOST"] == "0.0.0.0"
+    api = SERVICES["api"]
+    assert str(api["environment"]["CALLBACKS_API_PORT"]) in " ".join(api["healthcheck"]["test"])
+    assert api["environment"]["CALLBACKS_API_HOST"] == "0.0.0.0"
+
+
+def test_mounted_files_exist() -> None:
+    for name, spec in SERVICES.items():
+        for volume in spec.get("volumes") or []:
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+        command = " ".join(spec.get("command") or [])
+        for script in re.findall(r"/deploy/([\w.-]+)", command):
+            assert (ROOT / "deploy" / "temporal" / script).exists(), f"{name} runs missing {script}"
+    assert (ROOT / "deploy/temporal/dynamicconfig.yaml").exists()
+
+
+def test_the_namespace_job_creates_every_search_attribute_with_its_type() -> None:
+    script = (ROOT / "deploy/temporal/create-namespace.sh").read_text()
+    created = dict(re.findall(r"^\s+(\w+)=(\w+)(?: \\)?$", script, flags=re.MULTILINE))
+    assert created == {key.name: _cli_type(key) for key in ALL_KEYS}
+
+
+def test_the_dockerfile_builds_the_package_the_tests_install() -> None:
+    stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\w+))?", DOCKERFILE, flags=re.MULTILINE)
+    assert len(stages) >= 2, "multi-stage"
+    copied = {
+        source.rstrip("/")
+        for line in re.findall(r"^COPY\s+(?!--from)(.+)$", DOCKERFILE, flags=re.MULTILINE)
+        for source in line.split()[:-1]
+    }
+    setuptools = PYPROJECT["tool"]["setuptools"]
+    packages = [pattern.rstrip("*") for pattern in setuptools["packages"]["find"]["include"]]
+    for package in packages:
+        assert (ROOT / package / "__init__.py").exists(), package
+        assert package in copied, f"the Dockerfile does not copy {package}/"
+    for module in setuptools["py-modules"]:
+        assert f"{module}.py" in copied
+    assert "pyproject.toml" in copied
+    assert "README.md" in copied
+    assert re.search(r"pip install \.(\s|$)", DOCKERFILE), "the image installs the project itself"
+    # Every package directory of the repository that the project ships is listed (nothing forgotten).
+    shipped = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "bench"}
+    assert shipped <= set(packages), f"packages missing from pyproject: {shipped - set(packages)}"
+    # The Python of the image satisfies requires-python, and the entrypoint is the project's script.
+    version = re.search(r"python:(\d+)\.(\d+)", DOCKERFILE)
+    assert version is not None
+    required = re.search(r">=(\d+)\.(\d+)", PYPROJECT["project"]["requires-python"])
+    assert required is not None
+    assert tuple(map(int, version.groups())) >= tuple(map(int, required.groups()))
+    assert 'ENTRYPOINT ["callbacks"]' in DOCKERFILE
+    assert "callbacks" in PYPROJECT["project"]["scripts"]
+    # The runtime stage runs as an unprivileged user.
+    runtime = DOCKERFILE.rsplit("\nFROM ", 1)[1]
+    user = re.search(r"^USER\s+(\S+)", runtime, flags=re.MULTILINE)
+    assert user is not None
+    assert user.group(1).split(":")[0] not in ("root", "0")
+    assert importlib.util.find_spec("prometheus_client") is not None

@@ -32,6 +32,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import names
+from models import search_attributes
 from models.callbacks import (
     TERMINAL_STATUSES,
     AttemptOutcome,
@@ -60,7 +61,6 @@ from store import callbacks as store
 from store.db import transaction
 from store.policies import PolicyResolver
 from telemetry import metrics
-from workflows import search_attributes
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.search_attributes import ALL_KEYS
+from models.search_attributes import ALL_KEYS
 
 
 # The dev server's `--search-attribute NAME=TYPE` spelling of each custom attribute.

@@ -21,6 +21,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from models import search_attributes
 from models.callbacks import (
     Assign,
     CallbackState,
@@ -38,7 +39,6 @@ from models.callbacks import (
     mask_phone,
 )
 from rules.transitions import TransitionRefused, check_allowed
-from workflows import search_attributes
 from workflows.callback import CallbackWorkflow
 
 # Idempotency keys map to callback ids inside this namespace (uuid5), per company.

@@ -18,9 +18,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from localstack.postgres import EmbeddedPostgres, create_database, drop_database
 from localstack.temporal import binary, register_search_attributes
+from models.search_attributes import ALL_KEYS
 from store.db import async_url, create_engine, session_factory
 from store.migrate import upgrade_async
-from workflows.search_attributes import ALL_KEYS
 
 
 def render(url: URL) -> str:

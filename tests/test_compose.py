@@ -17,9 +17,9 @@ import yaml
 from pydantic import AliasChoices
 
 from localstack.temporal import _cli_type
+from models.search_attributes import ALL_KEYS
 from models.settings import Settings
 from starter.cli import app as cli_app
-from workflows.search_attributes import ALL_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -22,6 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import names
+    from models import search_attributes
     from models.calcom import FindSlots, FoundSlots
     from models.callbacks import (
         Assign,
@@ -49,7 +50,6 @@ with workflow.unsafe.imports_passed_through():
     from rules.assignment import choose_assignee, choose_escalation_target, should_auto_assign
     from rules.sla import Deadline, DueKind, next_deadline, sla_deadline
     from rules.transitions import TransitionRefused, check_allowed, status_after_assignment
-    from workflows import search_attributes
     from workflows.calcom import find_slots
     from workflows.notifications import notify
 

@@ -55,7 +55,9 @@ def worker_process(database_url: str, temporal: str, max_cached: int) -> Iterato
         "CALLBACKS_WORKER_MAX_CACHED_WORKFLOWS": str(max_cached),
         "CALLBACKS_CALCOM_BASE_URL": "http://127.0.0.1:9",
     }
-    process = subprocess.Popen([sys.executable, "-m", "worker"], env=env, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         yield psutil.Process(process.pid)
     finally:

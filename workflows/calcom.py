@@ -42,23 +42,21 @@ async def cancel_booking(
     request: CancelBooking, *, give_up_after: timedelta = timedelta(minutes=5)
 ) -> Booking:
     """Run `calcom_cancel_booking` (idempotent: an already cancelled booking is the result)."""
-    booking: Booking = await workflow.execute_activity(
-        names.CALCOM_CANCEL_BOOKING,
-        request,
-        result_type=Booking,
-        start_to_close_timeout=BOOKING_CALL_START_TO_CLOSE,
-        schedule_to_close_timeout=give_up_after,
-        retry_policy=CALCOM_RETRY_POLICY,
-    )
-    return booking
+    return await _booking_call(names.CALCOM_CANCEL_BOOKING, request, give_up_after)
 
 
 async def reschedule_booking(
     request: RescheduleBooking, *, give_up_after: timedelta = timedelta(minutes=5)
 ) -> Booking:
     """Run `calcom_reschedule_booking`; the result is the *new* booking (new uid)."""
+    return await _booking_call(names.CALCOM_RESCHEDULE_BOOKING, request, give_up_after)
+
+
+async def _booking_call(
+    activity_name: str, request: CancelBooking | RescheduleBooking, give_up_after: timedelta
+) -> Booking:
     booking: Booking = await workflow.execute_activity(
-        names.CALCOM_RESCHEDULE_BOOKING,
+        activity_name,
         request,
         result_type=Booking,
         start_to_close_timeout=BOOKING_CALL_START_TO_CLOSE,

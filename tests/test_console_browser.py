@@ -316,6 +316,7 @@ async def test_create_form_dashboard_and_language(
     await page.click("a[data-lang=de]")
     await expect(page.locator("h1")).to_have_text("Übersicht")
     await expect(page.locator("#tile-overdue .label")).to_have_text("Überfällig")
+    await expect(page.locator("#tile-sla .value")).to_have_text("100,0 %")  # German decimal comma
     await screenshot(page, "dashboard-de")
     await page.click("a[data-lang=en]")
     await expect(page.locator("h1")).to_have_text("Dashboard")

@@ -30,7 +30,7 @@ from starter.api import schemas
 from starter.api.auth import CREATORS, Principal, Role, require
 from starter.api.deps import Deps, get_deps
 from starter.api.problems import ApiProblem, FieldError, invalid, not_found
-from starter.api.routes_policies import MAX_ID, _company
+from starter.api.scoping import MAX_ID, company_of
 from starter.appointments import REQUEST_ID_REUSED, AppointmentChangeError
 
 router = APIRouter(prefix="/v1/appointments", tags=["appointments"])
@@ -159,7 +159,7 @@ async def cancel_appointment(
     the appointment is booked there."""
     request = AppointmentChangeRequest(
         request_id=_request_id(idempotency_key),
-        company_id=_company(principal, company_id),
+        company_id=company_of(principal, company_id),
         appointment_id=_appointment_id(appointment_id),
         change=ModificationType.CANCEL,
         reason=(body.reason or None) if body else None,
@@ -182,7 +182,7 @@ async def reschedule_appointment(
         raise invalid("new_start", "must be in the future")
     request = AppointmentChangeRequest(
         request_id=_request_id(idempotency_key),
-        company_id=_company(principal, company_id),
+        company_id=company_of(principal, company_id),
         appointment_id=_appointment_id(appointment_id),
         change=ModificationType.RESCHEDULE,
         new_start=body.new_start,

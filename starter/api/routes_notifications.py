@@ -14,17 +14,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
-from sqlalchemy import and_, func, select
 
 from models.notifications import CatalogueEntry, Channel, DeliveryStatus, StoredNotificationSetting
 from models.policies import Level
-from models.tables import Branch, Service, Staff
 from rules.notifications import RetryDefaults
-from starter.api import schemas
+from starter.api import schemas, scoping
 from starter.api.auth import Admin, Reader
 from starter.api.deps import Deps, get_deps
 from starter.api.problems import ApiProblem, FieldError, invalid, not_found
-from starter.api.routes_policies import MAX_ID, _company, _scope_id
+from starter.api.scoping import MAX_ID, company_of, ensure_entities_of_company
 from store import notifications as store
 from store.db import transaction
 from store.policies import UnknownPolicyTarget
@@ -87,24 +85,6 @@ def _check_template(template: str | None) -> None:
         ) from None
 
 
-async def _check_entities(
-    deps: Deps, company: int, branch_id: int | None, service_id: int | None, staff_id: uuid.UUID | None
-) -> None:
-    async with deps.sessions() as session:
-        for name, table, value in (
-            ("branch", Branch, branch_id),
-            ("service", Service, service_id),
-            ("staff", Staff, staff_id),
-        ):
-            if value is None:
-                continue
-            found = await session.scalar(
-                select(func.count()).where(and_(table.id == value, table.company_id == company))
-            )
-            if not found:
-                raise not_found(name, value)
-
-
 # --- the catalogue -------------------------------------------------------------------------------
 
 
@@ -129,10 +109,10 @@ async def list_settings(
     company_id: CompanyQuery = None,
 ) -> list[dict[str, Any]]:
     """The stored settings of the company (not merged), optionally of one entity, event or channel."""
-    company = _company(principal, company_id)
+    company = company_of(principal, company_id)
     if scope_id is not None and scope is None:
         raise invalid("scope", "required with scope_id")
-    entity = _scope_id(scope, scope_id) if scope is not None and scope_id is not None else None
+    entity = scoping.scope_id(scope, scope_id) if scope is not None and scope_id is not None else None
     async with deps.sessions() as session:
         found = await store.list_notification_settings(
             session,
@@ -157,9 +137,9 @@ async def effective_settings(
 ) -> list[dict[str, Any]]:
     """What applies to a message about these entities, per event and channel, and which level supplied
     each key ("default" = the catalogue and the engine's settings)."""
-    company = _company(principal, company_id)
-    await _check_entities(deps, company, branch_id, service_id, staff_id)
+    company = company_of(principal, company_id)
     async with deps.sessions() as session:
+        await ensure_entities_of_company(session, company, branch_id, service_id, staff_id)
         if event_type is not None and await store.catalogue_entry(session, event_type) is None:
             raise invalid("event_type", f"unknown event type {event_type!r}")
         found = await store.effective_notification_settings(
@@ -193,8 +173,8 @@ async def get_setting(
     deps: DepsDep,
     company_id: CompanyQuery = None,
 ) -> dict[str, Any]:
-    company = _company(principal, company_id)
-    entity = _scope_id(scope, scope_id)
+    company = company_of(principal, company_id)
+    entity = scoping.scope_id(scope, scope_id)
     async with deps.sessions() as session:
         found = await store.list_notification_settings(
             session,
@@ -221,8 +201,8 @@ async def put_setting(
     company_id: CompanyQuery = None,
 ) -> dict[str, Any]:
     """Create or replace one entity's setting of one event on one channel."""
-    company = _company(principal, company_id)
-    entity = _scope_id(scope, scope_id)
+    company = company_of(principal, company_id)
+    entity = scoping.scope_id(scope, scope_id)
     _check_template(body.template_override)
     settings = deps.settings
     try:
@@ -269,8 +249,8 @@ async def delete_setting(
     company_id: CompanyQuery = None,
 ) -> Response:
     """Remove the setting (soft delete): the entity inherits from the level above again."""
-    company = _company(principal, company_id)
-    entity = _scope_id(scope, scope_id)
+    company = company_of(principal, company_id)
+    entity = scoping.scope_id(scope, scope_id)
     async with transaction(deps.sessions) as session:
         deleted = await store.delete_notification_setting(
             session,
@@ -310,7 +290,7 @@ async def delivery_log(
     company_id: CompanyQuery = None,
 ) -> dict[str, Any]:
     """Every message the engine sent or tried to send, newest first: who, what, when, how it went."""
-    company = _company(principal, company_id)
+    company = company_of(principal, company_id)
     for name, moment in (("since", since), ("until", until)):
         if moment is not None and moment.tzinfo is None:
             raise invalid(name, "needs a UTC offset (e.g. 2030-03-04T09:00:00+01:00)")

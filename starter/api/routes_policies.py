@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from sqlalchemy import and_, func, select
+from sqlalchemy import select
 
 from models.policies import (
     Level,
@@ -22,11 +22,12 @@ from models.policies import (
     PolicySubject,
     PolicyType,
 )
-from models.tables import Appointment, Branch, Customer, PolicyConfiguration, Service, Staff
-from starter.api import schemas
-from starter.api.auth import Admin, PolicyReader, Principal, Reader
+from models.tables import Appointment, Customer, PolicyConfiguration
+from starter.api import schemas, scoping
+from starter.api.auth import Admin, PolicyReader, Reader
 from starter.api.deps import Deps, get_deps
-from starter.api.problems import ApiProblem, FieldError, invalid, not_found
+from starter.api.problems import ApiProblem, FieldError, not_found
+from starter.api.scoping import MAX_ID, company_of, ensure_entities_of_company
 from store import appointment_policies
 from store.db import transaction
 from store.policies import UnknownPolicyTarget, delete_policy, set_policy
@@ -34,31 +35,6 @@ from store.policies import UnknownPolicyTarget, delete_policy, set_policy
 router = APIRouter(tags=["policies"])
 
 DepsDep = Annotated[Deps, Depends(get_deps)]
-MAX_ID = 2**63 - 1
-ScopeId = Annotated[str, Query(max_length=64)]
-
-
-def _company(principal: Principal, company_id: int | None) -> int:
-    """The company a policy call is about: the key's own, or the one a super_admin names."""
-    if principal.is_super_admin:
-        if company_id is None:
-            raise invalid("company_id", "required for a super_admin key")
-        return company_id
-    assert principal.company_id is not None
-    return principal.company_id
-
-
-def _scope_id(level: Level, raw: str) -> str:
-    try:
-        if level is Level.STAFF:
-            return str(uuid.UUID(raw))
-        value = int(raw)
-    except ValueError:
-        kind = "a UUID" if level is Level.STAFF else "a positive integer"
-        raise invalid("scope_id", f"a {level.value} id is {kind}") from None
-    if not 0 < value <= MAX_ID:
-        raise invalid("scope_id", f"a {level.value} id is a positive integer")
-    return str(value)
 
 
 def _stored(row: PolicyConfiguration) -> dict[str, Any]:
@@ -83,20 +59,9 @@ async def effective_policy(
     company_id: Annotated[int | None, Query(gt=0, le=MAX_ID, description="super_admin only")] = None,
 ) -> dict[str, Any]:
     """The merged policy for these entities, and which level supplied each key."""
-    company = _company(principal, company_id)
+    company = company_of(principal, company_id)
     async with deps.sessions() as session:
-        for name, table, value in (
-            ("branch", Branch, branch_id),
-            ("service", Service, service_id),
-            ("staff", Staff, staff_id),
-        ):
-            if value is None:
-                continue
-            found = await session.scalar(
-                select(func.count()).where(and_(table.id == value, table.company_id == company))
-            )
-            if not found:
-                raise not_found(name, value)
+        await ensure_entities_of_company(session, company, branch_id, service_id, staff_id)
         merged = await deps.policies.resolve(
             PolicySubject(company_id=company, branch_id=branch_id, service_id=service_id, staff_id=staff_id),
             policy_type.value,
@@ -121,8 +86,8 @@ async def get_policy(
     deps: DepsDep,
     company_id: Annotated[int | None, Query(gt=0, le=MAX_ID, description="super_admin only")] = None,
 ) -> dict[str, Any]:
-    company = _company(principal, company_id)
-    entity = _scope_id(scope, scope_id)
+    company = company_of(principal, company_id)
+    entity = scoping.scope_id(scope, scope_id)
     async with deps.sessions() as session:
         row = await session.scalar(
             select(PolicyConfiguration).where(
@@ -149,8 +114,8 @@ async def put_policy(
     company_id: Annotated[int | None, Query(gt=0, le=MAX_ID, description="super_admin only")] = None,
 ) -> dict[str, Any]:
     """Create or replace the policy of one entity; every process's policy cache drops it on commit."""
-    company = _company(principal, company_id)
-    entity = _scope_id(scope, scope_id)
+    company = company_of(principal, company_id)
+    entity = scoping.scope_id(scope, scope_id)
     try:
         async with transaction(deps.sessions) as session:
             stored = await set_policy(
@@ -187,8 +152,8 @@ async def remove_policy(
     deps: DepsDep,
     company_id: Annotated[int | None, Query(gt=0, le=MAX_ID, description="super_admin only")] = None,
 ) -> Response:
-    company = _company(principal, company_id)
-    entity = _scope_id(scope, scope_id)
+    company = company_of(principal, company_id)
+    entity = scoping.scope_id(scope, scope_id)
     async with transaction(deps.sessions) as session:
         deleted = await delete_policy(
             session, company_id=company, level=scope.value, entity_id=entity, policy_type=policy_type.value

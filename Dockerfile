@@ -12,11 +12,14 @@ WORKDIR /src
 # The same project the tests install (`pip install -e '.[dev]'`), without the dev and local extras:
 # pyproject.toml and every package it lists (tests/test_compose.py keeps this list complete).
 COPY pyproject.toml README.md ./
-COPY worker.py ./
+COPY worker.py wiring.py web.py config.py ./
 COPY activities/ activities/
+COPY api/ api/
 COPY calcom/ calcom/
 COPY channels/ channels/
-COPY localstack/ localstack/
+COPY cli/ cli/
+COPY console/ console/
+COPY devstack/ devstack/
 COPY migrations/ migrations/
 COPY models/ models/
 COPY rules/ rules/
@@ -25,7 +28,7 @@ COPY store/ store/
 COPY telemetry/ telemetry/
 COPY workflows/ workflows/
 RUN /opt/callbacks/bin/pip install . \
-    && /opt/callbacks/bin/python -c "import worker, starter.cli, calcom.fake, localstack.sinks"
+    && /opt/callbacks/bin/python -c "import worker, cli.main, devstack.calcom_fake, devstack.sinks"
 
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 callbacks \

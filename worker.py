@@ -20,10 +20,13 @@ from activities.notifications import NotificationActivities, NotificationConfig
 from activities.operations import OperationsActivities
 from activities.policies import PolicyActivities
 from calcom.client import CalcomClient
-from models.settings import Settings, get_settings
-from store.db import create_engine, session_factory
+from config import Settings, get_settings
+from starter.schedules import ensure_schedules
 from store.policies import PolicyResolver
-from telemetry.logs import ActivityLogContext
+from telemetry.asgi_server import serve_asgi
+from telemetry.logs import ActivityLogContext, configure_logging
+from telemetry.server import metrics_app
+from wiring import Services, open_services
 from workflows.appointment_change import AppointmentChangeWorkflow
 from workflows.callback import CallbackWorkflow
 from workflows.notifications import NotifyEventWorkflow
@@ -92,56 +95,49 @@ def build_worker(
     )
 
 
-async def run(settings: Settings, database_url: str) -> None:
-    from localstack.http import serve_asgi
-    from starter.schedules import ensure_schedules
-    from starter.temporal import connect
-    from store.policy_cache import PolicyCache
-    from telemetry.runtime import sdk_metrics
-    from telemetry.server import metrics_app
+def worker_for(services: Services) -> Worker:
+    """The worker of a process whose parts come from the composition root (production and `make dev`)."""
+    return build_worker(
+        services.temporal,
+        services.settings,
+        services.sessions,
+        policies=services.policies,
+        calcom=services.calcom,
+    )
 
-    sdk = sdk_metrics()
-    engine = create_engine(database_url)
-    client = await connect(settings, runtime=sdk.runtime)
-    sessions = session_factory(engine)
-    policies = PolicyResolver(sessions, PolicyCache(ttl_seconds=settings.policy_cache_ttl_seconds))
-    await policies.listen(database_url)
-    # Every worker makes sure the schedules match its code: the first start creates them, a deploy of
-    # new settings updates them, and a scaled-out fleet only repeats the same idempotent update.
-    for item, created in await ensure_schedules(client, settings):
-        log.info(
-            "schedule %s %s: %s", item.schedule_id, "created" if created else "up to date", item.description
-        )
-    calcom = CalcomClient.from_settings(settings)
-    worker = build_worker(client, settings, sessions, policies=policies, calcom=calcom)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
+
+async def run(settings: Settings) -> None:
+    async with open_services(settings) as services:
+        # Every worker makes sure the schedules match its code: the first start creates them, a deploy of
+        # new settings updates them, and a scaled-out fleet only repeats the same idempotent update.
+        for item, created in await ensure_schedules(services.temporal, settings):
+            log.info(
+                "schedule %s %s: %s",
+                item.schedule_id,
+                "created" if created else "up to date",
+                item.description,
+            )
+        worker = worker_for(services)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
         async with (
             worker,
             serve_asgi(
-                metrics_app(sdk.url, healthy=lambda: worker.is_running),
+                metrics_app(services.sdk.url if services.sdk else None, healthy=lambda: worker.is_running),
                 settings.worker_metrics_host,
                 settings.worker_metrics_port,
             ) as metrics_url,
         ):
             log.info("worker polling task queue %r; metrics at %s/metrics", settings.task_queue, metrics_url)
             await stop.wait()
-    finally:
-        await policies.close()
-        await calcom.aclose()
-        await engine.dispose()
 
 
 def main() -> None:
-    from localstack.stack import resolve_database_url
-    from telemetry.logs import configure_logging
-
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(run(settings, asyncio.run(resolve_database_url(settings))))
+    asyncio.run(run(settings))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from channels.email import SmtpConfig, build_email, send_email
 from channels.errors import DeliveryError
 from channels.sms import send_sms
 from channels.webhook import send_webhook
+from config import Settings
 from models.notifications import (
     Channel,
     DeliveryOutcome,
@@ -32,7 +33,6 @@ from models.notifications import (
     PlannedDelivery,
     StartNotifications,
 )
-from models.settings import Settings
 from rules.notifications import RetryDefaults
 from store import notifications as store
 from store.db import transaction

@@ -23,9 +23,9 @@ from collections.abc import AsyncIterator
 import httpx
 
 from bench.harness import Row, free_port, measure, postgres, print_table, seed_tenant, temporal_dev_server
-from localstack.temporal import wait_for_server
+from config import Settings
+from devstack.temporal import wait_for_server
 from models.callbacks import NewCallback, Priority
-from models.settings import Settings
 from starter.client import CallbackClient
 from store import api_keys
 from store.db import create_engine, session_factory, transaction
@@ -46,7 +46,7 @@ async def api_process(database_url: str, temporal: str, task_queue: str) -> Asyn
         "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
     }
     process = subprocess.Popen(  # noqa: ASYNC220 - starting it is instant; readiness is polled below
-        [sys.executable, "-m", "starter.cli", "api", "--port", str(port)], env=env, stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "cli.main", "api", "--port", str(port)], env=env, stdout=subprocess.DEVNULL
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -28,9 +28,9 @@ import httpx
 
 from calcom.cache import TTLCache
 from calcom.client import SLOTS_VERSION, CalcomClient, end_param, utc_param
-from calcom.fake import FakeCalcom, RateLimitConfig, serve_fake
 from calcom.finder import SlotFinder
 from calcom.ratelimit import RateLimiter
+from devstack.calcom_fake import FakeCalcom, RateLimitConfig, serve_fake
 from models.calcom import ServiceCalendar, Slot
 
 SERVICE = ServiceCalendar(
@@ -125,7 +125,7 @@ async def fake_in_subprocess() -> AsyncIterator[str]:
         port = probe.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen(  # noqa: ASYNC220 - starting it is instant; we poll its health below
-        [sys.executable, "-m", "calcom.fake", "--port", str(port), "--limit", str(UNLIMITED)],
+        [sys.executable, "-m", "devstack.calcom_fake", "--port", str(port), "--limit", str(UNLIMITED)],
         stdout=subprocess.DEVNULL,
         env=env,
     )

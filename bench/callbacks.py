@@ -29,7 +29,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.harness import Row, measure, postgres, print_lines, print_table, seed_tenant, temporal_dev_server
-from localstack.temporal import wait_for_server
+from devstack.temporal import wait_for_server
 from models.callbacks import NewCallback, Priority
 from starter.client import CallbackClient
 from store.db import create_engine, session_factory, transaction

@@ -17,8 +17,8 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from localstack.postgres import EmbeddedPostgres, create_database, drop_database
-from localstack.temporal import register_search_attributes, start_dev_server, wait_for_server
+from devstack.postgres import EmbeddedPostgres, create_database, drop_database
+from devstack.temporal import register_search_attributes, start_dev_server, wait_for_server
 from models.tables import Branch, Company, Service, Staff, StaffService
 from store.db import async_url
 

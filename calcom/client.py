@@ -179,7 +179,7 @@ class CalcomClient:
 
     @classmethod
     def from_settings(cls, settings: Any) -> CalcomClient:
-        """Built from `models.settings.Settings` (a real Cal.com, or the local fake when none is set)."""
+        """Built from `config.Settings` (a real Cal.com, or the local fake when none is set)."""
         return cls(
             settings.calcom_url(),
             settings.calcom_api_key,

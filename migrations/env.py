@@ -22,7 +22,7 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from models.settings import get_settings
+    from config import get_settings
 
     configured = get_settings().database_url
     if not configured:

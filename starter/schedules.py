@@ -27,8 +27,8 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
+from config import Settings
 from models.operations import RetentionConfig, SweepConfig
-from models.settings import Settings
 from workflows.operations import (
     RECONCILE_WORKFLOW_ID,
     RETENTION_WORKFLOW_ID,

@@ -5,7 +5,7 @@ counts the transitions it wrote, the Cal.com client counts its requests, and so 
 incremented only when the read-model write really changed the row, so a retried or replayed local
 activity never counts a transition twice. Numbers that describe the whole system rather than one process
 (the open queue, the SLA compliance rate) are gauges computed from the read model by the API at scrape
-time (see `starter/api/metrics.py`).
+time (see `api/metrics.py`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The worker's small HTTP side: `/metrics` for Prometheus and `/healthz` for the orchestrator.
 
 A worker has no API of its own, but it must be scraped and health-checked like any service; this app is
-served inside the worker's event loop (localstack/http.py), so it adds no thread and no process.
+served inside the worker's event loop (telemetry/asgi_server.py), so it adds no thread and no process.
 """
 
 from __future__ import annotations

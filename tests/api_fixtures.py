@@ -18,19 +18,19 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
+from api.deps import Deps
 from calcom.cache import TTLCache
 from calcom.client import CalcomClient
 from calcom.finder import SlotFinder
-from localstack.http import serve_asgi
+from config import Settings
 from models.calcom import Slot
-from models.settings import Settings
 from models.tables import CallbackRequest
-from starter.api import create_app
-from starter.api.deps import Deps
 from starter.client import CallbackClient
 from store import api_keys
 from store.db import transaction
+from telemetry.asgi_server import serve_asgi
 from tests.factories import Tenant
+from web import create_app
 from worker import build_worker
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -15,9 +15,9 @@ from typing import Any
 
 from calcom.cache import TTLCache
 from calcom.client import CalcomClient
-from calcom.fake import EventType, FakeCalcom, RateLimitConfig, serve_fake, working_hours
 from calcom.finder import SlotFinder
 from calcom.ratelimit import RateLimiter
+from devstack.calcom_fake import EventType, FakeCalcom, RateLimitConfig, serve_fake, working_hours
 from models.calcom import ServiceCalendar, Slot
 
 # The fake's calendar clock: a fixed "now" so that dates a few months ahead stay inside Cal.com's

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from calcom.client import CalcomClient
+from config import Settings
 from models.callbacks import NewCallback, Priority
-from models.settings import Settings
 from models.tables import CallbackEscalation, CallbackEventRow, CallbackRequest
 from starter.client import CallbackClient
 from tests.factories import Tenant

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from localstack.postgres import EmbeddedPostgres, create_database, drop_database
-from localstack.temporal import binary, register_search_attributes
+from devstack.postgres import EmbeddedPostgres, create_database, drop_database
+from devstack.temporal import binary, register_search_attributes
 from models.search_attributes import ALL_KEYS
 from store.db import async_url, create_engine, session_factory
 from store.migrate import upgrade_async

@@ -23,12 +23,12 @@ from temporalio.worker import Worker
 
 from activities.notifications import NotificationActivities, NotificationConfig
 from channels.webhook import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from localstack.http import serve_asgi
-from localstack.sinks import FakeSmsGateway, MailSink, serve_smtp_sink
+from config import Settings
+from devstack.sinks import FakeSmsGateway, MailSink, serve_smtp_sink
 from models.callbacks import CallbackEvent, CallbackSettings, CallbackState, NewCallback, Priority
-from models.settings import Settings
 from models.tables import Company, NotificationDelivery, Staff
 from store.db import transaction
+from telemetry.asgi_server import serve_asgi
 from tests.factories import Tenant, add_staff, make_tenant
 from workflows.notifications import NotifyEventWorkflow
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 from temporalio.testing import WorkflowEnvironment
 
-from calcom.fake import FakeCalcom, RateLimitConfig, serve_fake
+from devstack.calcom_fake import FakeCalcom, RateLimitConfig, serve_fake
 from models.tables import Appointment, AppointmentModification, Customer
 from store.db import transaction
 from tests.api_fixtures import ApiEnv, Sessions, running_api

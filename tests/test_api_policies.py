@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select, update
 from temporalio.testing import WorkflowEnvironment
 
-from calcom.fake import FakeCalcom, RateLimitConfig, serve_fake
+from devstack.calcom_fake import FakeCalcom, RateLimitConfig, serve_fake
 from models.policies import ModificationType
 from models.tables import AppointmentModification, PolicyConfiguration, Service
 from store.appointment_policies import record_modification

@@ -27,10 +27,10 @@ from temporalio.worker import Replayer
 
 from activities.appointments import AppointmentActivities
 from calcom.client import CalcomClient
-from localstack.temporal import binary
+from config import Settings
+from devstack.temporal import binary
 from models.appointments import Actor, ActorType, ChangeStatus, RecordAppointmentChange
 from models.policies import ModificationType, PolicyResult
-from models.settings import Settings
 from models.tables import Appointment, AppointmentModification, AppointmentModificationStat
 from starter.appointments import REQUEST_ID_REUSED, AppointmentChangeError, AppointmentClient
 from store.db import transaction

@@ -18,7 +18,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.calcom import CalcomActivities
-from localstack.temporal import binary
+from devstack.temporal import binary
 from models.calcom import (
     Attendee,
     BookingStatus,
@@ -228,7 +228,7 @@ async def test_workflow_lookup_retries_through_temporal(
 
 async def test_worker_wires_the_calcom_activities(sessions: Sessions, temporal: WorkflowEnvironment) -> None:
     from calcom.client import CalcomClient
-    from models.settings import Settings
+    from config import Settings
     from worker import build_worker
 
     settings = Settings(task_queue=f"wiring-{uuid.uuid4().hex[:8]}", calcom_fake_port=9999)

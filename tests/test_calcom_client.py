@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from calcom.errors import CalcomBadRequest, CalcomNotFound, CalcomServerError, CalcomUnavailable
-from calcom.fake import SLOT_COMMON, SLOT_SHAPES
+from devstack.calcom_fake import SLOT_COMMON, SLOT_SHAPES
 from models.calcom import Attendee, BookingStatus, CreateBooking
 from tests.calcom_fixtures import DAILY, LATE_UTC, WEEKDAYS, calcom_env, make_client
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from calcom.fake import RateLimitConfig
+from devstack.calcom_fake import RateLimitConfig
 from tests.calcom_fixtures import API_KEY, DAILY, LATE_UTC, WEEKDAYS, calcom_env
 
 SLOTS = {"cal-api-version": "2024-09-04"}

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from calcom.errors import CalcomServerError
-from calcom.fake import parse_iso
 from calcom.finder import InvalidSlotSearch, ServiceNotFound, ServiceNotOnCalcom
+from devstack.calcom_fake import parse_iso
 from tests.calcom_fixtures import SERVICES, WEEKDAYS, calcom_env
 
 BERLIN = ZoneInfo("Europe/Berlin")

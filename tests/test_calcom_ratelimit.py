@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from calcom.errors import CalcomRateLimited
-from calcom.fake import RateLimitConfig
 from calcom.ratelimit import RateLimiter, RateLimitWait
+from devstack.calcom_fake import RateLimitConfig
 from rules.calcom_ratelimit import RateLimitSnapshot, Wait
 from tests.calcom_fixtures import calcom_env
 

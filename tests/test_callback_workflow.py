@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from calcom.fake import FakeCalcom, serve_fake
+from devstack.calcom_fake import FakeCalcom, serve_fake
 from models.callbacks import AttemptOutcome, CallbackStatus, ChangePriority, Priority, RecordAttempt
 from models.tables import Service
 from starter.client import CallbackError

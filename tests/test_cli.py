@@ -37,7 +37,7 @@ async def cli(*args: str, env: dict[str, str]) -> Run:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "starter.cli",
+        "cli.main",
         *args,
         env=env,
         stdout=asyncio.subprocess.PIPE,

@@ -16,10 +16,10 @@ import typer.main
 import yaml
 from pydantic import AliasChoices
 
-from localstack.temporal import _cli_type
+from cli.main import app as cli_app
+from config import Settings
+from devstack.temporal import _cli_type
 from models.search_attributes import ALL_KEYS
-from models.settings import Settings
-from starter.cli import app as cli_app
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -112,7 +112,7 @@ def test_our_commands_and_modules_exist(name: str) -> None:
 def test_our_environment_names_are_settings(name: str) -> None:
     known = setting_env_names()
     unknown = set(OURS[name].get("environment") or {}) - known
-    assert not unknown, f"{name}: {sorted(unknown)} are not settings of models/settings.py"
+    assert not unknown, f"{name}: {sorted(unknown)} are not settings of config.py"
 
 
 def test_ports_in_health_checks_match_the_settings() -> None:

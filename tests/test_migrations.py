@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import URL
 
-from localstack.postgres import create_database, drop_database
+from devstack.postgres import create_database, drop_database
 from models.tables import Base
 from store.db import create_engine
 from store.migrate import downgrade, upgrade

@@ -19,7 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities import names
-from localstack.temporal import binary
+from devstack.temporal import binary
 from models.callbacks import CallbackEvent, Priority
 from models.notifications import (
     DeliveryOutcome,

@@ -18,17 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from calcom.fake import RateLimitConfig
-from localstack.http import serve_asgi
-from localstack.temporal import binary, register_search_attributes
+from api.deps import Deps
+from devstack.calcom_fake import RateLimitConfig
+from devstack.temporal import binary, register_search_attributes
 from models.callbacks import Priority
-from starter.api import create_app
-from starter.api.deps import Deps
 from starter.client import CallbackClient
 from store import api_keys
 from store.db import transaction
 from store.policies import PolicyResolver
 from store.policy_cache import PolicyCache
+from telemetry.asgi_server import serve_asgi
 from telemetry.logs import ContextFilter, JsonFormatter
 from telemetry.runtime import sdk_metrics
 from telemetry.server import metrics_app
@@ -36,6 +35,7 @@ from tests.api_fixtures import running_api
 from tests.calcom_fixtures import DAILY, calcom_env
 from tests.factories import make_tenant
 from tests.notify_fixtures import notify_tenant, outside_world
+from web import create_app
 from worker import build_worker
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -15,9 +15,9 @@ from temporalio.client import Client, ScheduleOverlapPolicy, WorkflowExecutionSt
 from temporalio.testing import WorkflowEnvironment
 
 from activities.operations import running_callbacks
+from config import Settings
 from models.callbacks import callback_workflow_id
 from models.operations import SweepReport
-from models.settings import Settings
 from models.tables import CallbackRequest
 from starter.schedules import RECONCILE_SCHEDULE_ID, ensure_schedules
 from store.db import transaction

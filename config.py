@@ -2,19 +2,25 @@
 
 The connection settings use the conventional names every operator already knows (`DATABASE_URL`,
 `TEMPORAL_ADDRESS`, ...). Everything that belongs to this engine alone lives under the `CALLBACKS_` prefix.
-An unset URL means "use the embedded local stack" (see `localstack/`).
+An unset URL means "use the embedded local stack" (see `devstack/`): which database that is, is decided
+here, from the files the running stack leaves under `CALLBACKS_LOCAL_DIR`, so no production process needs to
+import the dev stack to find it.
 """
 
 from __future__ import annotations
 
 from datetime import time
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.callbacks import CallbackSettings, Priority
+
+LOCAL_TEMPORAL_ADDRESS = "127.0.0.1:7233"
+LOCAL_DATABASE = "callbacks"
 
 
 class Settings(BaseSettings):
@@ -42,6 +48,10 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("CALCOM_API_KEY", "calcom_api_key")
     )
     smtp_url: str | None = Field(default=None, validation_alias=AliasChoices("SMTP_URL", "smtp_url"))
+
+    local_dir: Path = Field(
+        default=Path(".local"), description="where `make dev` keeps its PostgreSQL, Temporal and mail data"
+    )
 
     task_queue: str = "callbacks"
     worker_max_concurrent_workflow_tasks: PositiveInt = 100
@@ -131,7 +141,7 @@ class Settings(BaseSettings):
     notify_quiet_hours_end: time = time(7, 0)
 
     def calcom_url(self) -> str:
-        """The Cal.com API base URL: CALCOM_BASE_URL, else the local fake (`python -m calcom.fake`)."""
+        """The Cal.com API base URL: CALCOM_BASE_URL, else the local fake of `make dev`."""
         return self.calcom_base_url or f"http://127.0.0.1:{self.calcom_fake_port}"
 
     def smtp(self) -> str:
@@ -155,6 +165,19 @@ class Settings(BaseSettings):
             max_contact_attempts=self.max_contact_attempts,
             max_escalations=self.max_escalations,
         )
+
+
+def database_url_of(settings: Settings) -> str:
+    """DATABASE_URL, else the app database of the embedded PostgreSQL that `make dev` runs (its socket
+    folder is written in the server's postmaster.pid)."""
+    if settings.database_url:
+        return settings.database_url
+    pid_file = (settings.local_dir / "pgdata" / "postmaster.pid").resolve()
+    if not pid_file.exists():
+        raise SystemExit("DATABASE_URL is not set and the local stack is not running: start `make dev` first")
+    lines = pid_file.read_text().splitlines()
+    socket_dir = lines[4] if len(lines) > 4 and lines[4] else str(pid_file.parent)
+    return f"postgresql://postgres:@/{LOCAL_DATABASE}?host={socket_dir}"
 
 
 @lru_cache(maxsize=1)

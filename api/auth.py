@@ -17,8 +17,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from starter.api.deps import Deps, get_deps
-from starter.api.problems import ApiProblem, invalid
+from api.deps import Deps, get_deps
+from api.problems import ApiProblem, invalid
 from store import api_keys
 from store.db import transaction
 from telemetry import logs as log_context

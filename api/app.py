@@ -1,8 +1,8 @@
-"""The FastAPI application: `create_app()` for servers, `create_app(settings, deps)` for tests and benchmarks.
+"""The HTTP API: `create_app()` for servers, `create_app(settings, deps)` for tests and benchmarks.
 
-Without `deps` the app builds its own at startup (engine, Temporal client, Cal.com client) and closes them
-at shutdown; with `deps` the caller owns them, so a test can point the app at its database and its
-in-process worker without any global state.
+Without `deps` the app opens the composition root (`wiring.open_services`) at startup and closes it at
+shutdown; with `deps` the caller owns them, so a test can point the app at its database and its in-process
+worker without any global state. The process serves it with the staff console mounted: see `web.py`.
 """
 
 from __future__ import annotations
@@ -19,19 +19,20 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from models.settings import Settings, get_settings
-from starter.api import (
+from api import (
     routes_appointments,
     routes_callbacks,
     routes_notifications,
     routes_policies,
     routes_slots,
 )
-from starter.api.deps import Deps
-from starter.api.metrics import RequestLog, read_model_gauges
-from starter.api.problems import PROBLEM_JSON, Problem, install, problem_response
+from api.deps import Deps
+from api.metrics import RequestLog, read_model_gauges
+from api.problems import PROBLEM_JSON, Problem, install, problem_response
+from config import Settings, get_settings
 from telemetry import metrics
 from telemetry.runtime import scrape
+from wiring import open_services
 
 READY_TIMEOUT_SECONDS = 3.0
 
@@ -123,36 +124,6 @@ class _TooLarge(Exception):
     pass
 
 
-async def _build_deps(settings: Settings, stack: contextlib.AsyncExitStack) -> Deps:
-    from activities.calcom import store_resolver
-    from calcom.cache import TTLCache
-    from calcom.client import CalcomClient
-    from calcom.finder import SlotFinder
-    from localstack.stack import resolve_database_url
-    from models.calcom import Slot
-    from starter.client import CallbackClient
-    from starter.temporal import connect
-    from store.db import create_engine, session_factory
-    from telemetry.runtime import sdk_metrics
-
-    sdk = sdk_metrics()
-    database_url = await resolve_database_url(settings)
-    engine = create_engine(database_url)
-    stack.push_async_callback(engine.dispose)
-    sessions = session_factory(engine)
-    client = await connect(settings, runtime=sdk.runtime)
-    calcom = await stack.enter_async_context(CalcomClient.from_settings(settings))
-    finder = SlotFinder(
-        calcom,
-        store_resolver(sessions),
-        cache=TTLCache[list[Slot]](settings.calcom_cache_ttl_seconds),
-        chunk_days=settings.calcom_search_chunk_days,
-    )
-    return Deps.build(
-        settings, sessions, CallbackClient(client, settings.task_queue), finder, sdk_metrics_url=sdk.url
-    )
-
-
 def create_app(settings: Settings | None = None, deps: Deps | None = None) -> FastAPI:
     settings = settings or (deps.settings if deps else get_settings())
 
@@ -160,7 +131,8 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fa
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             if deps is None:
-                app.state.deps = await _build_deps(settings, stack)
+                services = await stack.enter_async_context(open_services(settings))
+                app.state.deps = Deps.from_services(services)
             yield
 
     app = FastAPI(
@@ -182,10 +154,6 @@ def create_app(settings: Settings | None = None, deps: Deps | None = None) -> Fa
     app.include_router(routes_slots.router)
     app.include_router(routes_appointments.router)
     app.include_router(routes_notifications.router)
-    # Imported here: the console imports the API's modules, which import this package.
-    from starter.console import install as install_console
-
-    install_console(app, settings)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

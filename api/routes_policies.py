@@ -14,6 +14,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy import select
 
+from api import schemas, scoping
+from api.auth import Admin, PolicyReader, Reader
+from api.deps import Deps, get_deps
+from api.problems import ApiProblem, FieldError, not_found
+from api.scoping import MAX_ID, company_of, ensure_entities_of_company
 from models.policies import (
     Level,
     ModificationType,
@@ -23,11 +28,6 @@ from models.policies import (
     PolicyType,
 )
 from models.tables import Appointment, Customer, PolicyConfiguration
-from starter.api import schemas, scoping
-from starter.api.auth import Admin, PolicyReader, Reader
-from starter.api.deps import Deps, get_deps
-from starter.api.problems import ApiProblem, FieldError, not_found
-from starter.api.scoping import MAX_ID, company_of, ensure_entities_of_company
 from store import appointment_policies
 from store.db import transaction
 from store.policies import UnknownPolicyTarget, delete_policy, set_policy

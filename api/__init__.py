@@ -1,5 +1,5 @@
 """The HTTP API (FastAPI) of the callback engine; `create_app` builds it."""
 
-from starter.api.app import create_app
+from api.app import create_app
 
 __all__ = ["create_app"]

@@ -15,6 +15,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from temporalio.service import RPCError, RPCStatusCode
 
+from api import callback_service as service
+from api import schemas
+from api.auth import Admin, Creator, Reader, Worker
+from api.deps import Deps, get_deps
+from api.problems import ApiProblem, invalid
 from models.callbacks import (
     Assign,
     CallbackStatus,
@@ -27,11 +32,6 @@ from models.callbacks import (
     RecordAttempt,
     StaffAction,
 )
-from starter.api import callback_service as service
-from starter.api import schemas
-from starter.api.auth import Admin, Creator, Reader, Worker
-from starter.api.deps import Deps, get_deps
-from starter.api.problems import ApiProblem, invalid
 from starter.client import CallbackError
 from store import callback_queries as queries
 from store.db import transaction

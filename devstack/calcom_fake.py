@@ -20,7 +20,7 @@ What it reproduces, because our client must cope with exactly that:
 Availability comes from weekly working hours in the event type's time zone, minus the host's bookings.
 Test hooks: `force_block`, `fail_next`, the request log and counters, an injectable calendar clock.
 
-Run it: `python -m calcom.fake --port 8788` (seeded with the demo event types 1001–1004).
+Run it: `python -m devstack.calcom_fake --port 8788` (seeded with the demo event types 1001–1004).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from localstack.http import serve_asgi, serve_forever
+from telemetry.asgi_server import serve_asgi, serve_forever
 
 KNOWN_VERSIONS = ("2024-04-15", "2024-06-11", "2024-06-14", "2024-08-13", "2024-09-04")
 DEFAULT_VERSION = "2024-04-15"
@@ -114,7 +114,7 @@ class FakeBooking:
 
 
 def demo_event_types() -> list[EventType]:
-    """The event types of the demo tenant (`localstack/demo.py`): Mon–Fri 08:00–18:00."""
+    """The event types of the demo tenant (`devstack/demo.py`): Mon–Fri 08:00–18:00."""
     weekdays = working_hours("mon-fri", "08:00", "18:00")
     return [
         EventType(1001, "checkup", 30, "Europe/Berlin", weekdays, host="anna"),

@@ -91,8 +91,8 @@ class FakeSmsGateway:
 async def serve_all(host: str, calcom_port: int, smtp_port: int, sms_port: int, folder: Path) -> None:
     """The dev profile of docker-compose.yml: the fake Cal.com, the SMTP sink and the fake SMS gateway in
     one process, until it is stopped."""
-    from calcom.fake import FakeCalcom, serve_fake
-    from localstack.http import serve_asgi
+    from devstack.calcom_fake import FakeCalcom, serve_fake
+    from telemetry.asgi_server import serve_asgi
 
     async with (
         serve_fake(FakeCalcom(), host, calcom_port) as calcom,

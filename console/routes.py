@@ -31,8 +31,27 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 from starlette.staticfiles import StaticFiles
 
+from api import callback_service as service
+from api import schemas
+from api.auth import WORKERS, Principal, Role, principal_of
+from api.deps import Deps, get_deps
+from api.problems import ApiProblem
+from api.routes_slots import calcom_problem, service_calendar
 from calcom.errors import CalcomError
 from calcom.finder import InvalidSlotSearch, ServiceNotOnCalcom
+from config import Settings
+from console.i18n import LANGUAGES, pick_language, relative, translator
+from console.session import (
+    COOKIE_PATH,
+    CSRF_FIELD,
+    CSRF_HEADER,
+    LANGUAGE_COOKIE,
+    LOGIN_COOKIE,
+    LOGIN_FORM_SECONDS,
+    SESSION_COOKIE,
+    ConsoleSession,
+    Signer,
+)
 from models.callbacks import Assign as AssignCommand
 from models.callbacks import (
     AttemptOutcome,
@@ -47,27 +66,8 @@ from models.callbacks import (
     StaffAction,
     callback_workflow_id,
 )
-from models.settings import Settings
 from rules.transitions import ALLOWED_FROM
-from starter.api import callback_service as service
-from starter.api import schemas
-from starter.api.auth import WORKERS, Principal, Role, principal_of
-from starter.api.deps import Deps, get_deps
-from starter.api.problems import ApiProblem
-from starter.api.routes_slots import calcom_problem, service_calendar
 from starter.client import StaffCommand
-from starter.console.i18n import LANGUAGES, pick_language, relative, translator
-from starter.console.session import (
-    COOKIE_PATH,
-    CSRF_FIELD,
-    CSRF_HEADER,
-    LANGUAGE_COOKIE,
-    LOGIN_COOKIE,
-    LOGIN_FORM_SECONDS,
-    SESSION_COOKIE,
-    ConsoleSession,
-    Signer,
-)
 from store import api_keys, tenant_lookups
 from store import callback_queries as queries
 from store.db import transaction

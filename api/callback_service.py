@@ -19,15 +19,15 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from temporalio.service import RPCError, RPCStatusCode
 
+from api import schemas
+from api.auth import Principal
+from api.deps import Deps
+from api.phones import default_region, to_e164
+from api.problems import ApiProblem, FieldError, invalid, not_found
+from api.ratelimit import retry_after_header
 from models.callbacks import CallbackStatus, NewCallback, StaffAction, callback_workflow_id
 from models.tables import Branch, CallbackRequest, Company
 from rules.transitions import TransitionRefused, check_allowed
-from starter.api import schemas
-from starter.api.auth import Principal
-from starter.api.deps import Deps
-from starter.api.phones import default_region, to_e164
-from starter.api.problems import ApiProblem, FieldError, invalid, not_found
-from starter.api.ratelimit import retry_after_header
 from starter.client import CallbackError, StaffCommand, callback_id_for
 from store import callback_queries as queries
 from store.callbacks import reference_errors

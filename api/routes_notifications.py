@@ -15,14 +15,14 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
+from api import schemas, scoping
+from api.auth import Admin, Reader
+from api.deps import Deps, get_deps
+from api.problems import ApiProblem, FieldError, invalid, not_found
+from api.scoping import MAX_ID, company_of, ensure_entities_of_company
 from models.notifications import CatalogueEntry, Channel, DeliveryStatus, StoredNotificationSetting
 from models.policies import Level
 from rules.notifications import RetryDefaults
-from starter.api import schemas, scoping
-from starter.api.auth import Admin, Reader
-from starter.api.deps import Deps, get_deps
-from starter.api.problems import ApiProblem, FieldError, invalid, not_found
-from starter.api.scoping import MAX_ID, company_of, ensure_entities_of_company
 from store import notifications as store
 from store.db import transaction
 from store.policies import UnknownPolicyTarget

@@ -12,13 +12,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from api.auth import Principal, Reader
+from api.deps import Deps, get_deps
+from api.problems import ApiProblem, invalid, not_found
+from api.ratelimit import retry_after_header
 from calcom.errors import CalcomClientError, CalcomError, CalcomRateLimited
 from calcom.finder import InvalidSlotSearch, ServiceNotOnCalcom
 from models.calcom import MAX_WINDOW_DAYS, ServiceCalendar
-from starter.api.auth import Principal, Reader
-from starter.api.deps import Deps, get_deps
-from starter.api.problems import ApiProblem, invalid, not_found
-from starter.api.ratelimit import retry_after_header
 from store.calcom import load_service_calendar
 
 router = APIRouter(prefix="/v1/services", tags=["slots"])

@@ -11,10 +11,10 @@ from fastapi import Query
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.auth import Principal
+from api.problems import invalid, not_found
 from models.policies import Level
 from models.tables import Branch, Service, Staff
-from starter.api.auth import Principal
-from starter.api.problems import invalid, not_found
 
 MAX_ID = 2**63 - 1
 ScopeId = Annotated[str, Query(max_length=64)]

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.ratelimit import TokenBuckets
 from calcom.finder import SlotFinder
-from models.settings import Settings
-from starter.api.ratelimit import TokenBuckets
+from config import Settings
 from starter.appointments import AppointmentClient
 from starter.client import CallbackClient
 from store.policies import PolicyResolver
+from wiring import Services
 
 
 @dataclass
@@ -53,6 +54,18 @@ class Deps:
             # Same Temporal connection and task queue as the callbacks: one worker serves both.
             appointments=AppointmentClient(callbacks.temporal, settings.task_queue),
             sdk_metrics_url=sdk_metrics_url,
+        )
+
+    @classmethod
+    def from_services(cls, services: Services) -> Deps:
+        """The API's view of the composition root: the same cached resolver and slot finder as the worker."""
+        return cls.build(
+            services.settings,
+            services.sessions,
+            CallbackClient(services.temporal, services.settings.task_queue),
+            services.slots,
+            policies=services.policies,
+            sdk_metrics_url=services.sdk.url if services.sdk else None,
         )
 
 

@@ -94,5 +94,5 @@ async def serve_asgi(app: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncI
 
 
 def serve_forever(app: Any, host: str, port: int) -> None:
-    """Serve `app` in the foreground until Ctrl-C (a standalone process, e.g. `python -m calcom.fake`)."""
+    """Serve `app` in the foreground until Ctrl-C (a standalone process, e.g. the fake Cal.com)."""
     uvicorn.Server(_config(app, host, port)).run(sockets=[bind(host, port)])

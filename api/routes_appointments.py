@@ -17,6 +17,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
 
+from api import schemas
+from api.auth import CREATORS, Principal, Role, require
+from api.deps import Deps, get_deps
+from api.problems import ApiProblem, FieldError, invalid, not_found
+from api.scoping import MAX_ID, company_of
 from models.appointments import (
     REQUEST_ID_PATTERN,
     Actor,
@@ -26,11 +31,6 @@ from models.appointments import (
     ChangeStatus,
 )
 from models.policies import ModificationType
-from starter.api import schemas
-from starter.api.auth import CREATORS, Principal, Role, require
-from starter.api.deps import Deps, get_deps
-from starter.api.problems import ApiProblem, FieldError, invalid, not_found
-from starter.api.scoping import MAX_ID, company_of
 from starter.appointments import REQUEST_ID_REUSED, AppointmentChangeError
 
 router = APIRouter(prefix="/v1/appointments", tags=["appointments"])

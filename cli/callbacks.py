@@ -1,0 +1,222 @@
+"""`callbacks callbacks …`: create, list and work callbacks through the API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from cli.output import JsonOption, call, cell, emit, fields, table
+
+callbacks_app = typer.Typer(help="Create, list and work callbacks (through the API).", no_args_is_help=True)
+
+LIST_COLUMNS = [
+    ("id", "ID"),
+    ("status", "STATUS"),
+    ("priority", "PRIORITY"),
+    ("customer_name", "CUSTOMER"),
+    ("phone_number", "PHONE"),
+    ("branch_name", "BRANCH"),
+    ("assigned_to_name", "ASSIGNED TO"),
+    ("expires_at", "DUE"),
+    ("overdue", "OVERDUE"),
+]
+DETAIL_KEYS = [
+    "id",
+    "status",
+    "priority",
+    "customer_name",
+    "phone_number",
+    "email",
+    "branch_name",
+    "service_name",
+    "assigned_to",
+    "assigned_to_name",
+    "created_at",
+    "expires_at",
+    "overdue",
+    "contacted_at",
+    "completed_at",
+    "cancelled_at",
+    "contact_attempts",
+    "escalation_count",
+    "notes",
+    "completion_notes",
+    "cancel_reason",
+]
+
+
+def _show_callback(record: dict[str, Any]) -> str:
+    text = fields(record, [key for key in DETAIL_KEYS if key in record])
+    if record.get("events"):
+        events = [
+            {"seq": e["seq"], "at": e["at"], "type": e["type"], "actor": e["actor"]} for e in record["events"]
+        ]
+        text += "\n\n" + table(events, [("seq", "#"), ("at", "AT"), ("type", "EVENT"), ("actor", "BY")])
+    return text
+
+
+def _action(callback_id: str, action: str, body: dict[str, Any] | None, as_json: bool) -> None:
+    changed = call(lambda client: client.act(callback_id, action, body))
+    emit(
+        changed,
+        as_json,
+        lambda d: f"{d['id']}  {d['status']}  (assigned to {cell(d.get('assigned_to_name'))})",
+    )
+
+
+@callbacks_app.command("create")
+def callbacks_create(
+    branch_id: Annotated[int, typer.Option(help="the branch the customer called")],
+    name: Annotated[str, typer.Option(help="the customer's name")],
+    phone: Annotated[str, typer.Option(help="international, or national in the branch's country")],
+    service_id: Annotated[int | None, typer.Option()] = None,
+    priority: Annotated[str, typer.Option(help="normal, high or urgent")] = "normal",
+    email: Annotated[str | None, typer.Option()] = None,
+    notes: Annotated[str | None, typer.Option()] = None,
+    preferred_staff_id: Annotated[str | None, typer.Option()] = None,
+    company_id: Annotated[int | None, typer.Option(help="super_admin keys only")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="the same key never creates twice")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask for a callback; prints it once stored and assigned."""
+    body = {
+        "branch_id": branch_id,
+        "service_id": service_id,
+        "customer_name": name,
+        "phone_number": phone,
+        "priority": priority,
+        "email": email,
+        "notes": notes,
+        "preferred_staff_id": preferred_staff_id,
+        "company_id": company_id,
+    }
+    body = {key: value for key, value in body.items() if value is not None}
+    created = call(lambda client: client.create_callback(body, idempotency_key))
+    emit(
+        created,
+        as_json,
+        lambda d: (
+            f"{'created' if d['created'] else 'already there'}: {d['id']}  {d['status']}  "
+            f"assigned to {cell(d.get('assigned_to_name'))}, due {cell(d['expires_at'])}"
+        ),
+    )
+
+
+@callbacks_app.command("list")
+def callbacks_list(
+    status: Annotated[list[str] | None, typer.Option("--status", help="repeatable")] = None,
+    priority: Annotated[list[str] | None, typer.Option("--priority", help="repeatable")] = None,
+    branch_id: Annotated[int | None, typer.Option()] = None,
+    assigned_to: Annotated[str | None, typer.Option(help="a staff id")] = None,
+    overdue: Annotated[bool | None, typer.Option("--overdue/--not-overdue")] = None,
+    q: Annotated[str | None, typer.Option("-q", "--search", help="part of the name or phone")] = None,
+    sort: Annotated[
+        str,
+        typer.Option(
+            help="id, customer_name, status, priority, branch, service, "
+            "expires_at, created_at; '-' first for descending"
+        ),
+    ] = "-created_at",
+    page: Annotated[int, typer.Option()] = 1,
+    page_size: Annotated[int, typer.Option()] = 50,
+    include_deleted: Annotated[bool, typer.Option("--include-deleted")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """List callbacks, newest first by default."""
+    params = {
+        "status": status or [],
+        "priority": priority or [],
+        "branch_id": branch_id,
+        "assigned_to": assigned_to,
+        "overdue": None if overdue is None else str(overdue).lower(),
+        "q": q,
+        "sort": sort,
+        "page": page,
+        "page_size": page_size,
+        "include_deleted": "true" if include_deleted else None,
+    }
+    found = call(lambda client: client.list_callbacks(**params))
+    emit(
+        found,
+        as_json,
+        lambda d: (
+            table(d["items"], LIST_COLUMNS)
+            + f"\n\n{len(d['items'])} of {d['total']} (page {d['page']}, {d['page_size']} per page)"
+        ),
+    )
+
+
+@callbacks_app.command("show")
+def callbacks_show(callback_id: str, as_json: JsonOption = False) -> None:
+    """One callback with its audit trail."""
+    found = call(lambda client: client.get_callback(callback_id))
+    emit(found, as_json, _show_callback)
+
+
+@callbacks_app.command("assign")
+def callbacks_assign(
+    callback_id: str,
+    staff_id: Annotated[str | None, typer.Option(help="default: the staff key's own staff member")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    _action(callback_id, "assign", {"staff_id": staff_id} if staff_id else {}, as_json)
+
+
+@callbacks_app.command("contacted")
+def callbacks_contacted(callback_id: str, as_json: JsonOption = False) -> None:
+    """The customer was reached."""
+    _action(callback_id, "contacted", None, as_json)
+
+
+@callbacks_app.command("attempt")
+def callbacks_attempt(
+    callback_id: str,
+    outcome: Annotated[str, typer.Option(help="no_answer, busy, voicemail or wrong_number")],
+    notes: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A failed attempt to reach the customer."""
+    body = {"outcome": outcome, **({"notes": notes} if notes else {})}
+    _action(callback_id, "attempts", body, as_json)
+
+
+@callbacks_app.command("complete")
+def callbacks_complete(
+    callback_id: str,
+    notes: Annotated[str, typer.Option(help="what came of the call (required)")],
+    as_json: JsonOption = False,
+) -> None:
+    _action(callback_id, "complete", {"notes": notes}, as_json)
+
+
+@callbacks_app.command("cancel")
+def callbacks_cancel(
+    callback_id: str, reason: Annotated[str | None, typer.Option()] = None, as_json: JsonOption = False
+) -> None:
+    _action(callback_id, "cancel", {"reason": reason} if reason else {}, as_json)
+
+
+@callbacks_app.command("escalate")
+def callbacks_escalate(
+    callback_id: str,
+    reason: Annotated[str, typer.Option()],
+    details: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Escalate by hand (to another staff member)."""
+    body = {"reason": reason, **({"details": details} if details else {})}
+    _action(callback_id, "escalate", body, as_json)
+
+
+@callbacks_app.command("priority")
+def callbacks_priority(
+    callback_id: str,
+    priority: Annotated[str, typer.Argument(help="normal, high or urgent")],
+    as_json: JsonOption = False,
+) -> None:
+    """Change the priority (the SLA deadline is recomputed from the creation time)."""
+    _action(callback_id, "priority", {"priority": priority}, as_json)
+
+
+# --- policies and slots (over HTTP) --------------------------------------------------------------

@@ -1,0 +1,103 @@
+"""The one composition root: every process (worker, API, `make dev`, benchmarks) builds its engine here.
+
+Before this module the API, the worker and the dev stack each wired the same parts by hand and drifted (the
+dev API had no slot cache, the dev worker no policy-change listener). Now `open_services` builds them once:
+the database engine and sessions, the hierarchical-settings resolver with its cache and its LISTEN
+connection, the Cal.com client with its limiter, the cached slot finder, and the Temporal client with the
+data converter. Whoever opens it owns it; leaving the context closes all of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.runtime import Runtime
+
+from activities.calcom import store_resolver
+from calcom.cache import TTLCache
+from calcom.client import CalcomClient
+from calcom.finder import SlotFinder
+from config import LOCAL_TEMPORAL_ADDRESS, Settings, database_url_of
+from models.calcom import Slot
+from store.db import create_engine, session_factory
+from store.policies import PolicyResolver
+from store.policy_cache import PolicyCache
+from telemetry.runtime import SdkMetrics, sdk_metrics
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """The converter of every client, worker and replayer (pydantic models as JSON)."""
+    del settings  # the payload codec will read its keys from here
+    return pydantic_data_converter
+
+
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """`runtime`: the process's Temporal runtime when its SDK metrics are exported (telemetry/runtime.py)."""
+    return await Client.connect(
+        settings.temporal_address or LOCAL_TEMPORAL_ADDRESS,
+        namespace=settings.temporal_namespace,
+        data_converter=data_converter(settings),
+        runtime=runtime,
+    )
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a worker or an API process shares, built the same way for dev and production."""
+
+    settings: Settings
+    database_url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    policies: PolicyResolver
+    calcom: CalcomClient
+    slots: SlotFinder
+    temporal: Client
+    sdk: SdkMetrics | None
+
+
+@contextlib.asynccontextmanager
+async def open_services(
+    settings: Settings,
+    *,
+    database_url: str | None = None,
+    temporal: Client | None = None,
+    export_sdk_metrics: bool = True,
+) -> AsyncIterator[Services]:
+    """Build the engine's shared parts; `database_url` / `temporal` override the settings (tests, dev
+    stack). With `export_sdk_metrics` the Temporal client runs on a runtime whose metrics `/metrics` merges
+    (only for a client built here: a given client keeps its own runtime)."""
+    url = database_url or database_url_of(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        engine = create_engine(url)
+        stack.push_async_callback(engine.dispose)
+        sessions = session_factory(engine)
+        policies = PolicyResolver(sessions, PolicyCache(ttl_seconds=settings.policy_cache_ttl_seconds))
+        await policies.listen(url)
+        stack.push_async_callback(policies.close)
+        calcom = await stack.enter_async_context(CalcomClient.from_settings(settings))
+        slots = SlotFinder(
+            calcom,
+            store_resolver(sessions),
+            cache=TTLCache[list[Slot]](settings.calcom_cache_ttl_seconds),
+            chunk_days=settings.calcom_search_chunk_days,
+        )
+        sdk = sdk_metrics() if temporal is None and export_sdk_metrics else None
+        client = temporal or await connect(settings, runtime=sdk.runtime if sdk else None)
+        yield Services(
+            settings=settings,
+            database_url=url,
+            engine=engine,
+            sessions=sessions,
+            policies=policies,
+            calcom=calcom,
+            slots=slots,
+            temporal=client,
+            sdk=sdk,
+        )

@@ -1,8 +1,9 @@
-"""The HTTP API: `create_app()` for servers, `create_app(settings, deps)` for tests and benchmarks.
+"""The HTTP API: `create_app(settings, deps)` for tests and benchmarks, `wiring.web` for servers.
 
-Without `deps` the app opens the composition root (`wiring.open_services`) at startup and closes it at
-shutdown; with `deps` the caller owns them, so a test can point the app at its database and its in-process
-worker without any global state. The process serves it with the staff console mounted: see `web.py`.
+Without `deps` the app opens them with `open_deps` at startup (the composition root passes
+`wiring.services.open_api_deps`) and closes them at shutdown; with `deps` the caller owns them, so a test can
+point the app at its database and its in-process worker without any global state. The process serves it
+with the staff console mounted: see `wiring/web.py`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -32,7 +33,6 @@ from api.problems import PROBLEM_JSON, Problem, install, problem_response
 from config import Settings, get_settings
 from telemetry import metrics
 from telemetry.runtime import scrape
-from wiring import open_services
 
 READY_TIMEOUT_SECONDS = 3.0
 
@@ -124,15 +124,21 @@ class _TooLarge(Exception):
     pass
 
 
-def create_app(settings: Settings | None = None, deps: Deps | None = None) -> FastAPI:
+DepsOpener = Callable[[Settings], contextlib.AbstractAsyncContextManager[Deps]]
+
+
+def create_app(
+    settings: Settings | None = None, deps: Deps | None = None, open_deps: DepsOpener | None = None
+) -> FastAPI:
     settings = settings or (deps.settings if deps else get_settings())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             if deps is None:
-                services = await stack.enter_async_context(open_services(settings))
-                app.state.deps = Deps.from_services(services)
+                if open_deps is None:
+                    raise RuntimeError("create_app needs `deps` or `open_deps` (see wiring.web)")
+                app.state.deps = await stack.enter_async_context(open_deps(settings))
             yield
 
     app = FastAPI(

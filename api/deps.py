@@ -18,7 +18,6 @@ from config import Settings
 from starter.appointments import AppointmentClient
 from starter.client import CallbackClient
 from store.policies import PolicyResolver
-from wiring import Services
 
 
 @dataclass
@@ -54,18 +53,6 @@ class Deps:
             # Same Temporal connection and task queue as the callbacks: one worker serves both.
             appointments=AppointmentClient(callbacks.temporal, settings.task_queue),
             sdk_metrics_url=sdk_metrics_url,
-        )
-
-    @classmethod
-    def from_services(cls, services: Services) -> Deps:
-        """The API's view of the composition root: the same cached resolver and slot finder as the worker."""
-        return cls.build(
-            services.settings,
-            services.sessions,
-            CallbackClient(services.temporal, services.settings.task_queue),
-            services.slots,
-            policies=services.policies,
-            sdk_metrics_url=services.sdk.url if services.sdk else None,
         )
 
 

@@ -45,7 +45,7 @@ def api(
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
-        "web:create_app",
+        "wiring.web:create_app",
         factory=True,
         host=host or settings.api_host,
         port=port or settings.api_port,

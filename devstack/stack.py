@@ -14,7 +14,6 @@ import signal
 
 from sqlalchemy.engine import URL
 
-from api.deps import Deps
 from config import LOCAL_DATABASE, Settings
 from devstack.calcom_fake import FakeCalcom, serve_fake
 from devstack.demo import demo_admin_key, seed_demo
@@ -24,8 +23,8 @@ from devstack.temporal import register_search_attributes, start_dev_server, wait
 from starter.schedules import ensure_schedules
 from store.migrate import upgrade_async
 from telemetry.asgi_server import serve_asgi
-from web import create_app
-from wiring import open_services
+from wiring import api_deps, open_services
+from wiring.web import create_app
 from worker import worker_for
 
 log = logging.getLogger("callbacks.dev")
@@ -77,7 +76,7 @@ async def run_dev(settings: Settings) -> None:
         await ensure_schedules(engine.temporal, settings)  # the periodic jobs, as a production worker does
         seeded = await seed_demo(engine.sessions)
         worker = worker_for(engine)
-        app = create_app(settings, Deps.from_services(engine))
+        app = create_app(settings, api_deps(engine))
         async with worker, serve_asgi(app, settings.api_host, settings.api_port) as api_url:
             admin_key = await demo_admin_key(engine.sessions)
             print(_banner(database_url, address, seeded), flush=True)

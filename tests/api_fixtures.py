@@ -30,7 +30,7 @@ from store import api_keys
 from store.db import transaction
 from telemetry.asgi_server import serve_asgi
 from tests.factories import Tenant
-from web import create_app
+from wiring.web import create_app
 from worker import build_worker
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -35,7 +35,7 @@ from tests.api_fixtures import running_api
 from tests.calcom_fixtures import DAILY, calcom_env
 from tests.factories import make_tenant
 from tests.notify_fixtures import notify_tenant, outside_world
-from web import create_app
+from wiring.web import create_app
 from worker import build_worker
 
 Sessions = async_sessionmaker[AsyncSession]

@@ -20,11 +20,13 @@ from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
 
 from activities.calcom import store_resolver
+from api.deps import Deps
 from calcom.cache import TTLCache
 from calcom.client import CalcomClient
 from calcom.finder import SlotFinder
 from config import LOCAL_TEMPORAL_ADDRESS, Settings, database_url_of
 from models.calcom import Slot
+from starter.client import CallbackClient
 from store.db import create_engine, session_factory
 from store.policies import PolicyResolver
 from store.policy_cache import PolicyCache
@@ -101,3 +103,22 @@ async def open_services(
             temporal=client,
             sdk=sdk,
         )
+
+
+def api_deps(services: Services) -> Deps:
+    """The API's view of the composition root: the same cached resolver and slot finder as the worker."""
+    return Deps.build(
+        services.settings,
+        services.sessions,
+        CallbackClient(services.temporal, services.settings.task_queue),
+        services.slots,
+        policies=services.policies,
+        sdk_metrics_url=services.sdk.url if services.sdk else None,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_api_deps(settings: Settings) -> AsyncIterator[Deps]:
+    """What an API process opens at startup (the app's lifespan) and closes at shutdown."""
+    async with open_services(settings) as services:
+        yield api_deps(services)

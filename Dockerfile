@@ -12,12 +12,14 @@ WORKDIR /src
 # The same project the tests install (`pip install -e '.[dev]'`), without the dev and local extras:
 # pyproject.toml and every package it lists (tests/test_compose.py keeps this list complete).
 COPY pyproject.toml README.md ./
-COPY worker.py wiring.py web.py config.py ./
+COPY worker.py ./
 COPY activities/ activities/
 COPY api/ api/
 COPY calcom/ calcom/
 COPY channels/ channels/
 COPY cli/ cli/
+COPY codec/ codec/
+COPY config/ config/
 COPY console/ console/
 COPY devstack/ devstack/
 COPY migrations/ migrations/
@@ -26,6 +28,7 @@ COPY rules/ rules/
 COPY starter/ starter/
 COPY store/ store/
 COPY telemetry/ telemetry/
+COPY wiring/ wiring/
 COPY workflows/ workflows/
 RUN /opt/callbacks/bin/pip install . \
     && /opt/callbacks/bin/python -c "import worker, cli.main, devstack.calcom_fake, devstack.sinks"

@@ -20,6 +20,7 @@ from activities.notifications import NotificationActivities, NotificationConfig
 from activities.operations import OperationsActivities
 from activities.policies import PolicyActivities
 from calcom.client import CalcomClient
+from calcom.finder import SlotFinder
 from config import Settings, get_settings
 from starter.schedules import ensure_schedules
 from store.policies import PolicyResolver
@@ -57,6 +58,7 @@ def build_worker(
     sessions: async_sessionmaker[AsyncSession],
     policies: PolicyResolver | None = None,
     calcom: CalcomClient | None = None,
+    slots: SlotFinder | None = None,
 ) -> Worker:
     """`policies`: the process's (listening, caching) resolver; without one, policies are read uncached.
     `calcom`: the shared Cal.com client (its owner closes it); built from settings when not given."""
@@ -64,11 +66,15 @@ def build_worker(
     callbacks = CallbackActivities(sessions, settings.callback_defaults(), policies)
     policy_activities = PolicyActivities(sessions, policies)
     appointment_activities = AppointmentActivities(sessions, policies)
-    calcom_activities = CalcomActivities.build(
-        calcom or CalcomClient.from_settings(settings),
-        sessions,
-        cache_ttl_seconds=settings.calcom_cache_ttl_seconds,
-        search_chunk_days=settings.calcom_search_chunk_days,
+    calcom_activities = (
+        CalcomActivities(slots.client, slots)
+        if slots is not None
+        else CalcomActivities.build(
+            calcom or CalcomClient.from_settings(settings),
+            sessions,
+            cache_ttl_seconds=settings.calcom_cache_ttl_seconds,
+            search_chunk_days=settings.calcom_search_chunk_days,
+        )
     )
     notifications = NotificationActivities(sessions, NotificationConfig.from_settings(settings))
     operations = OperationsActivities(sessions, settings.callback_defaults(), policies)
@@ -103,6 +109,7 @@ def worker_for(services: Services) -> Worker:
         services.sessions,
         policies=services.policies,
         calcom=services.calcom,
+        slots=services.slots,
     )
 
 

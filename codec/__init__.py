@@ -1,0 +1,1 @@
+"""Payload encryption for Temporal: what leaves the process for the Temporal server is ciphertext."""

@@ -11,8 +11,12 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
+from fastapi import FastAPI
 from sqlalchemy.engine import URL
+from temporalio.worker import Worker
 
 from config import LOCAL_DATABASE, Settings
 from devstack.calcom_fake import FakeCalcom, serve_fake
@@ -23,7 +27,7 @@ from devstack.temporal import register_search_attributes, start_dev_server, wait
 from starter.schedules import ensure_schedules
 from store.migrate import upgrade_async
 from telemetry.asgi_server import serve_asgi
-from wiring import api_deps, open_services
+from wiring import Services, api_deps, open_services
 from wiring.web import create_app
 from worker import worker_for
 
@@ -32,6 +36,23 @@ log = logging.getLogger("callbacks.dev")
 APP_DATABASE = LOCAL_DATABASE
 TEMPORAL_PORT = 7233
 TEMPORAL_UI_PORT = 8233
+
+
+@dataclass(frozen=True)
+class DevProcesses:
+    """The worker and the API of `make dev`: one process, one set of shared parts."""
+
+    services: Services
+    worker: Worker
+    app: FastAPI
+
+
+@contextlib.asynccontextmanager
+async def dev_processes(settings: Settings, database_url: str) -> AsyncIterator[DevProcesses]:
+    """Worker and API built by the same composition root as the production processes (`worker.py`,
+    `wiring.web`), so the dev stack cannot drift from production wiring."""
+    async with open_services(settings, database_url=database_url) as services:
+        yield DevProcesses(services, worker_for(services), create_app(settings, api_deps(services)))
 
 
 async def run_dev(settings: Settings) -> None:
@@ -70,14 +91,15 @@ async def run_dev(settings: Settings) -> None:
             await services.enter_async_context(serve_fake(FakeCalcom(), port=settings.calcom_fake_port))
         notification_lines = await _notification_sinks(settings, services)
 
-        # The same composition root as the production worker and API processes.
-        engine = await services.enter_async_context(open_services(settings, database_url=database_url))
+        processes = await services.enter_async_context(dev_processes(settings, database_url))
+        engine = processes.services
         await register_search_attributes(engine.temporal, settings.temporal_namespace)
         await ensure_schedules(engine.temporal, settings)  # the periodic jobs, as a production worker does
         seeded = await seed_demo(engine.sessions)
-        worker = worker_for(engine)
-        app = create_app(settings, api_deps(engine))
-        async with worker, serve_asgi(app, settings.api_host, settings.api_port) as api_url:
+        async with (
+            processes.worker,
+            serve_asgi(processes.app, settings.api_host, settings.api_port) as api_url,
+        ):
             admin_key = await demo_admin_key(engine.sessions)
             print(_banner(database_url, address, seeded), flush=True)
             print(

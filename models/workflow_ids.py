@@ -1,0 +1,53 @@
+"""The tenant convention for workflow ids: `c<company_id>.<base id>`, e.g. `c42.callback-<uuid>`.
+
+Why the company sits in the workflow id: the payload codec (`codec/`) sees nothing of a payload but its
+serialization context, and the only tenant-related thing Temporal puts there is the workflow id. Carrying
+the company in the id lets the codec pick the company's data key for every input, result, memo, signal,
+update and activity payload of that workflow without a lookup.
+
+Why this spelling: the prefix comes first so a company's workflows sort and group together in the Temporal
+UI, the base id stays the familiar one (`callback-<uuid>`, `appointment-change-...`), and the `.` ends the
+company number so `c4.` never matches `c42.`. No existing id starts with `c` followed by a digit, so the
+ids in use before this convention (`callback-<uuid>`, ...) parse as "no company": their workflows keep
+running and replaying, and their payloads are encrypted with the shared (non-company) key.
+
+Free of I/O imports: the workflow sandbox may load this module.
+"""
+
+from __future__ import annotations
+
+import re
+
+TENANT_PREFIX = "c"
+TENANT_SEPARATOR = "."
+
+# Canonical company numbers only (no sign, no leading zero): one company has exactly one prefix.
+_TENANT_ID = re.compile(r"^c(?P<company>[1-9][0-9]*)\.(?P<base>.+)$", re.DOTALL)
+
+
+def tenant_workflow_id(company_id: int, base_id: str) -> str:
+    """The workflow id of `base_id` owned by `company_id`.
+
+    Refuses a base id that already carries a company: a nested prefix would hide the first one from
+    `company_of_workflow_id` readers that only look at the outer one, and it always means a caller bug.
+    """
+    if isinstance(company_id, bool) or not isinstance(company_id, int) or company_id < 1:
+        raise ValueError(f"company id must be a positive integer, got {company_id!r}")
+    if not base_id:
+        raise ValueError("the base workflow id must not be empty")
+    if _TENANT_ID.match(base_id):
+        raise ValueError(f"{base_id!r} already carries a company prefix")
+    return f"{TENANT_PREFIX}{company_id}{TENANT_SEPARATOR}{base_id}"
+
+
+def company_of_workflow_id(workflow_id: str) -> int | None:
+    """The company a workflow belongs to, or None for ids outside the tenant convention (old ids,
+    system-wide jobs such as `callbacks-reconcile`)."""
+    found = _TENANT_ID.match(workflow_id)
+    return int(found["company"]) if found else None
+
+
+def base_of_workflow_id(workflow_id: str) -> str:
+    """The id without its company prefix (ids outside the convention come back unchanged)."""
+    found = _TENANT_ID.match(workflow_id)
+    return found["base"] if found else workflow_id

@@ -1,4 +1,4 @@
-"""Every row of the transition table (DESIGN §3.2), allowed and refused, through real Updates.
+"""Every row of the staff-action table (rules/staff_actions.py), allowed and refused, through real Updates.
 
 A refused action must fail fast with the current state in its message and leave the row untouched.
 """
@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
+from temporalio.workflow import _Definition
 
 from models.callbacks import (
     Assign,
@@ -25,10 +26,12 @@ from models.callbacks import (
     RecordAttempt,
     StaffAction,
 )
+from rules.staff_actions import STAFF_ACTIONS
 from rules.transitions import ALLOWED_FROM
 from starter.client import CallbackClient, CallbackError, StaffCommand
 from tests.callback_harness import new_callback, row, running_worker
 from tests.factories import Tenant, add_staff, make_tenant, set_callback_policy
+from workflows.callback import CallbackWorkflow
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -109,6 +112,18 @@ async def _tenant(sessions: Sessions) -> tuple[Tenant, uuid.UUID, uuid.UUID]:
     first = await add_staff(sessions, tenant)
     second = await add_staff(sessions, tenant)
     return tenant, first, second
+
+
+def test_every_action_is_an_update_with_a_validator_and_a_signal() -> None:
+    """The handlers generated from the table look to the SDK exactly like the written-out ones did."""
+    definition = _Definition.must_from_class(CallbackWorkflow)
+    for action, spec in STAFF_ACTIONS.items():
+        update, signal = definition.updates[action.value], definition.signals[action.value]
+        assert update.arg_types == [spec.command]
+        assert signal.arg_types == [spec.command]
+        assert update.validator is not None
+    assert set(definition.updates) == {*STAFF_ACTIONS, "created"}
+    assert set(definition.signals) == set(STAFF_ACTIONS)
 
 
 @pytest.mark.parametrize("status", list(SETUPS))

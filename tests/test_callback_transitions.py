@@ -48,27 +48,27 @@ async def _pending(
 async def _assigned(
     client: CallbackClient, cid: uuid.UUID, staff: uuid.UUID, env: WorkflowEnvironment
 ) -> None:
-    await client.assign(cid, staff)
+    await client.act(cid, Assign(staff_id=staff))
 
 
 async def _contacted(
     client: CallbackClient, cid: uuid.UUID, staff: uuid.UUID, env: WorkflowEnvironment
 ) -> None:
-    await client.assign(cid, staff)
-    await client.mark_contacted(cid)
+    await client.act(cid, Assign(staff_id=staff))
+    await client.act(cid, MarkContacted())
 
 
 async def _completed(
     client: CallbackClient, cid: uuid.UUID, staff: uuid.UUID, env: WorkflowEnvironment
 ) -> None:
-    await client.assign(cid, staff)
-    await client.complete(cid, "called back, booked a checkup")
+    await client.act(cid, Assign(staff_id=staff))
+    await client.act(cid, Complete(notes="called back, booked a checkup"))
 
 
 async def _cancelled(
     client: CallbackClient, cid: uuid.UUID, staff: uuid.UUID, env: WorkflowEnvironment
 ) -> None:
-    await client.cancel(cid, "customer called again")
+    await client.act(cid, Cancel(reason="customer called again"))
 
 
 async def _expired(
@@ -179,7 +179,7 @@ async def test_assign_refuses_staff_of_another_company_or_inactive(
         cid = (await client.create(new_callback(tenant))).state.id
         for staff in (inactive, foreign):
             with pytest.raises(CallbackError) as refused:
-                await client.assign(cid, staff)
+                await client.act(cid, Assign(staff_id=staff))
             assert refused.value.kind == "InvalidStaff"
         stored = await row(sessions, cid)
         assert (stored.status, stored.assigned_to, stored.version) == ("pending", None, 1)

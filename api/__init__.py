@@ -1,5 +1,4 @@
-"""The HTTP API (FastAPI) of the callback engine; `create_app` builds it."""
+"""The HTTP API (FastAPI) of the callback engine; `api.app.create_app` builds it.
 
-from api.app import create_app
-
-__all__ = ["create_app"]
+Nothing is imported here, so the CLI can read the action bodies (api/action_bodies.py) without loading the
+whole application."""

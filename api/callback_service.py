@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -25,10 +25,11 @@ from api.deps import Deps
 from api.phones import default_region, to_e164
 from api.problems import ApiProblem, FieldError, invalid, not_found
 from api.ratelimit import retry_after_header
-from models.callbacks import CallbackStatus, NewCallback, StaffAction, callback_workflow_id
+from models.callbacks import CallbackStatus, NewCallback, StaffAction, StaffCommand, callback_workflow_id
 from models.tables import Branch, CallbackRequest, Company
+from rules.staff_actions import STAFF_ACTIONS
 from rules.transitions import TransitionRefused, check_allowed
-from starter.client import CallbackError, StaffCommand, callback_id_for
+from starter.client import CallbackError, callback_id_for
 from store import callback_queries as queries
 from store.callbacks import reference_errors
 from telemetry import logs as log_context
@@ -109,6 +110,29 @@ def staff_for(principal: Principal, staff_id: uuid.UUID | None) -> uuid.UUID:
     if chosen is None:
         raise invalid("staff_id", "required (only a staff key assigns to its own staff member by default)")
     return chosen
+
+
+def command_for(action: StaffAction, principal: Principal, body: BaseModel | None) -> StaffCommand:
+    """The engine command for an action's body (api/action_bodies.py), read the same way for every action
+    so the API and the console cannot drift: empty text means "not given", a `staff_id` left out is the
+    key's own staff member, and the key is the actor."""
+    command: type[StaffCommand] = STAFF_ACTIONS[action].command
+    given = {
+        key: None if value == "" else value for key, value in (body.model_dump() if body else {}).items()
+    }
+    if "staff_id" in command.model_fields and given.get("staff_id") is None:
+        given["staff_id"] = staff_for(principal, None)
+    try:
+        return command.model_validate({**given, "actor": principal.actor})
+    except ValidationError as exc:
+        raise validation_problem(exc) from None
+
+
+def validation_problem(exc: ValidationError) -> ApiProblem:
+    errors = [
+        FieldError(field=".".join(map(str, e["loc"])) or "body", message=e["msg"]) for e in exc.errors()
+    ]
+    return ApiProblem(422, str(exc), slug="validation-error", errors=errors)
 
 
 async def bulk(
@@ -214,10 +238,7 @@ async def create(
             metadata=body.metadata,
         )
     except ValidationError as exc:
-        errors = [
-            FieldError(field=".".join(map(str, e["loc"])) or "body", message=e["msg"]) for e in exc.errors()
-        ]
-        raise ApiProblem(422, str(exc), slug="validation-error", errors=errors) from None
+        raise validation_problem(exc) from None
     async with deps.sessions() as session:
         problems = await reference_errors(session, request)
     if problems:

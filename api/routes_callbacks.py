@@ -8,30 +8,24 @@ finished callback's workflow is closed and could not answer anyway).
 
 from __future__ import annotations
 
+import inspect
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
+from pydantic import BaseModel
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import callback_service as service
 from api import schemas
-from api.auth import Admin, Creator, Reader, Worker
+from api.action_bodies import body_for, body_optional
+from api.auth import Admin, Creator, Principal, Reader, Worker
 from api.deps import Deps, get_deps
 from api.problems import ApiProblem, invalid
-from models.callbacks import (
-    Assign,
-    CallbackStatus,
-    Cancel,
-    ChangePriority,
-    Complete,
-    Escalate,
-    MarkContacted,
-    Priority,
-    RecordAttempt,
-    StaffAction,
-)
+from models.callbacks import Assign, CallbackStatus, Cancel, Complete, Priority, StaffAction
+from rules.staff_actions import STAFF_ACTIONS, StaffActionSpec
 from starter.client import CallbackError
 from store import callback_queries as queries
 from store.db import transaction
@@ -138,62 +132,44 @@ async def get_callback(
     return await service.detail(deps, principal, callback_id, include_deleted=include_deleted)
 
 
-# --- staff actions -------------------------------------------------------------------------------
+# --- staff actions: one route per row of rules/staff_actions.py ----------------------------------------
 
 
-@router.post("/{callback_id}/assign", response_model=schemas.CallbackOut)
-async def assign(
-    callback_id: uuid.UUID, principal: Worker, deps: DepsDep, body: schemas.AssignBody | None = None
-) -> dict[str, Any]:
-    staff_id = service.staff_for(principal, body.staff_id if body else None)
-    command = Assign(staff_id=staff_id, actor=principal.actor)
-    return await service.act(deps, principal, callback_id, StaffAction.ASSIGN, command)
+def _action_route(spec: StaffActionSpec[Any]) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """`POST /{callback_id}/{path}` for one action, with the action's body (api/action_bodies.py) declared
+    in the signature FastAPI reads, so each action keeps its own request schema in OpenAPI."""
+    body_model = body_for(spec.action)
+
+    async def endpoint(
+        callback_id: uuid.UUID, principal: Principal, deps: Deps, body: BaseModel | None = None
+    ) -> dict[str, Any]:
+        command = service.command_for(spec.action, principal, body)
+        return await service.act(deps, principal, callback_id, spec.action, command)
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    parameters = [
+        inspect.Parameter("callback_id", keyword, annotation=uuid.UUID),
+        inspect.Parameter("principal", keyword, annotation=Worker),
+        inspect.Parameter("deps", keyword, annotation=DepsDep),
+    ]
+    if body_model is not None and body_optional(body_model):
+        parameters.append(inspect.Parameter("body", keyword, annotation=body_model | None, default=None))
+    elif body_model is not None:
+        parameters.append(inspect.Parameter("body", keyword, annotation=body_model))
+    endpoint.__signature__ = inspect.Signature(parameters, return_annotation=dict[str, Any])  # type: ignore[attr-defined]
+    endpoint.__name__ = spec.verb
+    return endpoint
 
 
-@router.post("/{callback_id}/contacted", response_model=schemas.CallbackOut)
-async def contacted(callback_id: uuid.UUID, principal: Worker, deps: DepsDep) -> dict[str, Any]:
-    command = MarkContacted(actor=principal.actor)
-    return await service.act(deps, principal, callback_id, StaffAction.MARK_CONTACTED, command)
-
-
-@router.post("/{callback_id}/attempts", response_model=schemas.CallbackOut)
-async def attempt(
-    callback_id: uuid.UUID, body: schemas.AttemptBody, principal: Worker, deps: DepsDep
-) -> dict[str, Any]:
-    command = RecordAttempt(outcome=body.outcome, notes=body.notes or None, actor=principal.actor)
-    return await service.act(deps, principal, callback_id, StaffAction.RECORD_ATTEMPT, command)
-
-
-@router.post("/{callback_id}/complete", response_model=schemas.CallbackOut)
-async def complete(
-    callback_id: uuid.UUID, body: schemas.CompleteBody, principal: Worker, deps: DepsDep
-) -> dict[str, Any]:
-    command = Complete(notes=body.notes, actor=principal.actor)
-    return await service.act(deps, principal, callback_id, StaffAction.COMPLETE, command)
-
-
-@router.post("/{callback_id}/cancel", response_model=schemas.CallbackOut)
-async def cancel(
-    callback_id: uuid.UUID, principal: Worker, deps: DepsDep, body: schemas.CancelBody | None = None
-) -> dict[str, Any]:
-    command = Cancel(reason=(body.reason or None) if body else None, actor=principal.actor)
-    return await service.act(deps, principal, callback_id, StaffAction.CANCEL, command)
-
-
-@router.post("/{callback_id}/escalate", response_model=schemas.CallbackOut)
-async def escalate(
-    callback_id: uuid.UUID, body: schemas.EscalateBody, principal: Worker, deps: DepsDep
-) -> dict[str, Any]:
-    command = Escalate(reason=body.reason, details=body.details or None, actor=principal.actor)
-    return await service.act(deps, principal, callback_id, StaffAction.ESCALATE, command)
-
-
-@router.post("/{callback_id}/priority", response_model=schemas.CallbackOut)
-async def change_priority(
-    callback_id: uuid.UUID, body: schemas.PriorityBody, principal: Worker, deps: DepsDep
-) -> dict[str, Any]:
-    command = ChangePriority(priority=body.priority, actor=principal.actor)
-    return await service.act(deps, principal, callback_id, StaffAction.CHANGE_PRIORITY, command)
+for _spec in STAFF_ACTIONS.values():
+    router.add_api_route(
+        f"/{{callback_id}}/{_spec.path}",
+        _action_route(_spec),
+        methods=["POST"],
+        response_model=schemas.CallbackOut,
+        name=_spec.verb,
+        description=_spec.summary,
+    )
 
 
 # --- bulk ----------------------------------------------------------------------------------------

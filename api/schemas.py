@@ -148,7 +148,7 @@ class AttemptBody(Body):
 
 
 class CompleteBody(Body):
-    notes: RequiredText = Field(max_length=5000)
+    notes: RequiredText = Field(max_length=5000, description="what came of the call")
 
 
 class CancelBody(Body):

@@ -30,7 +30,7 @@ from temporalio.worker import Worker
 
 from bench.harness import Row, measure, postgres, print_lines, print_table, seed_tenant, temporal_dev_server
 from devstack.temporal import wait_for_server
-from models.callbacks import NewCallback, Priority
+from models.callbacks import Complete, NewCallback, Priority
 from starter.client import CallbackClient
 from store.db import create_engine, session_factory, transaction
 from store.migrate import upgrade_async
@@ -126,7 +126,7 @@ async def run(args: argparse.Namespace) -> None:
                 state = (await callbacks.create(request(company_id, branch_id, service_id, n))).state
                 create_latencies.append(time.perf_counter() - start)
                 start = time.perf_counter()
-                await callbacks.complete(state.id, "called back")
+                await callbacks.act(state.id, Complete(notes="called back"))
                 update_latencies.append(time.perf_counter() - start)
                 created.append(state.id)
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from enum import Enum
 from typing import Annotated, Any
 
 import typer
+from pydantic.fields import FieldInfo
 
+from api.action_bodies import body_for
 from cli.output import JsonOption, call, cell, emit, fields, table
+from models.callbacks import StaffAction
+from rules.staff_actions import STAFF_ACTIONS, StaffActionSpec
 
 callbacks_app = typer.Typer(help="Create, list and work callbacks (through the API).", no_args_is_help=True)
 
@@ -154,69 +161,59 @@ def callbacks_show(callback_id: str, as_json: JsonOption = False) -> None:
     emit(found, as_json, _show_callback)
 
 
-@callbacks_app.command("assign")
-def callbacks_assign(
-    callback_id: str,
-    staff_id: Annotated[str | None, typer.Option(help="default: the staff key's own staff member")] = None,
-    as_json: JsonOption = False,
-) -> None:
-    _action(callback_id, "assign", {"staff_id": staff_id} if staff_id else {}, as_json)
+# --- staff actions: one command per row of rules/staff_actions.py ----------------------------------------
+
+# Taken as an argument, not an option, as people already type it: `callbacks callbacks priority ID high`.
+ARGUMENTS: dict[StaffAction, str] = {StaffAction.CHANGE_PRIORITY: "priority"}
 
 
-@callbacks_app.command("contacted")
-def callbacks_contacted(callback_id: str, as_json: JsonOption = False) -> None:
-    """The customer was reached."""
-    _action(callback_id, "contacted", None, as_json)
+def _field_help(field: FieldInfo) -> str | None:
+    """The API's description of the field, or its choices ("no_answer, busy, voicemail or wrong_number")."""
+    if field.description:
+        return field.description
+    choices = field.annotation
+    if isinstance(choices, type) and issubclass(choices, Enum):
+        values = [str(member.value) for member in choices]
+        return ", ".join(values[:-1]) + " or " + values[-1] if len(values) > 1 else values[0]
+    return None
 
 
-@callbacks_app.command("attempt")
-def callbacks_attempt(
-    callback_id: str,
-    outcome: Annotated[str, typer.Option(help="no_answer, busy, voicemail or wrong_number")],
-    notes: Annotated[str | None, typer.Option()] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """A failed attempt to reach the customer."""
-    body = {"outcome": outcome, **({"notes": notes} if notes else {})}
-    _action(callback_id, "attempts", body, as_json)
+def _action_command(spec: StaffActionSpec[Any]) -> Callable[..., None]:
+    """A command taking exactly the fields of the action's HTTP body (api/action_bodies.py): required
+    fields as required options, the rest optional; the API validates the values."""
+    body_model = body_for(spec.action)
+    fields = body_model.model_fields if body_model is not None else {}
+
+    def command(callback_id: str, as_json: bool = False, **given: str | None) -> None:
+        body = (
+            None if body_model is None else {key: value for key, value in given.items() if value is not None}
+        )
+        _action(callback_id, spec.path, body, as_json)
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    parameters = [inspect.Parameter("callback_id", keyword, annotation=str)]
+    for name, field in fields.items():
+        help_ = _field_help(field)
+        if ARGUMENTS.get(spec.action) == name:
+            parameters.append(
+                inspect.Parameter(name, keyword, annotation=Annotated[str, typer.Argument(help=help_)])
+            )
+        elif field.is_required():
+            parameters.append(
+                inspect.Parameter(name, keyword, annotation=Annotated[str, typer.Option(help=help_)])
+            )
+        else:
+            option = Annotated[str | None, typer.Option(help=help_)]
+            parameters.append(inspect.Parameter(name, keyword, annotation=option, default=None))
+    parameters.append(inspect.Parameter("as_json", keyword, annotation=JsonOption, default=False))
+    command.__signature__ = inspect.Signature(parameters, return_annotation=None)  # type: ignore[attr-defined]
+    command.__annotations__ = {}
+    command.__name__ = f"callbacks_{spec.verb}"
+    return command
 
 
-@callbacks_app.command("complete")
-def callbacks_complete(
-    callback_id: str,
-    notes: Annotated[str, typer.Option(help="what came of the call (required)")],
-    as_json: JsonOption = False,
-) -> None:
-    _action(callback_id, "complete", {"notes": notes}, as_json)
-
-
-@callbacks_app.command("cancel")
-def callbacks_cancel(
-    callback_id: str, reason: Annotated[str | None, typer.Option()] = None, as_json: JsonOption = False
-) -> None:
-    _action(callback_id, "cancel", {"reason": reason} if reason else {}, as_json)
-
-
-@callbacks_app.command("escalate")
-def callbacks_escalate(
-    callback_id: str,
-    reason: Annotated[str, typer.Option()],
-    details: Annotated[str | None, typer.Option()] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Escalate by hand (to another staff member)."""
-    body = {"reason": reason, **({"details": details} if details else {})}
-    _action(callback_id, "escalate", body, as_json)
-
-
-@callbacks_app.command("priority")
-def callbacks_priority(
-    callback_id: str,
-    priority: Annotated[str, typer.Argument(help="normal, high or urgent")],
-    as_json: JsonOption = False,
-) -> None:
-    """Change the priority (the SLA deadline is recomputed from the creation time)."""
-    _action(callback_id, "priority", {"priority": priority}, as_json)
+for _spec in STAFF_ACTIONS.values():
+    callbacks_app.command(_spec.verb, help=_spec.summary)(_action_command(_spec))
 
 
 # --- policies and slots (over HTTP) --------------------------------------------------------------

@@ -53,7 +53,7 @@ class EscalationReason(StrEnum):
 
 
 class StaffAction(StrEnum):
-    """The staff actions of DESIGN §3.2; each is an Update and a Signal of the same name."""
+    """The staff actions; each is an Update and a Signal of the same name (rules/staff_actions.py)."""
 
     ASSIGN = "assign"
     MARK_CONTACTED = "mark_contacted"
@@ -217,24 +217,27 @@ def callback_workflow_id(callback_id: UUID) -> str:
 # --- staff actions (Update and Signal arguments) -------------------------------------------------
 
 
-class Assign(Frozen):
+class StaffCommand(Frozen):
+    """The argument of a staff action's Update and Signal; `actor` lands in the audit trail."""
+
+    actor: str = "system"
+
+
+class Assign(StaffCommand):
     staff_id: UUID
-    actor: str = "system"
 
 
-class MarkContacted(Frozen):
-    actor: str = "system"
+class MarkContacted(StaffCommand):
+    pass
 
 
-class RecordAttempt(Frozen):
+class RecordAttempt(StaffCommand):
     outcome: AttemptOutcome
     notes: str | None = Field(default=None, max_length=5000)
-    actor: str = "system"
 
 
-class Complete(Frozen):
+class Complete(StaffCommand):
     notes: str = Field(max_length=5000)
-    actor: str = "system"
 
     @field_validator("notes")
     @classmethod
@@ -244,20 +247,17 @@ class Complete(Frozen):
         return value.strip()
 
 
-class Cancel(Frozen):
+class Cancel(StaffCommand):
     reason: str | None = Field(default=None, max_length=2000)
-    actor: str = "system"
 
 
-class Escalate(Frozen):
+class Escalate(StaffCommand):
     reason: str = Field(min_length=1, max_length=255)
     details: str | None = Field(default=None, max_length=5000)
-    actor: str = "system"
 
 
-class ChangePriority(Frozen):
+class ChangePriority(StaffCommand):
     priority: Priority
-    actor: str = "system"
 
 
 # --- activity messages --------------------------------------------------------------------------

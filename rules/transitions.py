@@ -1,20 +1,15 @@
-"""Which staff action is allowed in which state (DESIGN §3.2). A refusal names the current state."""
+"""Which staff action is allowed in which state (the rows of rules/staff_actions.py), and the refusal, which
+names the current state so a person reading it knows why (the API answers 409 with this text)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from models.callbacks import CallbackStatus, StaffAction
+from rules.staff_actions import STAFF_ACTIONS
 
-_S = CallbackStatus
-_OPEN = frozenset({_S.PENDING, _S.ASSIGNED, _S.CONTACTED})
-
-ALLOWED_FROM: dict[StaffAction, frozenset[CallbackStatus]] = {
-    StaffAction.ASSIGN: _OPEN,
-    StaffAction.MARK_CONTACTED: frozenset({_S.ASSIGNED}),
-    StaffAction.RECORD_ATTEMPT: frozenset({_S.ASSIGNED, _S.CONTACTED}),
-    StaffAction.COMPLETE: frozenset({_S.ASSIGNED, _S.CONTACTED}),
-    StaffAction.CANCEL: _OPEN,
-    StaffAction.ESCALATE: _OPEN,
-    StaffAction.CHANGE_PRIORITY: _OPEN,
+ALLOWED_FROM: Mapping[StaffAction, frozenset[CallbackStatus]] = {
+    action: spec.allowed_from for action, spec in STAFF_ACTIONS.items()
 }
 
 
@@ -34,8 +29,3 @@ class TransitionRefused(ValueError):
 def check_allowed(action: StaffAction, status: CallbackStatus) -> None:
     if status not in ALLOWED_FROM[action]:
         raise TransitionRefused(action, status)
-
-
-def status_after_assignment(status: CallbackStatus) -> CallbackStatus:
-    """A pending callback becomes assigned; an assigned or contacted one keeps its progress."""
-    return CallbackStatus.ASSIGNED if status == CallbackStatus.PENDING else status

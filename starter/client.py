@@ -23,28 +23,22 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from models import search_attributes
 from models.callbacks import (
-    Assign,
     CallbackState,
     CallbackWorkflowInput,
-    Cancel,
-    ChangePriority,
-    Complete,
     CreatedCallback,
-    Escalate,
-    MarkContacted,
     NewCallback,
-    RecordAttempt,
-    StaffAction,
+    StaffCommand,
     callback_workflow_id,
     mask_phone,
 )
+from rules.staff_actions import spec_of
 from rules.transitions import TransitionRefused, check_allowed
 from workflows.callback import CallbackWorkflow
 
 # Idempotency keys map to callback ids inside this namespace (uuid5), per company.
 IDEMPOTENCY_NAMESPACE = UUID("5f0c6d2e-7d0b-4c43-9a59-6a3c1b2d9e10")
 
-StaffCommand = Assign | MarkContacted | RecordAttempt | Complete | Cancel | Escalate | ChangePriority
+__all__ = ["CallbackClient", "CallbackError", "StaffCommand", "callback_id_for"]
 
 
 class CallbackError(Exception):
@@ -115,9 +109,12 @@ class CallbackClient:
             return CreatedCallback(state=state, created=False)
 
     async def act(self, callback_id: UUID, command: StaffCommand) -> CallbackState:
-        """Run one staff action as an Update: returns the new state once it is in PostgreSQL."""
-        action = _action_of(command)
-        # Each Update is named after its action (CallbackWorkflow.assign is the Update "assign", ...).
+        """Run one staff action as an Update: returns the new state once it is in PostgreSQL.
+
+        The command says which action it is (`Assign(...)` is the Update `assign`, rules/staff_actions.py),
+        so a new action needs nothing new here.
+        """
+        action = spec_of(command).action
         try:
             state: CallbackState = await self.handle(callback_id).execute_update(
                 action.value, command, result_type=CallbackState
@@ -148,45 +145,7 @@ class CallbackClient:
 
     async def send(self, callback_id: UUID, command: StaffCommand) -> None:
         """The same action as a Signal: fire and forget (a refusal is only logged by the workflow)."""
-        await self.handle(callback_id).signal(_action_of(command).value, command)
+        await self.handle(callback_id).signal(spec_of(command).action.value, command)
 
     async def state(self, callback_id: UUID) -> CallbackState | None:
         return await self.handle(callback_id).query(CallbackWorkflow.state)
-
-    async def assign(self, callback_id: UUID, staff_id: UUID, actor: str = "system") -> CallbackState:
-        return await self.act(callback_id, Assign(staff_id=staff_id, actor=actor))
-
-    async def mark_contacted(self, callback_id: UUID, actor: str = "system") -> CallbackState:
-        return await self.act(callback_id, MarkContacted(actor=actor))
-
-    async def record_attempt(self, callback_id: UUID, command: RecordAttempt) -> CallbackState:
-        return await self.act(callback_id, command)
-
-    async def complete(self, callback_id: UUID, notes: str, actor: str = "system") -> CallbackState:
-        return await self.act(callback_id, Complete(notes=notes, actor=actor))
-
-    async def cancel(
-        self, callback_id: UUID, reason: str | None = None, actor: str = "system"
-    ) -> CallbackState:
-        return await self.act(callback_id, Cancel(reason=reason, actor=actor))
-
-    async def escalate(self, callback_id: UUID, command: Escalate) -> CallbackState:
-        return await self.act(callback_id, command)
-
-    async def change_priority(self, callback_id: UUID, command: ChangePriority) -> CallbackState:
-        return await self.act(callback_id, command)
-
-
-_ACTION_OF_COMMAND: dict[type, StaffAction] = {
-    Assign: StaffAction.ASSIGN,
-    MarkContacted: StaffAction.MARK_CONTACTED,
-    RecordAttempt: StaffAction.RECORD_ATTEMPT,
-    Complete: StaffAction.COMPLETE,
-    Cancel: StaffAction.CANCEL,
-    Escalate: StaffAction.ESCALATE,
-    ChangePriority: StaffAction.CHANGE_PRIORITY,
-}
-
-
-def _action_of(command: StaffCommand) -> StaffAction:
-    return _ACTION_OF_COMMAND[type(command)]

@@ -22,9 +22,10 @@ from models.callbacks import (
     mask_phone,
 )
 from rules.assignment import choose_assignee, choose_escalation_target, should_auto_assign
+from rules.callback_machine import status_after_assignment
 from rules.callback_settings import apply_callback_policy
 from rules.sla import DueKind, next_deadline, sla_deadline
-from rules.transitions import ALLOWED_FROM, TransitionRefused, check_allowed, status_after_assignment
+from rules.transitions import ALLOWED_FROM, TransitionRefused, check_allowed
 
 T0 = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
 DEFAULTS = CallbackSettings(

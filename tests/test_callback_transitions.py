@@ -1,4 +1,4 @@
-"""Every row of the transition table (DESIGN §3.2), allowed and refused, through real Updates.
+"""Every row of the staff-action table (rules/staff_actions.py), allowed and refused, through real Updates.
 
 A refused action must fail fast with the current state in its message and leave the row untouched.
 """
@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
+from temporalio.workflow import _Definition
 
 from models.callbacks import (
     Assign,
@@ -25,10 +26,12 @@ from models.callbacks import (
     RecordAttempt,
     StaffAction,
 )
+from rules.staff_actions import STAFF_ACTIONS
 from rules.transitions import ALLOWED_FROM
 from starter.client import CallbackClient, CallbackError, StaffCommand
 from tests.callback_harness import new_callback, row, running_worker
 from tests.factories import Tenant, add_staff, make_tenant, set_callback_policy
+from workflows.callback import CallbackWorkflow
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -45,27 +48,27 @@ async def _pending(
 async def _assigned(
     client: CallbackClient, cid: uuid.UUID, staff: uuid.UUID, env: WorkflowEnvironment
 ) -> None:
-    await client.assign(cid, staff)
+    await client.act(cid, Assign(staff_id=staff))
 
 
 async def _contacted(
     client: CallbackClient, cid: uuid.UUID, staff: uuid.UUID, env: WorkflowEnvironment
 ) -> None:
-    await client.assign(cid, staff)
-    await client.mark_contacted(cid)
+    await client.act(cid, Assign(staff_id=staff))
+    await client.act(cid, MarkContacted())
 
 
 async def _completed(
     client: CallbackClient, cid: uuid.UUID, staff: uuid.UUID, env: WorkflowEnvironment
 ) -> None:
-    await client.assign(cid, staff)
-    await client.complete(cid, "called back, booked a checkup")
+    await client.act(cid, Assign(staff_id=staff))
+    await client.act(cid, Complete(notes="called back, booked a checkup"))
 
 
 async def _cancelled(
     client: CallbackClient, cid: uuid.UUID, staff: uuid.UUID, env: WorkflowEnvironment
 ) -> None:
-    await client.cancel(cid, "customer called again")
+    await client.act(cid, Cancel(reason="customer called again"))
 
 
 async def _expired(
@@ -109,6 +112,18 @@ async def _tenant(sessions: Sessions) -> tuple[Tenant, uuid.UUID, uuid.UUID]:
     first = await add_staff(sessions, tenant)
     second = await add_staff(sessions, tenant)
     return tenant, first, second
+
+
+def test_every_action_is_an_update_with_a_validator_and_a_signal() -> None:
+    """The handlers generated from the table look to the SDK exactly like the written-out ones did."""
+    definition = _Definition.must_from_class(CallbackWorkflow)
+    for action, spec in STAFF_ACTIONS.items():
+        update, signal = definition.updates[action.value], definition.signals[action.value]
+        assert update.arg_types == [spec.command]
+        assert signal.arg_types == [spec.command]
+        assert update.validator is not None
+    assert set(definition.updates) == {*STAFF_ACTIONS, "created"}
+    assert set(definition.signals) == set(STAFF_ACTIONS)
 
 
 @pytest.mark.parametrize("status", list(SETUPS))
@@ -164,7 +179,7 @@ async def test_assign_refuses_staff_of_another_company_or_inactive(
         cid = (await client.create(new_callback(tenant))).state.id
         for staff in (inactive, foreign):
             with pytest.raises(CallbackError) as refused:
-                await client.assign(cid, staff)
+                await client.act(cid, Assign(staff_id=staff))
             assert refused.value.kind == "InvalidStaff"
         stored = await row(sessions, cid)
         assert (stored.status, stored.assigned_to, stored.version) == ("pending", None, 1)

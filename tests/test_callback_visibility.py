@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
-from models.callbacks import Escalate
+from models.callbacks import Assign, Escalate
 from tests.callback_harness import new_callback, running_worker
 from tests.factories import add_staff, make_tenant, set_callback_policy
 
@@ -38,9 +38,9 @@ async def test_search_attributes_find_exactly_the_right_callbacks(
         pending = (await client.create(new_callback(tenant))).state.id
         foreign = (await client.create(new_callback(other))).state.id
         for callback_id in assigned:
-            await client.assign(callback_id, staff)
+            await client.act(callback_id, Assign(staff_id=staff))
         escalated = assigned[0]
-        await client.escalate(escalated, Escalate(reason="customer upset"))
+        await client.act(escalated, Escalate(reason="customer upset"))
 
         scope = f'TaskQueue = "{task_queue}"'
         query = f'{scope} AND CallbackStatus = "assigned" AND CompanyId = {tenant.company_id}'

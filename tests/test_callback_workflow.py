@@ -13,7 +13,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.calcom_fake import FakeCalcom, serve_fake
-from models.callbacks import AttemptOutcome, CallbackStatus, ChangePriority, Priority, RecordAttempt
+from models.callbacks import (
+    AttemptOutcome,
+    CallbackStatus,
+    Cancel,
+    ChangePriority,
+    Priority,
+    RecordAttempt,
+)
 from models.tables import Service
 from starter.client import CallbackError
 from store.db import transaction
@@ -105,7 +112,7 @@ async def test_raising_priority_moves_the_deadline_retroactively(
     async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
         state = (await client.create(new_callback(tenant))).state
         await time_skipping_env.sleep(timedelta(hours=1))
-        raised = await client.change_priority(state.id, ChangePriority(priority=Priority.URGENT))
+        raised = await client.act(state.id, ChangePriority(priority=Priority.URGENT))
         assert raised.expires_at == state.created_at + timedelta(hours=2)
         assert (await row(sessions, state.id)).expires_at == raised.expires_at
         await time_skipping_env.sleep(timedelta(hours=1, minutes=1))
@@ -121,9 +128,9 @@ async def test_three_failed_attempts_escalate(
         state = (await client.create(new_callback(tenant))).state
         first_assignee = state.assigned_to
         for outcome in (AttemptOutcome.NO_ANSWER, AttemptOutcome.BUSY):
-            after = await client.record_attempt(state.id, RecordAttempt(outcome=outcome))
+            after = await client.act(state.id, RecordAttempt(outcome=outcome))
             assert after.escalation_count == 0
-        after = await client.record_attempt(state.id, RecordAttempt(outcome=AttemptOutcome.VOICEMAIL))
+        after = await client.act(state.id, RecordAttempt(outcome=AttemptOutcome.VOICEMAIL))
         assert after.contact_attempts == 3
         escalations = await escalation_rows(sessions, state.id)
         assert [(e.sequence, e.escalation_reason) for e in escalations] == [(1, "multiple_attempts_failed")]
@@ -204,7 +211,7 @@ async def test_same_idempotency_key_returns_the_same_callback_and_starts_one_wor
             assert await session.scalar(select(func.count()).select_from(CallbackRequest)) == 2
 
         # Once finished, the same key still answers with the same (finished) callback.
-        await client.cancel(first.state.id, "customer withdrew")
+        await client.act(first.state.id, Cancel(reason="customer withdrew"))
         await client.handle(first.state.id).result()
         after_end = await client.create(new_callback(tenant), idempotency_key="call-4711")
         assert (after_end.created, after_end.state.id, after_end.state.status) == (

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from models.callbacks import CallbackStatus, callback_workflow_id
+from models.callbacks import CallbackStatus, Complete, MarkContacted, callback_workflow_id
 from models.operations import RetentionConfig, RetentionReport, SweepConfig, SweepReport
 from models.tables import CallbackRequest, PolicyConfiguration
 from store.db import transaction
@@ -88,7 +88,7 @@ async def test_two_concurrent_sweeps_start_an_orphaned_rows_workflow_once_from_t
         assert state.status is CallbackStatus.ASSIGNED
 
         # The workflow now owns the row: a staff action goes through and is written after version 0.
-        contacted = await client.mark_contacted(orphan)
+        contacted = await client.act(orphan, MarkContacted())
         assert contacted.version == 1
         assert (await row(sessions, orphan)).status == "contacted"
         assert [e.seq for e in await event_rows(sessions, orphan)] == [1]
@@ -106,7 +106,7 @@ async def test_the_sweep_rewrites_a_drifted_row_and_restarts_a_terminated_callba
     tenant = await make_tenant(sessions, staff=1)
     async with running_worker(env.client, sessions, task_queue) as client:
         drifted = (await client.create(new_callback(tenant))).state.id
-        await client.mark_contacted(drifted)
+        await client.act(drifted, MarkContacted())
         terminated = (await client.create(new_callback(tenant))).state.id
         # A restored backup: the row is one step behind its workflow.
         async with transaction(sessions) as session:
@@ -126,7 +126,7 @@ async def test_the_sweep_rewrites_a_drifted_row_and_restarts_a_terminated_callba
         assert repaired.contacted_at is not None
         restarted = await env.client.get_workflow_handle(callback_workflow_id(terminated)).describe()
         assert restarted.status == WorkflowExecutionStatus.RUNNING
-        completed = await client.complete(terminated, "called back after the restart")
+        completed = await client.act(terminated, Complete(notes="called back after the restart"))
         assert completed.status is CallbackStatus.COMPLETED
         assert (await row(sessions, terminated)).status == "completed"
 

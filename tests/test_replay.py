@@ -21,7 +21,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from models.callbacks import AttemptOutcome, ChangePriority, Complete, MarkContacted, Priority, RecordAttempt
+from models.callbacks import (
+    AttemptOutcome,
+    Cancel,
+    ChangePriority,
+    Complete,
+    MarkContacted,
+    Priority,
+    RecordAttempt,
+)
 from starter.client import CallbackClient, CallbackError
 from tests.callback_harness import new_callback, running_worker
 from tests.factories import Tenant, add_staff, make_tenant
@@ -36,8 +44,8 @@ Scenario = Callable[[CallbackClient, WorkflowEnvironment, Tenant], Awaitable[UUI
 
 async def _completed(client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant) -> UUID:
     state = (await client.create(new_callback(tenant), idempotency_key="replay-completed")).state
-    await client.mark_contacted(state.id)
-    await client.complete(state.id, "booked a checkup")
+    await client.act(state.id, MarkContacted())
+    await client.act(state.id, Complete(notes="booked a checkup"))
     return state.id
 
 
@@ -52,11 +60,11 @@ async def _attempts_then_priority_then_cancel(
 ) -> UUID:
     state = (await client.create(new_callback(tenant))).state
     for outcome in (AttemptOutcome.NO_ANSWER, AttemptOutcome.BUSY, AttemptOutcome.WRONG_NUMBER):
-        await client.record_attempt(state.id, RecordAttempt(outcome=outcome))
+        await client.act(state.id, RecordAttempt(outcome=outcome))
     await env.sleep(timedelta(hours=1))
-    await client.change_priority(state.id, ChangePriority(priority=Priority.URGENT))
+    await client.act(state.id, ChangePriority(priority=Priority.URGENT))
     await env.sleep(timedelta(hours=2))
-    await client.cancel(state.id, "customer reached us by mail")
+    await client.act(state.id, Cancel(reason="customer reached us by mail"))
     return state.id
 
 
@@ -64,7 +72,7 @@ async def _signals_and_refusals(client: CallbackClient, env: WorkflowEnvironment
     state = (await client.create(new_callback(tenant, priority=Priority.HIGH))).state
     await client.send(state.id, MarkContacted())
     with pytest.raises(CallbackError):
-        await client.mark_contacted(state.id)  # refused: already contacted
+        await client.act(state.id, MarkContacted())  # refused: already contacted
     await client.send(state.id, Complete(notes="done via signal"))
     await client.handle(state.id).result()
     return state.id

@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.operations import running_callbacks
 from config import Settings
-from models.callbacks import callback_workflow_id
+from models.callbacks import Cancel, callback_workflow_id
 from models.operations import SweepReport
 from models.tables import CallbackRequest
 from starter.schedules import RECONCILE_SCHEDULE_ID, ensure_schedules
@@ -100,8 +100,8 @@ async def test_schedules_are_created_once_and_the_scheduled_sweep_repairs_both_d
             assert (restored.status, restored.version) == ("assigned", 1)
             started = await client.get_workflow_handle(callback_workflow_id(orphan)).describe()
             assert started.status == WorkflowExecutionStatus.RUNNING
-            await callbacks.cancel(orphan, "test over")
-            await callbacks.cancel(lost, "test over")
+            await callbacks.act(orphan, Cancel(reason="test over"))
+            await callbacks.act(lost, Cancel(reason="test over"))
     finally:
         for item, _ in first:
             await client.get_schedule_handle(item.schedule_id).delete()

@@ -1,20 +1,21 @@
-"""CallbackWorkflow: one durable workflow per callback request (DESIGN §3.2).
+"""CallbackWorkflow: one durable workflow per callback request.
 
-The workflow owns the callback's state. Staff actions arrive as Updates (validated, answered once the
-change is in PostgreSQL) or as Signals (the same transition, fire-and-forget). The SLA clock is a loop
-that sleeps until the next deadline derived from the state (rules/sla.py), so a priority change or a
-manual escalation simply moves the next wake-up. Every step is written by one idempotent local activity
-before anything answers, and search attributes follow every step so ops can filter in the Temporal UI.
+The workflow owns the callback's state and orchestrates; what each step does to the state is decided by
+the pure state machine (rules/callback_machine.py) and the staff-action table (rules/staff_actions.py).
+Staff actions arrive as Updates (validated, answered once the change is in PostgreSQL) or as Signals (the
+same transition, fire-and-forget); both are registered from the table. The SLA clock is a loop that sleeps
+until the next deadline derived from the state (rules/sla.py), so a priority change or a manual escalation
+simply moves the next wake-up. Every step is written by one idempotent local activity before anything
+answers, and search attributes follow every step so ops can filter in the Temporal UI.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
-from typing import Any
-from uuid import UUID
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -23,33 +24,23 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities import names
     from models import search_attributes
-    from models.calcom import FindSlots, FoundSlots
+    from models.calcom import FoundSlots
     from models.callbacks import (
-        Assign,
-        CallbackEvent,
         CallbackState,
-        CallbackStatus,
         CallbackWorkflowInput,
-        Cancel,
-        ChangePriority,
-        Complete,
-        ContactAttempt,
         CreatedCallback,
-        Escalate,
-        Escalation,
-        EscalationReason,
         LoadCandidates,
-        MarkContacted,
         PrepareCallback,
         PreparedCallback,
-        RecordAttempt,
-        StaffAction,
         StaffCandidate,
+        StaffCommand,
         Transition,
     )
-    from rules.assignment import choose_assignee, choose_escalation_target, should_auto_assign
-    from rules.sla import Deadline, DueKind, next_deadline, sla_deadline
-    from rules.transitions import TransitionRefused, check_allowed, status_after_assignment
+    from rules import callback_machine as machine
+    from rules.callback_machine import StaffNeeded, StaffRefused, Step
+    from rules.sla import Deadline, next_deadline
+    from rules.staff_actions import STAFF_ACTIONS, StaffActionSpec
+    from rules.transitions import TransitionRefused, check_allowed
     from workflows.calcom import find_slots
     from workflows.notifications import notify
 
@@ -63,58 +54,57 @@ DB_RETRY = RetryPolicy(
 # A timer can fire a hair early after rounding to milliseconds; treat that as on time.
 CLOCK_TOLERANCE = timedelta(milliseconds=5)
 
-
-class _Step:
-    """The transition in progress: a copy of the state being changed and the events it produces."""
-
-    def __init__(self, state: CallbackState, actor: str, now: datetime) -> None:
-        self.state = state.model_copy(deep=True)
-        self.state.version += 1
-        self.actor = actor
-        self.now = now
-        self.events: list[CallbackEvent] = []
-        self.escalation: Escalation | None = None
-
-    def emit(self, event_type: str, **payload: Any) -> None:
-        self.state.event_count += 1
-        self.events.append(
-            CallbackEvent(
-                seq=self.state.event_count,
-                type=f"callback.{event_type}",
-                payload=payload,
-                actor=self.actor,
-                at=self.now,
-            )
-        )
-
-    def assign_to(self, staff_id: UUID) -> None:
-        state = self.state
-        if state.assigned_to is not None and state.assigned_to != staff_id:
-            state.previous_assignees.append(state.assigned_to)
-        previous = state.assigned_to
-        state.assigned_to = staff_id
-        state.assigned_at = self.now
-        state.status = status_after_assignment(state.status)
-        self.emit("assigned", staff_id=str(staff_id), previous_staff_id=str(previous) if previous else None)
+W = TypeVar("W", bound=type)
 
 
-def _preferred_window(window: dict[str, Any] | None, *, after: datetime) -> tuple[datetime, datetime] | None:
-    """The customer's preferred time window as aware datetimes, clipped to the future; None when absent,
-    malformed or already over (then the next free slots are suggested instead)."""
-    if not window:
-        return None
-    try:
-        start = datetime.fromisoformat(str(window["start"]))
-        end = datetime.fromisoformat(str(window["end"]))
-    except (KeyError, ValueError):
-        return None
-    if start.tzinfo is None or end.tzinfo is None:
-        return None
-    start = max(start, after)
-    return (start, end) if end > start else None
+def _handlers(
+    spec: StaffActionSpec[Any],
+) -> tuple[Callable[..., Any], Callable[..., None], Callable[..., Any]]:
+    """The Update, its validator and the Signal of one staff action, typed with the action's command model
+    so the data converter hands them that model (as the written-out methods were)."""
+
+    async def update(self: CallbackWorkflow, command: StaffCommand) -> CallbackState:
+        return await self._perform(spec, command)
+
+    def validator(self: CallbackWorkflow, command: StaffCommand) -> None:
+        self._validate(spec)
+
+    async def signal(self: CallbackWorkflow, command: StaffCommand) -> None:
+        await self._from_signal(spec, command)
+
+    name = spec.action.value
+    for fn, suffix, returns in (
+        (update, "", CallbackState),
+        (validator, "_validator", None),
+        (signal, "_signal", None),
+    ):
+        fn.__name__ = f"{name}{suffix}"
+        fn.__qualname__ = f"CallbackWorkflow.{name}{suffix}"
+        fn.__annotations__ = {"command": spec.command, "return": returns}
+    return update, validator, signal
+
+
+def _with_staff_actions(cls: W) -> W:
+    """Give the workflow an Update (with validator) and a Signal per row of the staff-action table.
+
+    They are put on the class before `@workflow.defn` reads it, so to the SDK they are ordinary
+    `@workflow.update(name=...)` / `@workflow.signal(name=...)` methods with the same names, argument types
+    and handling order as when they were written out, and recorded histories replay. (Registering them at
+    run time with `workflow.set_update_handler` / `set_signal_handler` from `__init__` would hold back a
+    Signal of the first workflow task until after that task's Updates: a different order on replay.)
+    """
+    for spec in STAFF_ACTIONS.values():
+        update, validator, signal = _handlers(spec)
+        name = spec.action.value
+        registered = workflow.update(name=name, description=spec.summary)(update)
+        registered.validator(validator)
+        setattr(cls, name, registered)
+        setattr(cls, f"{name}_signal", workflow.signal(name=name, description=spec.summary)(signal))
+    return cls
 
 
 @workflow.defn
+@_with_staff_actions
 class CallbackWorkflow:
     @workflow.init
     def __init__(self, params: CallbackWorkflowInput) -> None:
@@ -182,45 +172,14 @@ class CallbackWorkflow:
             retry_policy=DB_RETRY,
         )
         self._bookable = prepared.bookable
-        now = workflow.now()
-        request = params.request
-        blank = CallbackState(
-            id=params.callback_id,
-            request=request,
-            settings=prepared.settings,
-            priority=request.priority,
-            created_at=now,
-            expires_at=sla_deadline(now, request.priority, prepared.settings),
-            version=0,
+        await self._commit(
+            machine.open_callback(params.callback_id, params.request, prepared, workflow.now())
         )
-        step = _Step(blank, actor="system", now=now)
-        step.emit("created", priority=request.priority.value, expires_at=step.state.expires_at.isoformat())
-        if should_auto_assign(request.priority, prepared.settings.auto_assign):
-            chosen = choose_assignee(
-                prepared.candidates, branch_id=request.branch_id, preferred=request.preferred_staff_id
-            )
-            if chosen is not None:
-                step.assign_to(chosen)
-        await self._commit(step)
 
     async def _on_deadline(self, deadline: Deadline) -> None:
-        step = _Step(self._current, actor="sla-clock", now=workflow.now())
-        if deadline.kind is DueKind.WARNING:
-            assert deadline.warning_percent is not None
-            step.state.warnings_sent.append(deadline.warning_percent)
-            step.emit(
-                "sla_warning",
-                percent=deadline.warning_percent,
-                expires_at=step.state.expires_at.isoformat(),
-                assigned_to=str(step.state.assigned_to) if step.state.assigned_to else None,
-            )
-        elif deadline.kind is DueKind.ESCALATION:
-            await self._escalate(step, EscalationReason.SLA_BREACH, details=None)
-        else:
-            step.state.status = CallbackStatus.EXPIRED
-            step.state.expired_at = step.now
-            step.emit("expired", escalations=step.state.escalation_count)
-        await self._commit(step)
+        now = workflow.now()
+        staff = await self._candidates(machine.staff_for_deadline(deadline))
+        await self._commit(machine.on_deadline(self._current, deadline, now, staff))
 
     # --- the one way state changes --------------------------------------------------------------
 
@@ -229,7 +188,7 @@ class CallbackWorkflow:
         assert self._state is not None, "the callback is not created yet"
         return self._state
 
-    async def _commit(self, step: _Step) -> None:
+    async def _commit(self, step: Step) -> None:
         """Persist the step, then make it the current state: a failed write changes nothing."""
         await workflow.execute_local_activity(
             names.PERSIST_TRANSITION,
@@ -257,33 +216,19 @@ class CallbackWorkflow:
     async def _suggest_slots(self) -> None:
         """Attach the next free Cal.com slots of the service (inside the customer's preferred window when
         one is given), so staff can offer an appointment when they call back."""
-        request = self._current.request
-        assert request.service_id is not None
-        search = FindSlots(service_id=request.service_id, company_id=request.company_id, after=workflow.now())
-        window = _preferred_window(request.preferred_time_window, after=workflow.now())
-        if window is not None:
-            with contextlib.suppress(ValueError):  # e.g. a window too long: then the next free slots
-                search = search.model_copy(update={"window_start": window[0], "window_end": window[1]})
-                search = FindSlots.model_validate(search.model_dump())
         try:
-            found: FoundSlots = await find_slots(search)
+            found: FoundSlots = await find_slots(machine.slot_search(self._current.request, workflow.now()))
         except ActivityError as err:
             workflow.logger.warning("no slot suggestions for %s: %s", self._current.id, err.cause or err)
             return
         async with self._lock:
-            if self._current.status.is_terminal:
-                return
-            step = _Step(self._current, actor="slot-finder", now=workflow.now())
-            step.state.suggested_slots = found.slots
-            step.emit(
-                "slots_suggested",
-                count=len(found.slots),
-                first=found.slots[0].start.isoformat() if found.slots else None,
-                note=found.note,
-            )
-            await self._commit(step)
+            if not self._current.status.is_terminal:
+                await self._commit(machine.slots_suggested(self._current, found, workflow.now()))
 
-    async def _candidates(self, include: list[UUID] | None = None) -> list[StaffCandidate]:
+    async def _candidates(self, needed: StaffNeeded | None) -> list[StaffCandidate]:
+        """The staff a step needs (no activity when it needs none)."""
+        if needed is None:
+            return []
         request = self._current.request
         candidates: list[StaffCandidate] = await workflow.execute_local_activity(
             names.LOAD_STAFF_CANDIDATES,
@@ -291,7 +236,7 @@ class CallbackWorkflow:
                 company_id=request.company_id,
                 branch_id=request.branch_id,
                 service_id=request.service_id,
-                include=include or [],
+                include=list(needed.include),
             ),
             result_type=list[StaffCandidate],
             start_to_close_timeout=DB_TIMEOUT,
@@ -299,137 +244,40 @@ class CallbackWorkflow:
         )
         return candidates
 
-    async def _escalate(self, step: _Step, reason: EscalationReason, details: str | None) -> None:
-        state = step.state
-        target = choose_escalation_target(
-            await self._candidates(),
-            branch_id=state.request.branch_id,
-            current=state.assigned_to,
-            earlier=state.previous_assignees,
-        )
-        escalation = Escalation(
-            number=state.escalation_count + 1,
-            reason=reason,
-            details=details,
-            escalated_from=state.assigned_to,
-            escalated_to=target,
-            at=step.now,
-        )
-        state.escalations.append(escalation)
-        step.escalation = escalation
-        step.emit(
-            "escalated",
-            number=escalation.number,
-            reason=reason.value,
-            details=details,
-            escalated_from=str(escalation.escalated_from) if escalation.escalated_from else None,
-            escalated_to=str(target) if target else None,
-        )
-        if target is not None:
-            step.assign_to(target)
+    # --- staff actions (Updates and Signals, registered from the table) ------------------------
 
-    async def _act(
-        self, action: StaffAction, actor: str, apply: Callable[[_Step], Awaitable[None]]
-    ) -> CallbackState:
+    async def _perform(self, spec: StaffActionSpec[Any], command: StaffCommand) -> CallbackState:
         """Run one staff action under the lock: re-check it against the state it will really change."""
         await workflow.wait_condition(lambda: self._state is not None or self._creation_error is not None)
         if self._creation_error is not None:
             raise ApplicationError(self._creation_error, type="InvalidCallback")
         async with self._lock:
             try:
-                check_allowed(action, self._current.status)
+                check_allowed(spec.action, self._current.status)
             except TransitionRefused as refused:
                 raise ApplicationError(str(refused), type="TransitionRefused", non_retryable=True) from None
-            step = _Step(self._current, actor=actor, now=workflow.now())
-            await apply(step)
+            now = workflow.now()
+            staff = await self._candidates(spec.staff(self._current, command))
+            try:
+                step = spec.apply(self._current, command, now, staff)
+            except StaffRefused as refused:
+                raise ApplicationError(str(refused), type="InvalidStaff", non_retryable=True) from None
             await self._commit(step)
             return self._current
 
-    def _validate(self, action: StaffAction) -> None:
+    def _validate(self, spec: StaffActionSpec[Any]) -> None:
         """Update validators refuse early (nothing is written to history); the handler re-checks."""
         if self._state is not None:
-            check_allowed(action, self._state.status)
+            check_allowed(spec.action, self._state.status)
 
-    # --- transitions ----------------------------------------------------------------------------
+    async def _from_signal(self, spec: StaffActionSpec[Any], command: StaffCommand) -> None:
+        """A signal cannot answer, so a refused one is logged and the workflow carries on."""
+        try:
+            await self._perform(spec, command)
+        except ApplicationError as refused:
+            workflow.logger.warning("signal %s refused: %s", spec.action.value, refused)
 
-    async def _assign(self, step: _Step, command: Assign) -> None:
-        staff = {c.id: c for c in await self._candidates(include=[command.staff_id])}
-        candidate = staff.get(command.staff_id)
-        if candidate is None or not candidate.active:
-            raise ApplicationError(
-                f"staff {command.staff_id} is not an active staff member of company "
-                f"{step.state.request.company_id}",
-                type="InvalidStaff",
-                non_retryable=True,
-            )
-        step.assign_to(command.staff_id)
-
-    async def _mark_contacted(self, step: _Step, command: MarkContacted) -> None:
-        step.state.status = CallbackStatus.CONTACTED
-        step.state.contacted_at = step.now
-        step.emit("contacted", staff_id=str(step.state.assigned_to))
-
-    async def _record_attempt(self, step: _Step, command: RecordAttempt) -> None:
-        state = step.state
-        attempt = ContactAttempt(
-            number=state.contact_attempts + 1,
-            outcome=command.outcome,
-            notes=command.notes,
-            staff_id=state.assigned_to,
-            at=step.now,
-        )
-        state.attempts.append(attempt)
-        step.emit("attempt_failed", number=attempt.number, outcome=attempt.outcome.value, notes=command.notes)
-        if attempt.number % state.settings.max_contact_attempts == 0:
-            await self._escalate(
-                step,
-                EscalationReason.MULTIPLE_ATTEMPTS_FAILED,
-                details=f"{attempt.number} failed contact attempts",
-            )
-
-    async def _complete(self, step: _Step, command: Complete) -> None:
-        step.state.status = CallbackStatus.COMPLETED
-        step.state.completed_at = step.now
-        step.state.completion_notes = command.notes
-        step.emit("completed", notes=command.notes, on_time=step.now <= step.state.expires_at)
-
-    async def _cancel(self, step: _Step, command: Cancel) -> None:
-        step.state.status = CallbackStatus.CANCELLED
-        step.state.cancelled_at = step.now
-        step.state.cancel_reason = command.reason
-        step.emit("cancelled", reason=command.reason)
-
-    async def _escalate_manually(self, step: _Step, command: Escalate) -> None:
-        details = command.reason if not command.details else f"{command.reason}: {command.details}"
-        await self._escalate(step, EscalationReason.MANUAL, details=details)
-
-    async def _change_priority(self, step: _Step, command: ChangePriority) -> None:
-        state = step.state
-        previous = state.priority
-        state.priority = command.priority
-        state.expires_at = sla_deadline(state.created_at, command.priority, state.settings)
-        step.emit(
-            "priority_changed",
-            previous=previous.value,
-            priority=command.priority.value,
-            expires_at=state.expires_at.isoformat(),
-        )
-
-    _TRANSITIONS: dict[StaffAction, str] = {
-        StaffAction.ASSIGN: "_assign",
-        StaffAction.MARK_CONTACTED: "_mark_contacted",
-        StaffAction.RECORD_ATTEMPT: "_record_attempt",
-        StaffAction.COMPLETE: "_complete",
-        StaffAction.CANCEL: "_cancel",
-        StaffAction.ESCALATE: "_escalate_manually",
-        StaffAction.CHANGE_PRIORITY: "_change_priority",
-    }
-
-    async def _perform(self, action: StaffAction, command: Any) -> CallbackState:
-        transition = getattr(self, self._TRANSITIONS[action])
-        return await self._act(action, command.actor, lambda step: transition(step, command))
-
-    # --- Updates (validated, answered after the write) ------------------------------------------
+    # --- the create Update and the query ---------------------------------------------------------
 
     @workflow.update
     async def created(self, request_token: str) -> CreatedCallback:
@@ -441,101 +289,6 @@ class CallbackWorkflow:
         return CreatedCallback(
             state=self._current, created=bool(request_token) and request_token == self._request_token
         )
-
-    @workflow.update
-    async def assign(self, command: Assign) -> CallbackState:
-        return await self._perform(StaffAction.ASSIGN, command)
-
-    @assign.validator
-    def _validate_assign(self, command: Assign) -> None:
-        self._validate(StaffAction.ASSIGN)
-
-    @workflow.update
-    async def mark_contacted(self, command: MarkContacted) -> CallbackState:
-        return await self._perform(StaffAction.MARK_CONTACTED, command)
-
-    @mark_contacted.validator
-    def _validate_mark_contacted(self, command: MarkContacted) -> None:
-        self._validate(StaffAction.MARK_CONTACTED)
-
-    @workflow.update
-    async def record_attempt(self, command: RecordAttempt) -> CallbackState:
-        return await self._perform(StaffAction.RECORD_ATTEMPT, command)
-
-    @record_attempt.validator
-    def _validate_record_attempt(self, command: RecordAttempt) -> None:
-        self._validate(StaffAction.RECORD_ATTEMPT)
-
-    @workflow.update
-    async def complete(self, command: Complete) -> CallbackState:
-        return await self._perform(StaffAction.COMPLETE, command)
-
-    @complete.validator
-    def _validate_complete(self, command: Complete) -> None:
-        self._validate(StaffAction.COMPLETE)
-
-    @workflow.update
-    async def cancel(self, command: Cancel) -> CallbackState:
-        return await self._perform(StaffAction.CANCEL, command)
-
-    @cancel.validator
-    def _validate_cancel(self, command: Cancel) -> None:
-        self._validate(StaffAction.CANCEL)
-
-    @workflow.update
-    async def escalate(self, command: Escalate) -> CallbackState:
-        return await self._perform(StaffAction.ESCALATE, command)
-
-    @escalate.validator
-    def _validate_escalate(self, command: Escalate) -> None:
-        self._validate(StaffAction.ESCALATE)
-
-    @workflow.update
-    async def change_priority(self, command: ChangePriority) -> CallbackState:
-        return await self._perform(StaffAction.CHANGE_PRIORITY, command)
-
-    @change_priority.validator
-    def _validate_change_priority(self, command: ChangePriority) -> None:
-        self._validate(StaffAction.CHANGE_PRIORITY)
-
-    # --- Signals (the same transitions, for fire-and-forget senders) ----------------------------
-
-    async def _from_signal(self, action: StaffAction, command: Any) -> None:
-        """A signal cannot answer, so a refused one is logged and the workflow carries on."""
-        try:
-            await self._perform(action, command)
-        except ApplicationError as refused:
-            workflow.logger.warning("signal %s refused: %s", action.value, refused)
-
-    @workflow.signal(name="assign")
-    async def assign_signal(self, command: Assign) -> None:
-        await self._from_signal(StaffAction.ASSIGN, command)
-
-    @workflow.signal(name="mark_contacted")
-    async def mark_contacted_signal(self, command: MarkContacted) -> None:
-        await self._from_signal(StaffAction.MARK_CONTACTED, command)
-
-    @workflow.signal(name="record_attempt")
-    async def record_attempt_signal(self, command: RecordAttempt) -> None:
-        await self._from_signal(StaffAction.RECORD_ATTEMPT, command)
-
-    @workflow.signal(name="complete")
-    async def complete_signal(self, command: Complete) -> None:
-        await self._from_signal(StaffAction.COMPLETE, command)
-
-    @workflow.signal(name="cancel")
-    async def cancel_signal(self, command: Cancel) -> None:
-        await self._from_signal(StaffAction.CANCEL, command)
-
-    @workflow.signal(name="escalate")
-    async def escalate_signal(self, command: Escalate) -> None:
-        await self._from_signal(StaffAction.ESCALATE, command)
-
-    @workflow.signal(name="change_priority")
-    async def change_priority_signal(self, command: ChangePriority) -> None:
-        await self._from_signal(StaffAction.CHANGE_PRIORITY, command)
-
-    # --- Query ----------------------------------------------------------------------------------
 
     @workflow.query
     def state(self) -> CallbackState | None:

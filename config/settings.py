@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     max_contact_attempts: PositiveInt = 3
     max_escalations: PositiveInt = 3
 
-    # HTTP API (starter/api). `api_url` and `api_key` are what the CLI uses to reach a running API.
+    # HTTP API (api/). `api_url` and `api_key` are what the CLI uses to reach a running API.
     api_host: str = "127.0.0.1"
     api_port: PositiveInt = 8000
     api_url: str = "http://127.0.0.1:8000"

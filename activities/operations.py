@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, cast
 from uuid import UUID
 
 from pydantic import ValidationError
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -34,37 +33,23 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities import names
 from models import search_attributes
 from models.callbacks import (
-    TERMINAL_STATUSES,
-    AttemptOutcome,
     CallbackSettings,
     CallbackState,
-    CallbackStatus,
     CallbackWorkflowInput,
-    ContactAttempt,
-    Escalation,
-    EscalationReason,
-    NewCallback,
     callback_workflow_id,
     mask_phone,
 )
 from models.operations import RetentionReport, RetentionRequest, SweepPage, SweepReport
 from models.policies import PolicySubject
-from models.tables import (
-    AppointmentModification,
-    CallbackEscalation,
-    CallbackEventRow,
-    CallbackRequest,
-    NotificationConfiguration,
-    PolicyConfiguration,
-)
+from models.tables import CallbackRequest
 from store import callbacks as store
+from store import operations as rows
 from store.db import transaction
 from store.policies import PolicyResolver
 from telemetry import metrics
 
 log = logging.getLogger(__name__)
 
-OPEN_STATUSES = [CallbackStatus.PENDING.value, CallbackStatus.ASSIGNED.value, CallbackStatus.CONTACTED.value]
 # A closed run of these kinds did not end the callback: the row is the truth, the callback goes on.
 RESTARTABLE = frozenset(
     {
@@ -87,7 +72,6 @@ def running_callbacks(task_queue: str) -> str:
 
 
 LOOKUP_CHUNK = 500
-IMPORTED = "imported: not recorded"
 # The `state` query answers None while the workflow is still creating the callback.
 MAYBE_STATE = cast(type, CallbackState | None)
 
@@ -108,19 +92,13 @@ class OperationsActivities:
     @activity.defn(name=names.RECONCILE_CALLBACKS)
     async def reconcile_callbacks(self, page: SweepPage) -> SweepReport:
         """One page of open rows (keyset by id): each gets a running workflow and is no older than it."""
-        query = (
-            select(CallbackRequest)
-            .where(CallbackRequest.status.in_(OPEN_STATUSES), CallbackRequest.deleted_at.is_(None))
-            .order_by(CallbackRequest.id)
-            .limit(page.limit)
-        )
-        if page.after is not None:
-            query = query.where(CallbackRequest.id > page.after)
         async with self._sessions() as session:
-            rows = list(await session.scalars(query))
-        report = SweepReport(checked=len(rows), next_after=rows[-1].id if len(rows) == page.limit else None)
+            found = await rows.open_callbacks(session, page.after, page.limit)
+        report = SweepReport(
+            checked=len(found), next_after=found[-1].id if len(found) == page.limit else None
+        )
         client = activity.client()
-        for row in rows:
+        for row in found:
             activity.heartbeat(str(row.id))
             try:
                 await self._reconcile_row(client, row, report)
@@ -181,23 +159,7 @@ class OperationsActivities:
         log.info("started %s from its row (version %d, %s)", state.workflow_id, row.version, row.status)
 
     async def state_from_row(self, row: CallbackRequest) -> CallbackState:
-        """The workflow state a row stands for, with its escalations and the facts its audit trail holds.
-        What the row counts but nothing records (attempts or escalations of an import) is filled in with
-        placeholders marked as such, so the rules (max attempts, max escalations, cooldown) still hold."""
-        request = NewCallback(
-            company_id=row.company_id,
-            branch_id=row.branch_id,
-            service_id=row.service_id,
-            customer_id=row.customer_id,
-            customer_name=row.customer_name,
-            phone_number=row.phone_number,
-            email=row.email,
-            priority=row.priority,
-            preferred_staff_id=row.staff_id,
-            preferred_time_window=row.preferred_time_window,
-            notes=row.notes,
-            metadata=row.metadata_ or {},
-        )
+        """The workflow state a row stands for, under the policies that apply to it now."""
         async with self._sessions() as session:
             settings = await self._policies.callback_settings(
                 PolicySubject(
@@ -209,89 +171,8 @@ class OperationsActivities:
                 self._defaults,
                 session=session,
             )
-            escalation_rows = list(
-                await session.scalars(
-                    select(CallbackEscalation)
-                    .where(CallbackEscalation.callback_request_id == row.id)
-                    .order_by(CallbackEscalation.sequence)
-                )
-            )
-            events = list(
-                await session.scalars(
-                    select(CallbackEventRow)
-                    .where(CallbackEventRow.callback_request_id == row.id)
-                    .order_by(CallbackEventRow.seq)
-                )
-            )
-        last_change = row.updated_at or row.created_at
-        escalations = [
-            Escalation(
-                number=e.sequence,
-                reason=EscalationReason(e.escalation_reason),
-                details=(e.metadata_ or {}).get("details"),
-                escalated_from=e.escalated_from,
-                escalated_to=e.escalated_to,
-                at=e.escalated_at,
-            )
-            for e in escalation_rows
-        ]
-        while len(escalations) < row.escalation_count:
-            escalations.append(
-                Escalation(
-                    number=len(escalations) + 1,
-                    reason=EscalationReason.MANUAL,
-                    details=IMPORTED,
-                    at=last_change,
-                )
-            )
-        attempts = [
-            ContactAttempt(
-                number=number,
-                outcome=AttemptOutcome(event.payload.get("outcome", AttemptOutcome.NO_ANSWER.value)),
-                notes=event.payload.get("notes"),
-                at=event.occurred_at,
-            )
-            for number, event in enumerate(
-                (e for e in events if e.type == "callback.attempt_failed"), start=1
-            )
-        ]
-        while len(attempts) < row.contact_attempts:
-            attempts.append(
-                ContactAttempt(
-                    number=len(attempts) + 1, outcome=AttemptOutcome.NO_ANSWER, notes=IMPORTED, at=last_change
-                )
-            )
-        previous: list[UUID] = []
-        for event in events:
-            earlier = event.payload.get("previous_staff_id") if event.type == "callback.assigned" else None
-            if earlier and UUID(earlier) not in previous:
-                previous.append(UUID(earlier))
-        return CallbackState(
-            id=row.id,
-            request=request,
-            settings=settings,
-            status=CallbackStatus(row.status),
-            priority=row.priority,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            assigned_to=row.assigned_to,
-            previous_assignees=[p for p in previous if p != row.assigned_to],
-            assigned_at=row.assigned_at,
-            contacted_at=row.contacted_at,
-            completed_at=row.completed_at,
-            cancelled_at=row.cancelled_at,
-            expired_at=row.expired_at,
-            completion_notes=row.completion_notes,
-            cancel_reason=row.cancel_reason,
-            attempts=attempts,
-            escalations=escalations,
-            warnings_sent=sorted(
-                {int(e.payload["percent"]) for e in events if e.type == "callback.sla_warning"}
-            ),
-            # New events continue the audit trail's numbering (a reused seq would be dropped as a repeat).
-            event_count=max((e.seq for e in events), default=0),
-            version=row.version,
-        )
+            past = await rows.history(session, row.id)
+        return rows.state_from_row(row, settings, past)
 
     async def _persist(self, state: CallbackState, report: SweepReport) -> None:
         """Write the workflow's state again: the row and its escalations. The audit events of the missing
@@ -328,24 +209,7 @@ class OperationsActivities:
             chunk = ids[start : start + LOOKUP_CHUNK]
             activity.heartbeat(start)
             async with self._sessions() as session:
-                open_rows = set(
-                    await session.scalars(
-                        select(CallbackRequest.id).where(
-                            CallbackRequest.id.in_(chunk),
-                            CallbackRequest.status.in_(OPEN_STATUSES),
-                            CallbackRequest.deleted_at.is_(None),
-                        )
-                    )
-                )
-                versions = dict(
-                    (
-                        await session.execute(
-                            select(CallbackRequest.id, CallbackRequest.version).where(
-                                CallbackRequest.id.in_(chunk)
-                            )
-                        )
-                    ).all()
-                )
+                open_rows, versions = await rows.open_ids_and_versions(session, chunk)
             for callback_id in chunk:
                 if callback_id in open_rows:
                     continue
@@ -371,18 +235,13 @@ class OperationsActivities:
         guard): a running workflow would write its row back. Their escalations and events go with them
         (ON DELETE CASCADE)."""
         report = RetentionReport(cutoff=request.cutoff)
-        for table, extra in _purgeable():
+        for table in rows.PURGEABLE:
             purged = 0
             while True:
                 async with transaction(self._sessions) as session:
-                    batch = (
-                        select(table.id)
-                        .where(table.deleted_at < request.cutoff, *extra)
-                        .limit(request.batch_size)
-                        .scalar_subquery()
+                    deleted = await rows.purge_soft_deleted(
+                        session, table, request.cutoff, request.batch_size
                     )
-                    result = await session.execute(delete(table).where(table.id.in_(batch)))
-                deleted = int(getattr(result, "rowcount", 0) or 0)
                 purged += deleted
                 activity.heartbeat(table.__tablename__, purged)
                 if deleted < request.batch_size:
@@ -395,16 +254,6 @@ class OperationsActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.reconcile_callbacks, self.reconcile_unlisted_workflows, self.purge_soft_deleted]
-
-
-def _purgeable() -> Sequence[tuple[Any, Sequence[Any]]]:
-    closed = [status.value for status in TERMINAL_STATUSES]
-    return (
-        (CallbackRequest, [CallbackRequest.status.in_(closed)]),
-        (PolicyConfiguration, []),
-        (AppointmentModification, []),
-        (NotificationConfiguration, []),
-    )
 
 
 def _failed(report: SweepReport, callback_id: UUID, reason: object) -> None:

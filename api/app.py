@@ -17,7 +17,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import (
@@ -31,6 +30,7 @@ from api.deps import Deps
 from api.metrics import RequestLog, read_model_gauges
 from api.problems import PROBLEM_JSON, Problem, install, problem_response
 from config import Settings, get_settings
+from store.db import ping
 from telemetry import metrics
 from telemetry.runtime import scrape
 
@@ -173,7 +173,7 @@ def create_app(
         checks: dict[str, str] = {}
         try:
             async with asyncio.timeout(READY_TIMEOUT_SECONDS), current.sessions() as session:
-                await session.execute(text("SELECT 1"))
+                await ping(session)
             checks["postgres"] = "ok"
         except Exception as exc:
             checks["postgres"] = f"failing: {type(exc).__name__}"

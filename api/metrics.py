@@ -14,17 +14,15 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from models.callbacks import CallbackStatus, Priority, callback_workflow_id
-from models.tables import CallbackRequest as CR
+from models.callbacks import Priority, callback_workflow_id
+from store import callback_gauges
 from telemetry import logs, metrics
 
 log = logging.getLogger("callbacks.api")
 
-OPEN = [CallbackStatus.PENDING.value, CallbackStatus.ASSIGNED.value, CallbackStatus.CONTACTED.value]
 SLA_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
 
@@ -46,39 +44,18 @@ class ReadModelGauges:
             self._last = time.monotonic()
 
     async def _compute(self, session: AsyncSession, now: datetime) -> None:
-        live = CR.deleted_at.is_(None)
-        counts = {
-            (status, priority): (count, overdue)
-            for status, priority, count, overdue in (
-                await session.execute(
-                    select(CR.status, CR.priority, func.count(), func.count().filter(CR.expires_at < now))
-                    .where(live, CR.status.in_(OPEN))
-                    .group_by(CR.status, CR.priority)
-                )
-            ).all()
-        }
+        counts = await callback_gauges.open_counts(session, now)
         overdue_by_priority = dict.fromkeys((p.value for p in Priority), 0)
-        for status in OPEN:
+        for status in callback_gauges.OPEN:
             for priority in Priority:
                 count, overdue = counts.get((status, priority.value), (0, 0))
                 metrics.OPEN_CALLBACKS.labels(status, priority.value).set(count)
                 overdue_by_priority[priority.value] += overdue
         for priority_name, overdue in overdue_by_priority.items():
             metrics.OVERDUE_CALLBACKS.labels(priority_name).set(overdue)
-        # Closed in the window: completed (on time or late) or expired. Cancelled callbacks say nothing
-        # about the SLA. An empty window reports 1.0: nothing was missed.
-        oldest = now - max(SLA_WINDOWS.values())
-        closed_at = func.coalesce(CR.completed_at, CR.expired_at)
-        rows = (
-            await session.execute(
-                select(closed_at, CR.completed_at.is_not(None) & (CR.completed_at <= CR.expires_at)).where(
-                    live,
-                    CR.status.in_([CallbackStatus.COMPLETED.value, CallbackStatus.EXPIRED.value]),
-                    closed_at >= oldest,
-                )
-            )
-        ).all()
-        closed = list(rows)
+        # Closed in the window: completed (on time or late) or expired. An empty window reports 1.0:
+        # nothing was missed.
+        closed = await callback_gauges.closed_since(session, now - max(SLA_WINDOWS.values()))
         for name, window in SLA_WINDOWS.items():
             since = now - window
             in_window = [met for at, met in closed if at is not None and at >= since]

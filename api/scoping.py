@@ -8,13 +8,12 @@ import uuid
 from typing import Annotated
 
 from fastapi import Query
-from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal
 from api.problems import invalid, not_found
 from models.policies import Level
-from models.tables import Branch, Service, Staff
+from store import tenant_lookups
 
 MAX_ID = 2**63 - 1
 ScopeId = Annotated[str, Query(max_length=64)]
@@ -52,15 +51,6 @@ async def ensure_entities_of_company(
     staff_id: uuid.UUID | None,
 ) -> None:
     """404 for any named branch, service or staff member that is not this company's."""
-    for name, table, value in (
-        ("branch", Branch, branch_id),
-        ("service", Service, service_id),
-        ("staff", Staff, staff_id),
-    ):
-        if value is None:
-            continue
-        found = await session.scalar(
-            select(func.count()).where(and_(table.id == value, table.company_id == company))
-        )
-        if not found:
-            raise not_found(name, value)
+    foreign = await tenant_lookups.foreign_entity(session, company, branch_id, service_id, staff_id)
+    if foreign is not None:
+        raise not_found(*foreign)

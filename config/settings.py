@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     worker_max_cached_workflows: PositiveInt = 10_000
     worker_graceful_shutdown_seconds: PositiveFloat = 30.0
 
-    # Cal.com (DESIGN §3.4). Without CALCOM_BASE_URL the engine talks to the local fake on this port.
+    # Cal.com (calcom/). Without CALCOM_BASE_URL the engine talks to the local fake on this port.
     calcom_fake_port: PositiveInt = 8788
     calcom_timeout_seconds: PositiveFloat = 10.0
     calcom_max_connections: PositiveInt = 20
@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     max_contact_attempts: PositiveInt = 3
     max_escalations: PositiveInt = 3
 
-    # HTTP API (starter/api). `api_url` and `api_key` are what the CLI uses to reach a running API.
+    # HTTP API (api/). `api_url` and `api_key` are what the CLI uses to reach a running API.
     api_host: str = "127.0.0.1"
     api_port: PositiveInt = 8000
     api_url: str = "http://127.0.0.1:8000"
@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     api_max_body_bytes: PositiveInt = 256 * 1024
     api_bulk_max_ids: PositiveInt = 100
 
-    # Staff console (starter/console), served by the API app at /console.
+    # Staff console (console/), served by the API app at /console.
     console_secret: str | None = Field(
         default=None,
         description="signs console session cookies; unset = a random secret per process (sessions end "
@@ -125,7 +125,7 @@ class Settings(BaseSettings):
     policy_stats_refresh_minutes: PositiveFloat = 15.0
     policy_stats_catchup_minutes: PositiveFloat = 10.0
 
-    # Notifications (DESIGN §3.5). Without SMTP_URL / an SMS gateway URL, the local sinks of `make dev`.
+    # Notifications (channels/). Without SMTP_URL / an SMS gateway URL, the local sinks of `make dev`.
     notify_mail_from: str = "Callbacks <callbacks@localhost>"
     notify_message_id_domain: str = "callbacks.local"
     notify_smtp_sink_port: PositiveInt = 1025

@@ -7,6 +7,7 @@ mails land as `.eml` files in `.local/mail/`, text messages as JSON lines in `.l
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -22,6 +23,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from devstack.calcom_fake import FakeCalcom, serve_fake
+from telemetry.asgi_server import serve_asgi
 
 
 class MailSink:
@@ -91,9 +95,6 @@ class FakeSmsGateway:
 async def serve_all(host: str, calcom_port: int, smtp_port: int, sms_port: int, folder: Path) -> None:
     """The dev profile of docker-compose.yml: the fake Cal.com, the SMTP sink and the fake SMS gateway in
     one process, until it is stopped."""
-    from devstack.calcom_fake import FakeCalcom, serve_fake
-    from telemetry.asgi_server import serve_asgi
-
     async with (
         serve_fake(FakeCalcom(), host, calcom_port) as calcom,
         serve_smtp_sink(MailSink(folder / "mail"), host, smtp_port) as smtp,
@@ -104,8 +105,6 @@ async def serve_all(host: str, calcom_port: int, smtp_port: int, sms_port: int, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-
     parser = argparse.ArgumentParser(description="Fake Cal.com, SMTP sink, fake SMS gateway.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--calcom-port", type=int, default=8788)

@@ -1,5 +1,5 @@
 """Messages of the appointment change (cancel or reschedule) as they cross the client → workflow →
-activity borders (DESIGN §3.3). Free of I/O imports: the workflow sandbox loads this module.
+activity borders. Free of I/O imports: the workflow sandbox loads this module.
 
 A change is identified by its company and request id: the workflow id is derived from both, and the
 modification row is unique on them, so a retried request never changes an appointment twice.

@@ -1,7 +1,7 @@
 """Cal.com messages: slots and bookings as they cross the workflow → activity border.
 
 Everything here travels through Temporal's pydantic data converter, so it stays free of I/O imports.
-All datetimes are timezone-aware; Cal.com's own wire format lives in `calcom/client.py`.
+All datetimes are timezone-aware; Cal.com's own wire format lives in `calcom/wire.py`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The custom search attributes ops filter callbacks by in the Temporal UI (DESIGN §3.2)."""
+"""The custom search attributes ops filter callbacks by in the Temporal UI (docs/operations.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Cancel/reschedule decisions against the database: the appointment's facts, the quota counts, the
 modification stats and their refresh, and the idempotent record of a modification.
 
-Quota source (DESIGN §3.3): a customer's cancellations over the rolling 30 days come from
+Quota source: a customer's cancellations over the rolling 30 days come from
 `appointment_modification_stats` when its row was calculated less than `max_stats_age` ago, and from a live
 count over `appointment_modifications` otherwise (row stale or missing). Recording a modification bumps
 the customer's stats row in the same transaction, so a fresh row never misses a modification made after

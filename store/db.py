@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -32,3 +33,8 @@ async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterat
     """A session inside one transaction: committed when the block ends, rolled back when it raises."""
     async with sessions() as session, session.begin():
         yield session
+
+
+async def ping(session: AsyncSession) -> None:
+    """The cheapest round trip that proves the database answers (readiness checks)."""
+    await session.execute(text("SELECT 1"))

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -100,3 +100,29 @@ async def company_time_zone(session: AsyncSession, company_id: int | None) -> st
         return "UTC"
     zone = await session.scalar(select(Company.time_zone).where(Company.id == company_id))
     return zone or "UTC"
+
+
+async def foreign_entity(
+    session: AsyncSession,
+    company_id: int,
+    branch_id: int | None,
+    service_id: int | None,
+    staff_id: uuid.UUID | None,
+) -> tuple[str, int | uuid.UUID] | None:
+    """The first of the named branch, service and staff member that is not this company's (or does not
+    exist), as (kind, id); None when all of them are. Callers answer it as "not found", never as
+    "another company's", so ids of other tenants cannot be probed."""
+    named: tuple[tuple[str, type[Branch] | type[Service] | type[Staff], int | uuid.UUID | None], ...] = (
+        ("branch", Branch, branch_id),
+        ("service", Service, service_id),
+        ("staff", Staff, staff_id),
+    )
+    for kind, table, value in named:
+        if value is None:
+            continue
+        found = await session.scalar(
+            select(func.count()).where(and_(table.id == value, table.company_id == company_id))
+        )
+        if not found:
+            return kind, value
+    return None

@@ -1,4 +1,4 @@
-"""The engine's own Prometheus metrics (DESIGN §7, docs/operations.md says what each one means).
+"""The engine's own Prometheus metrics (docs/operations.md says what each one means).
 
 Counters live in the process that does the work and are summed across processes by Prometheus: a worker
 counts the transitions it wrote, the Cal.com client counts its requests, and so on. Lifecycle counters are

@@ -1,4 +1,5 @@
-"""The fake Cal.com follows the real contract (calcom-api.md), checked with raw HTTP requests."""
+"""The fake Cal.com follows the real contract (listed in `devstack/calcom_fake/__init__.py`), checked with
+raw HTTP requests."""
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ from email.utils import format_datetime
 
 import pytest
 
-from calcom.client import end_param, parse_booking, parse_slots, utc_param
 from calcom.errors import (
     CalcomBadRequest,
     CalcomClientError,
@@ -17,6 +16,7 @@ from calcom.errors import (
     CalcomUnauthorized,
     error_from_response,
 )
+from calcom.wire import end_param, parse_booking, parse_slots, utc_param
 from models.calcom import BookingStatus
 from rules.calcom_ratelimit import (
     pacing_delay,

@@ -1,4 +1,4 @@
-"""AppointmentChangeWorkflow: one cancel or reschedule request, start to finish (DESIGN §3.3).
+"""AppointmentChangeWorkflow: one cancel or reschedule request, start to finish.
 
 policy check (at `workflow.now()`) → Cal.com cancel/reschedule when the appointment is booked there →
 one transaction that records the modification, bumps the stats and updates the appointment → the

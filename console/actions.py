@@ -1,9 +1,11 @@
 """The staff actions as the console offers them: which buttons a callback shows, and how a posted form
-becomes the engine's command. The one place to change when an action is added, renamed or dropped.
+becomes the engine's command.
 
-Forms are validated by the API's own body models (`api/schemas.py`), and the rules of which action is
-allowed in which state are the engine's (`rules/transitions.py`), so a button the console shows is one the
-engine accepts, and a refusal reads the same as over the API.
+Everything comes from the staff-action table (rules/staff_actions.py): a button per row allowed in the
+callback's state, named by the row's verb; the form is read into the API's body model of that action
+(api/action_bodies.py) and turned into the command by the same function the API uses, so a button the
+console shows is one the engine accepts, a refusal reads the same as over the API, and a new row in the
+table is a new button with no edit here.
 """
 
 from __future__ import annotations
@@ -14,70 +16,41 @@ from typing import Any
 
 from api import callback_service as service
 from api import schemas
+from api.action_bodies import body_for
 from console.context import Ctx, form_value
 from models.callbacks import Assign as AssignCommand
-from models.callbacks import (
-    CallbackStatus,
-    Cancel,
-    ChangePriority,
-    Complete,
-    Escalate,
-    MarkContacted,
-    RecordAttempt,
-    StaffAction,
-)
-from rules.transitions import ALLOWED_FROM
-from starter.client import StaffCommand
+from models.callbacks import CallbackStatus, Complete, StaffAction, StaffCommand
+from rules.staff_actions import BY_VERB, STAFF_ACTIONS
 
 # The console's action names (URL segments and translation keys) and the engine's actions behind them.
-ACTIONS: dict[str, StaffAction] = {
-    "assign": StaffAction.ASSIGN,
-    "contacted": StaffAction.MARK_CONTACTED,
-    "attempt": StaffAction.RECORD_ATTEMPT,
-    "complete": StaffAction.COMPLETE,
-    "escalate": StaffAction.ESCALATE,
-    "priority": StaffAction.CHANGE_PRIORITY,
-    "cancel": StaffAction.CANCEL,
-}
+ACTIONS: dict[str, StaffAction] = {spec.verb: action for action, spec in STAFF_ACTIONS.items()}
 # The actions the queue offers on several selected rows at once.
 BULK_ACTIONS = ("assign", "complete")
 
 
 def allowed_actions(row: Mapping[str, Any]) -> list[str]:
-    """The actions the engine would accept in the row's state (rules.transitions), none on a deleted row."""
+    """The actions the engine would accept in the row's state, none on a deleted row."""
     if row.get("deleted_at") is not None:
         return []
     status = CallbackStatus(row["status"])
-    return [name for name, action in ACTIONS.items() if status in ALLOWED_FROM[action]]
+    return [spec.verb for spec in STAFF_ACTIONS.values() if spec.allows(status)]
 
 
 def command(ctx: Ctx, action: str, form: Mapping[str, list[str]]) -> StaffCommand:
-    """The engine command for a posted action form; raises pydantic's ValidationError for a bad form."""
-    actor = ctx.principal.actor
-    if action == "assign":
-        staff = form_value(form, "staff_id") or None
-        body = schemas.AssignBody(staff_id=staff)
-        return AssignCommand(staff_id=service.staff_for(ctx.principal, body.staff_id), actor=actor)
-    if action == "contacted":
-        return MarkContacted(actor=actor)
-    if action == "attempt":
-        attempt = schemas.AttemptBody(
-            outcome=form_value(form, "outcome"), notes=form_value(form, "notes") or None
-        )
-        return RecordAttempt(outcome=attempt.outcome, notes=attempt.notes or None, actor=actor)
-    if action == "complete":
-        done = schemas.CompleteBody(notes=form_value(form, "notes"))
-        return Complete(notes=done.notes, actor=actor)
-    if action == "escalate":
-        raised = schemas.EscalateBody(
-            reason=form_value(form, "reason"), details=form_value(form, "details") or None
-        )
-        return Escalate(reason=raised.reason, details=raised.details or None, actor=actor)
-    if action == "cancel":
-        cancelled = schemas.CancelBody(reason=form_value(form, "reason") or None)
-        return Cancel(reason=cancelled.reason or None, actor=actor)
-    priority = schemas.PriorityBody(priority=form_value(form, "priority"))
-    return ChangePriority(priority=priority.priority, actor=actor)
+    """The engine command for a posted action form; raises pydantic's ValidationError for a bad form.
+    An empty optional field is left out (an empty `staff_id` means "me", not an invalid UUID); an empty
+    required one is sent as "" so the message stays the body model's "must not be empty"."""
+    spec = BY_VERB[action]
+    model = body_for(spec.action)
+    body = None
+    if model is not None:
+        given = {
+            name: value
+            for name, info in model.model_fields.items()
+            if (value := form_value(form, name)) or info.is_required()
+        }
+        body = model.model_validate(given)
+    return service.command_for(spec.action, ctx.principal, body)
 
 
 async def act(ctx: Ctx, callback_id: uuid.UUID, action: str, form: Mapping[str, list[str]]) -> None:

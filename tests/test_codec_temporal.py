@@ -24,7 +24,7 @@ from temporalio.worker import Replayer, Worker
 from codec.converter import encrypted_data_converter
 from codec.keys import KeyRing, MasterKey
 from codec.payload import META_COMPANY_ID, EncryptionCodec
-from localstack.temporal import binary
+from devstack.temporal import binary
 from models.workflow_ids import tenant_workflow_id
 from worker import WORKFLOW_RUNNER, WORKFLOWS
 

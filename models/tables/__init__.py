@@ -8,6 +8,7 @@ names the seed reused on several tables are prefixed with their table (index nam
 
 from models.tables.appointments import Appointment, AppointmentModification, AppointmentModificationStat
 from models.tables.base import (
+    ABSENCE_KINDS,
     API_KEY_ROLES,
     APPOINTMENT_STATUSES,
     CALLBACK_STATUSES,
@@ -30,9 +31,19 @@ from models.tables.notifications import (
     NotificationEventMapping,
 )
 from models.tables.policies import PolicyConfiguration
-from models.tables.tenancy import ApiKey, Branch, Company, Customer, Service, Staff, StaffService
+from models.tables.tenancy import (
+    ApiKey,
+    Branch,
+    Company,
+    Customer,
+    Service,
+    Staff,
+    StaffAbsence,
+    StaffService,
+)
 
 __all__ = [
+    "ABSENCE_KINDS",
     "API_KEY_ROLES",
     "APPOINTMENT_STATUSES",
     "CALLBACK_STATUSES",
@@ -62,6 +73,7 @@ __all__ = [
     "Service",
     "SoftDelete",
     "Staff",
+    "StaffAbsence",
     "StaffService",
     "Timestamps",
 ]

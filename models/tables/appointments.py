@@ -49,6 +49,8 @@ class Appointment(Timestamps, Base):
     price: Mapped[Decimal] = mapped_column(server_default="0")
     status: Mapped[str] = mapped_column(String(16), server_default="scheduled")
     calcom_booking_uid: Mapped[str | None] = mapped_column(String(255))
+    # When Cal.com last changed this booking, as its webhook said: an older event never moves it back.
+    calcom_changed_at: Mapped[datetime | None]
 
     __table_args__ = (
         CheckConstraint(one_of("status", APPOINTMENT_STATUSES), name="status"),

@@ -30,6 +30,7 @@ API_KEY_ROLES = ("service", "staff", "admin", "super_admin")
 APPOINTMENT_STATUSES = ("scheduled", "confirmed", "completed", "cancelled", "no_show")
 RECIPIENT_TYPES = ("staff", "customer", "webhook")
 DELIVERY_STATUSES = ("pending", "sending", "sent", "failed")
+ABSENCE_KINDS = ("vacation", "sick", "other")
 
 
 def one_of(column: str, values: tuple[str, ...]) -> str:

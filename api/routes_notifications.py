@@ -25,7 +25,7 @@ from models.policies import Level
 from rules.notifications import RetryDefaults
 from store import notifications as store
 from store.db import transaction
-from store.policies import UnknownPolicyTarget
+from store.hierarchy import UnknownTarget
 
 router = APIRouter(tags=["notifications"])
 
@@ -233,7 +233,7 @@ async def put_setting(
             title="Invalid notification setting",
             errors=errors,
         ) from None
-    except UnknownPolicyTarget:
+    except UnknownTarget:
         raise not_found(scope.value, entity) from None
     return _setting_out(stored)
 

@@ -30,7 +30,8 @@ from models.policies import (
 from models.tables import Appointment, Customer, PolicyConfiguration
 from store import appointment_policies
 from store.db import transaction
-from store.policies import UnknownPolicyTarget, delete_policy, set_policy
+from store.hierarchy import UnknownTarget
+from store.policies import delete_policy, set_policy
 
 router = APIRouter(tags=["policies"])
 
@@ -131,7 +132,7 @@ async def put_policy(
         raise ApiProblem(
             422, str(exc), slug="invalid-policy", title="Invalid policy", errors=errors
         ) from None
-    except UnknownPolicyTarget:
+    except UnknownTarget:
         raise not_found(scope.value, entity) from None
     return {
         "id": stored.id,

@@ -53,7 +53,7 @@ from rules.notifications import (
     effective_settings,
     plan_deliveries,
 )
-from store.policies import UnknownPolicyTarget, _check_target
+from store.hierarchy import UnknownTarget, check_target
 
 # --- the catalogue -------------------------------------------------------------------------------
 
@@ -229,7 +229,7 @@ async def set_notification_setting(
     template_override: str | None = None,
 ) -> StoredNotificationSetting:
     """Create or replace the setting of one entity for one event and channel. Nothing is written when
-    the event, channel, fallback or target is invalid (InvalidNotificationSetting / UnknownPolicyTarget)."""
+    the event, channel, fallback or target is invalid (InvalidNotificationSetting / UnknownTarget)."""
     errors = []
     if await catalogue_entry(session, event_type) is None:
         errors.append(f"unknown event type {event_type!r}")
@@ -249,10 +249,10 @@ async def set_notification_setting(
     try:
         target_level = Level(level)
     except ValueError:
-        raise UnknownPolicyTarget(
+        raise UnknownTarget(
             f"unknown level {level!r} (allowed: {', '.join(item.value for item in Level)})"
         ) from None
-    configurable_id = await _check_target(session, company_id, target_level, entity_id)
+    configurable_id = await check_target(session, company_id, target_level, entity_id)
     values = {
         "is_enabled": is_enabled,
         "fallback_channel": fallback_channel,

@@ -25,7 +25,7 @@ from models.tables import Base
 from rules.notifications import RetryDefaults
 from store import notifications as store
 from store.db import transaction
-from store.policies import UnknownPolicyTarget
+from store.hierarchy import UnknownTarget
 from tests.factories import add_staff, make_tenant
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -112,7 +112,7 @@ async def test_invalid_settings_are_refused_and_write_nothing(sessions: Sessions
                 retry_count=-1,
             )
     assert len(refused.value.errors) == 5
-    with pytest.raises(UnknownPolicyTarget):
+    with pytest.raises(UnknownTarget):
         async with transaction(sessions) as session:
             await store.set_notification_setting(
                 session,

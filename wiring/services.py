@@ -28,8 +28,7 @@ from config import LOCAL_TEMPORAL_ADDRESS, Settings, database_url_of
 from models.calcom import Slot
 from starter.client import CallbackClient
 from store.db import create_engine, session_factory
-from store.policies import PolicyResolver
-from store.policy_cache import PolicyCache
+from store.policies import PolicyCache, PolicyResolver
 from telemetry.runtime import SdkMetrics, sdk_metrics
 
 

@@ -23,7 +23,8 @@ from api.scoping import MAX_ID, company_of, ensure_entities_of_company
 from models.notifications import CatalogueEntry, Channel, DeliveryStatus, StoredNotificationSetting
 from models.policies import Level
 from rules.notifications import RetryDefaults
-from store import notifications as store
+from store import notification_log
+from store import notification_settings as store
 from store.db import transaction
 from store.hierarchy import UnknownTarget
 
@@ -152,6 +153,7 @@ async def effective_settings(
             service_id=service_id,
             staff_id=staff_id,
             event_type=event_type,
+            settings=deps.notification_settings,
         )
     return [
         {
@@ -295,7 +297,7 @@ async def delivery_log(
         if moment is not None and moment.tzinfo is None:
             raise invalid(name, "needs a UTC offset (e.g. 2030-03-04T09:00:00+01:00)")
     async with deps.sessions() as session:
-        items = await store.list_deliveries(
+        items = await notification_log.list_deliveries(
             session,
             company_id=company,
             event_type=event_type,

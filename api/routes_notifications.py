@@ -139,6 +139,7 @@ async def effective_settings(
     """What applies to a message about these entities, per event and channel, and which level supplied
     each key ("default" = the catalogue and the engine's settings)."""
     company = company_of(principal, company_id)
+    await deps.notification_settings.sync()  # an admin's own change, just made, shows
     async with deps.sessions() as session:
         await ensure_entities_of_company(session, company, branch_id, service_id, staff_id)
         if event_type is not None and await store.catalogue_entry(session, event_type) is None:

@@ -61,6 +61,7 @@ async def effective_policy(
 ) -> dict[str, Any]:
     """The merged policy for these entities, and which level supplied each key."""
     company = company_of(principal, company_id)
+    await deps.policies.sync()  # an admin's own change, just made, shows
     async with deps.sessions() as session:
         await ensure_entities_of_company(session, company, branch_id, service_id, staff_id)
         merged = await deps.policies.resolve(

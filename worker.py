@@ -23,6 +23,7 @@ from calcom.client import CalcomClient
 from calcom.finder import SlotFinder
 from config import Settings, get_settings
 from starter.schedules import ensure_schedules
+from store.notification_settings import NotificationSettings
 from store.policies import PolicyResolver
 from telemetry.asgi_server import serve_asgi
 from telemetry.logs import ActivityLogContext, configure_logging
@@ -59,9 +60,11 @@ def build_worker(
     policies: PolicyResolver | None = None,
     calcom: CalcomClient | None = None,
     slots: SlotFinder | None = None,
+    notification_settings: NotificationSettings | None = None,
 ) -> Worker:
-    """`policies`: the process's (listening, caching) resolver; without one, policies are read uncached.
-    `calcom`: the shared Cal.com client (its owner closes it); built from settings when not given."""
+    """`policies`, `notification_settings`: the process's (listening, caching) resolvers; without them,
+    settings are read uncached. `calcom`: the shared Cal.com client (its owner closes it); built from
+    settings when not given."""
     policies = policies if policies is not None else PolicyResolver(sessions)
     callbacks = CallbackActivities(sessions, settings.callback_defaults(), policies)
     policy_activities = PolicyActivities(sessions, policies)
@@ -76,7 +79,9 @@ def build_worker(
             search_chunk_days=settings.calcom_search_chunk_days,
         )
     )
-    notifications = NotificationActivities(sessions, NotificationConfig.from_settings(settings))
+    notifications = NotificationActivities(
+        sessions, NotificationConfig.from_settings(settings), notification_settings
+    )
     operations = OperationsActivities(sessions, settings.callback_defaults(), policies)
     return Worker(
         client,
@@ -110,6 +115,7 @@ def worker_for(services: Services) -> Worker:
         policies=services.policies,
         calcom=services.calcom,
         slots=services.slots,
+        notification_settings=services.notification_settings,
     )
 
 

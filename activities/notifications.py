@@ -34,8 +34,10 @@ from models.notifications import (
     StartNotifications,
 )
 from rules.notifications import RetryDefaults
+from store import notification_log
 from store import notifications as store
 from store.db import transaction
+from store.notification_settings import NotificationSettings
 from telemetry import metrics
 
 DELIVERY_REFUSED = "DeliveryRefused"
@@ -72,9 +74,17 @@ class NotificationConfig:
 
 
 class NotificationActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], config: NotificationConfig) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        config: NotificationConfig,
+        settings: NotificationSettings | None = None,
+    ) -> None:
+        """`settings`: the process's cached notification settings; without them every event reads its
+        settings from the database (correct, just one query more)."""
         self._sessions = sessions
         self._config = config
+        self._settings = settings if settings is not None else NotificationSettings(sessions)
 
     @activity.defn(name=names.RESOLVE_NOTIFICATIONS)
     async def resolve_notifications(self, event: NotifyEvent) -> list[PlannedDelivery]:
@@ -84,12 +94,13 @@ class NotificationActivities:
                 event,
                 defaults=self._config.retry_defaults,
                 quiet_default=self._config.quiet_default,
+                settings=self._settings,
             )
 
     @activity.defn(name=names.DELIVER_NOTIFICATION)
     async def deliver_notification(self, planned: PlannedDelivery) -> DeliveryOutcome:
         async with transaction(self._sessions) as session:
-            claim = await store.claim_delivery(session, planned)
+            claim = await notification_log.claim_delivery(session, planned)
             secret = (
                 await store.webhook_secret(session, planned.event.subject.company_id)
                 if planned.channel is Channel.WEBHOOK and not claim.already_sent
@@ -106,14 +117,14 @@ class NotificationActivities:
             final = not error.retryable or activity.info().attempt > planned.retry_count
             metrics.NOTIFICATION_DELIVERIES.labels(channel, "failed" if error.retryable else "refused").inc()
             async with transaction(self._sessions) as session:
-                await store.mark_failed(session, planned, str(error), final=final)
+                await notification_log.mark_failed(session, planned, str(error), final=final)
             raise ApplicationError(
                 str(error),
                 type=DELIVERY_FAILED if error.retryable else DELIVERY_REFUSED,
                 non_retryable=not error.retryable,
             ) from None
         async with transaction(self._sessions) as session:
-            await store.mark_sent(session, planned)
+            await notification_log.mark_sent(session, planned)
         metrics.NOTIFICATION_DELIVERIES.labels(channel, "sent").inc()
         return DeliveryOutcome(status=DeliveryStatus.SENT, attempts=claim.attempts, sent_now=True)
 

@@ -1,5 +1,5 @@
 """What the routes need from the process: sessions, the Temporal clients (callbacks, appointment changes),
-the policy resolver, the slot finder.
+the hierarchical-settings resolvers (policies, notification settings), the slot finder.
 
 They are built once per process (or handed in by tests and benchmarks, which own their lifetimes) and
 reached through `request.app.state.deps`.
@@ -17,6 +17,7 @@ from calcom.finder import SlotFinder
 from config import Settings
 from starter.appointments import AppointmentClient
 from starter.client import CallbackClient
+from store.notification_settings import NotificationSettings
 from store.policies import PolicyResolver
 
 
@@ -29,6 +30,7 @@ class Deps:
     slots: SlotFinder
     create_limits: TokenBuckets
     appointments: AppointmentClient
+    notification_settings: NotificationSettings
     # Where this process's Temporal runtime serves the SDK's metrics (merged into /metrics), if anywhere.
     sdk_metrics_url: str | None = None
 
@@ -41,6 +43,7 @@ class Deps:
         slots: SlotFinder,
         policies: PolicyResolver | None = None,
         sdk_metrics_url: str | None = None,
+        notification_settings: NotificationSettings | None = None,
     ) -> Deps:
         return cls(
             settings=settings,
@@ -52,6 +55,9 @@ class Deps:
             create_limits=TokenBuckets(settings.api_create_rate_per_minute, settings.api_create_burst),
             # Same Temporal connection and task queue as the callbacks: one worker serves both.
             appointments=AppointmentClient(callbacks.temporal, settings.task_queue),
+            notification_settings=(
+                notification_settings if notification_settings is not None else NotificationSettings(sessions)
+            ),
             sdk_metrics_url=sdk_metrics_url,
         )
 

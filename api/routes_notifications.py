@@ -23,9 +23,10 @@ from api.scoping import MAX_ID, company_of, ensure_entities_of_company
 from models.notifications import CatalogueEntry, Channel, DeliveryStatus, StoredNotificationSetting
 from models.policies import Level
 from rules.notifications import RetryDefaults
-from store import notifications as store
+from store import notification_log
+from store import notification_settings as store
 from store.db import transaction
-from store.policies import UnknownPolicyTarget
+from store.hierarchy import UnknownTarget
 
 router = APIRouter(tags=["notifications"])
 
@@ -138,6 +139,7 @@ async def effective_settings(
     """What applies to a message about these entities, per event and channel, and which level supplied
     each key ("default" = the catalogue and the engine's settings)."""
     company = company_of(principal, company_id)
+    await deps.notification_settings.sync()  # an admin's own change, just made, shows
     async with deps.sessions() as session:
         await ensure_entities_of_company(session, company, branch_id, service_id, staff_id)
         if event_type is not None and await store.catalogue_entry(session, event_type) is None:
@@ -152,6 +154,7 @@ async def effective_settings(
             service_id=service_id,
             staff_id=staff_id,
             event_type=event_type,
+            settings=deps.notification_settings,
         )
     return [
         {
@@ -233,7 +236,7 @@ async def put_setting(
             title="Invalid notification setting",
             errors=errors,
         ) from None
-    except UnknownPolicyTarget:
+    except UnknownTarget:
         raise not_found(scope.value, entity) from None
     return _setting_out(stored)
 
@@ -295,7 +298,7 @@ async def delivery_log(
         if moment is not None and moment.tzinfo is None:
             raise invalid(name, "needs a UTC offset (e.g. 2030-03-04T09:00:00+01:00)")
     async with deps.sessions() as session:
-        items = await store.list_deliveries(
+        items = await notification_log.list_deliveries(
             session,
             company_id=company,
             event_type=event_type,

@@ -30,7 +30,8 @@ from models.policies import (
 from models.tables import Appointment, Customer, PolicyConfiguration
 from store import appointment_policies
 from store.db import transaction
-from store.policies import UnknownPolicyTarget, delete_policy, set_policy
+from store.hierarchy import UnknownTarget
+from store.policies import delete_policy, set_policy
 
 router = APIRouter(tags=["policies"])
 
@@ -60,6 +61,7 @@ async def effective_policy(
 ) -> dict[str, Any]:
     """The merged policy for these entities, and which level supplied each key."""
     company = company_of(principal, company_id)
+    await deps.policies.sync()  # an admin's own change, just made, shows
     async with deps.sessions() as session:
         await ensure_entities_of_company(session, company, branch_id, service_id, staff_id)
         merged = await deps.policies.resolve(
@@ -131,7 +133,7 @@ async def put_policy(
         raise ApiProblem(
             422, str(exc), slug="invalid-policy", title="Invalid policy", errors=errors
         ) from None
-    except UnknownPolicyTarget:
+    except UnknownTarget:
         raise not_found(scope.value, entity) from None
     return {
         "id": stored.id,

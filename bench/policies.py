@@ -26,8 +26,7 @@ from models.policies import PolicySubject
 from models.tables import Branch, Company, PolicyConfiguration, Service, Staff
 from store.db import create_engine, session_factory, transaction
 from store.migrate import upgrade_async
-from store.policies import PolicyResolver
-from store.policy_cache import PolicyCache
+from store.policies import PolicyCache, PolicyResolver
 
 
 def percentile(samples: list[float], share: float) -> float:

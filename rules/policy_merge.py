@@ -1,7 +1,8 @@
-"""Key-by-key merge of a policy over the Staff → Service → Branch → Company hierarchy.
+"""Key-by-key merge of a hierarchical setting over the Staff → Service → Branch → Company hierarchy.
 
 The most specific level that sets a key wins, and the result remembers which level supplied each key,
-so every decision can be explained ("fee 15 from branch 3").
+so every decision can be explained ("fee 15 from branch 3"). Policies and notification settings both
+merge here (store/hierarchy.py), so the two can never disagree on what "inherit" means.
 """
 
 from __future__ import annotations

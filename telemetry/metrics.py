@@ -78,6 +78,12 @@ POLICY_CACHE_LOOKUPS = Counter(
     ["result"],
     registry=REGISTRY,
 )
+NOTIFICATION_SETTINGS_CACHE_LOOKUPS = Counter(
+    "callbacks_notification_settings_cache_lookups",
+    "Notification-settings cache look-ups (hit, miss), one per event type resolved for a company.",
+    ["result"],
+    registry=REGISTRY,
+)
 CALCOM_REQUESTS = Counter(
     "callbacks_calcom_requests",
     "Requests sent to Cal.com by method and status (a number, or 'error' when no answer came).",

@@ -23,9 +23,10 @@ from models.notifications import (
 )
 from models.tables import Base
 from rules.notifications import RetryDefaults
-from store import notifications as store
+from store import notification_log as delivery_log
+from store import notification_settings as store
 from store.db import transaction
-from store.policies import UnknownPolicyTarget
+from store.hierarchy import UnknownTarget
 from tests.factories import add_staff, make_tenant
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -112,7 +113,7 @@ async def test_invalid_settings_are_refused_and_write_nothing(sessions: Sessions
                 retry_count=-1,
             )
     assert len(refused.value.errors) == 5
-    with pytest.raises(UnknownPolicyTarget):
+    with pytest.raises(UnknownTarget):
         async with transaction(sessions) as session:
             await store.set_notification_setting(
                 session,
@@ -181,19 +182,19 @@ async def test_a_delivery_is_claimed_once_and_a_sent_one_is_never_claimed_again(
     tenant = await make_tenant(sessions)
     planned = _planned(tenant.company_id, 1, Channel.EMAIL, "a@b.example")
     async with transaction(sessions) as session:
-        first = await store.claim_delivery(session, planned)
-        await store.mark_failed(session, planned, "SMTP 451", final=False)
+        first = await delivery_log.claim_delivery(session, planned)
+        await delivery_log.mark_failed(session, planned, "SMTP 451", final=False)
     async with transaction(sessions) as session:
-        second = await store.claim_delivery(session, planned)
-        await store.mark_sent(session, planned)
+        second = await delivery_log.claim_delivery(session, planned)
+        await delivery_log.mark_sent(session, planned)
     async with transaction(sessions) as session:
-        third = await store.claim_delivery(session, planned)
-        await store.mark_failed(session, planned, "late failure must not undo sent", final=True)
+        third = await delivery_log.claim_delivery(session, planned)
+        await delivery_log.mark_failed(session, planned, "late failure must not undo sent", final=True)
     assert (first.already_sent, first.attempts) == (False, 1)
     assert (second.already_sent, second.attempts) == (False, 2)
     assert (third.already_sent, third.attempts) == (True, 2)
     async with sessions() as session:
-        [record] = await store.list_deliveries(session, company_id=tenant.company_id)
+        [record] = await delivery_log.list_deliveries(session, company_id=tenant.company_id)
     assert (record.status, record.attempts, record.last_error) == (DeliveryStatus.SENT, 2, None)
     assert record.message_id == planned.message_id
 
@@ -204,14 +205,14 @@ async def test_the_delivery_log_filters_and_pages_newest_first(sessions: Session
     async with transaction(sessions) as session:
         for seq in range(1, 6):
             planned = _planned(tenant.company_id, seq, Channel.EMAIL if seq < 4 else Channel.SMS, f"x{seq}")
-            await store.claim_delivery(session, planned)
+            await delivery_log.claim_delivery(session, planned)
             if seq % 2:
-                await store.mark_sent(session, planned)
-        await store.claim_delivery(session, _planned(other.company_id, 9, Channel.EMAIL, "other"))
+                await delivery_log.mark_sent(session, planned)
+        await delivery_log.claim_delivery(session, _planned(other.company_id, 9, Channel.EMAIL, "other"))
     async with sessions() as session:
 
         async def log(**filters: Any) -> list[str]:
-            found = await store.list_deliveries(session, company_id=tenant.company_id, **filters)
+            found = await delivery_log.list_deliveries(session, company_id=tenant.company_id, **filters)
             return [record.event_id for record in found]
 
         assert await log() == [f"callback:c1:{seq}" for seq in (5, 4, 3, 2, 1)]
@@ -222,6 +223,6 @@ async def test_the_delivery_log_filters_and_pages_newest_first(sessions: Session
             "callback:c1:5",
             "callback:c1:4",
         ]
-        newest = await store.list_deliveries(session, company_id=tenant.company_id, limit=2)
+        newest = await delivery_log.list_deliveries(session, company_id=tenant.company_id, limit=2)
         assert await log(before_id=newest[-1].id) == ["callback:c1:3", "callback:c1:2", "callback:c1:1"]
         assert await log(recipient="staff:s1", since=NOW - timedelta(days=3650)) != []

@@ -29,7 +29,7 @@ from models.notifications import (
     delivery_message_id,
 )
 from models.tables import Branch
-from store import notifications as store
+from store import notification_settings as store
 from store.db import transaction
 from tests.notify_fixtures import (
     SECRET,

@@ -25,8 +25,7 @@ from models.callbacks import Priority
 from starter.client import CallbackClient
 from store import api_keys
 from store.db import transaction
-from store.policies import PolicyResolver
-from store.policy_cache import PolicyCache
+from store.policies import PolicyCache, PolicyResolver
 from telemetry.asgi_server import serve_asgi
 from telemetry.logs import ContextFilter, JsonFormatter
 from telemetry.runtime import sdk_metrics

@@ -18,8 +18,9 @@ from models.callbacks import CallbackSettings, Priority
 from models.policies import PolicyConfigError, PolicySubject
 from models.tables import PolicyConfiguration
 from store.db import create_engine, session_factory, transaction
-from store.policies import PolicyResolver, UnknownPolicyTarget, delete_policy, set_policy
-from store.policy_cache import PolicyCache, _asyncpg_dsn
+from store.hierarchy import UnknownTarget
+from store.policies import PolicyCache, PolicyResolver, delete_policy, set_policy
+from store.settings_cache import _asyncpg_dsn
 from tests.factories import Tenant, make_tenant
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -205,12 +206,12 @@ async def test_invalid_policies_and_targets_change_nothing(sessions: Sessions) -
             "branch",
             other.branch_ids[0],
             {"hours_before": 2},
-            UnknownPolicyTarget,
+            UnknownTarget,
             "does not exist in company",
         ),
-        ("staff", "not-a-uuid", {"hours_before": 2}, UnknownPolicyTarget, "is not a UUID"),
-        ("company", other.company_id, {"hours_before": 2}, UnknownPolicyTarget, "is not company"),
-        ("region", 1, {"hours_before": 2}, UnknownPolicyTarget, "unknown level"),
+        ("staff", "not-a-uuid", {"hours_before": 2}, UnknownTarget, "is not a UUID"),
+        ("company", other.company_id, {"hours_before": 2}, UnknownTarget, "is not company"),
+        ("region", 1, {"hours_before": 2}, UnknownTarget, "unknown level"),
     ]
     for level, entity, config, error, message in cases:
         with pytest.raises(error, match=message):

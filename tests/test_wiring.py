@@ -17,6 +17,7 @@ from api.deps import Deps
 from calcom.finder import SlotFinder
 from config import Settings
 from devstack.stack import dev_processes
+from store.notification_settings import NotificationSettings
 from store.policies import PolicyResolver
 from tests.conftest import render
 from wiring import Services, open_services
@@ -42,8 +43,11 @@ def _assert_wired(services: Services, worker: Worker, deps: Deps | None) -> None
     assert resolvers
     assert all(resolver is services.policies for resolver in resolvers)
     assert _held_by_activities(worker, SlotFinder) == [services.slots]
+    assert _held_by_activities(worker, NotificationSettings) == [services.notification_settings]
+    assert services.notification_settings.listener is services.policies.listener
     if deps is not None:
         assert deps.policies is services.policies
+        assert deps.notification_settings is services.notification_settings
         assert deps.slots is services.slots
 
 
@@ -71,4 +75,5 @@ async def test_production_worker_and_api_are_wired_the_same_way(
         _assert_wired(services, worker_for(services), None)
     async with open_api_deps(settings) as deps:
         assert deps.policies.listener is not None
+        assert deps.notification_settings.listener is deps.policies.listener
         assert deps.slots.cache.ttl_seconds == settings.calcom_cache_ttl_seconds

@@ -2,9 +2,10 @@
 
 Before this module the API, the worker and the dev stack each wired the same parts by hand and drifted (the
 dev API had no slot cache, the dev worker no policy-change listener). Now `open_services` builds them once:
-the database engine and sessions, the hierarchical-settings resolver with its cache and its LISTEN
-connection, the Cal.com client with its limiter, the cached slot finder, and the Temporal client with the
-data converter. Whoever opens it owns it; leaving the context closes all of it.
+the database engine and sessions, the hierarchical settings (policies and notification settings, each
+with its cache, both kept current by one LISTEN connection), the Cal.com client with its limiter, the
+cached slot finder, and the Temporal client with the data converter. Whoever opens it owns it; leaving
+the context closes all of it.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from config import LOCAL_TEMPORAL_ADDRESS, Settings, database_url_of
 from models.calcom import Slot
 from starter.client import CallbackClient
 from store.db import create_engine, session_factory
-from store.policies import PolicyResolver
-from store.policy_cache import PolicyCache
+from store.notification_settings import NotificationSettings, NotificationSettingsCache
+from store.policies import PolicyCache, PolicyResolver
+from store.settings_cache import SettingsListener
 from telemetry.runtime import SdkMetrics, sdk_metrics
 
 
@@ -58,6 +60,9 @@ class Services:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     policies: PolicyResolver
+    notification_settings: NotificationSettings
+    # The one LISTEN connection that keeps both settings caches current.
+    settings_listener: SettingsListener
     calcom: CalcomClient
     slots: SlotFinder
     temporal: Client
@@ -80,9 +85,14 @@ async def open_services(
         engine = create_engine(url)
         stack.push_async_callback(engine.dispose)
         sessions = session_factory(engine)
-        policies = PolicyResolver(sessions, PolicyCache(ttl_seconds=settings.policy_cache_ttl_seconds))
-        await policies.listen(url)
-        stack.push_async_callback(policies.close)
+        # Both tables of hierarchical settings use the policy cache's TTL: one knob for one mechanism.
+        ttl = settings.policy_cache_ttl_seconds
+        policy_cache, notification_cache = PolicyCache(ttl), NotificationSettingsCache(ttl)
+        listener = SettingsListener(url, [policy_cache, notification_cache])
+        await listener.start()
+        stack.push_async_callback(listener.stop)
+        policies = PolicyResolver(sessions, policy_cache, listener)
+        notification_settings = NotificationSettings(sessions, notification_cache, listener)
         calcom = await stack.enter_async_context(CalcomClient.from_settings(settings))
         slots = SlotFinder(
             calcom,
@@ -98,6 +108,8 @@ async def open_services(
             engine=engine,
             sessions=sessions,
             policies=policies,
+            notification_settings=notification_settings,
+            settings_listener=listener,
             calcom=calcom,
             slots=slots,
             temporal=client,
@@ -106,7 +118,7 @@ async def open_services(
 
 
 def api_deps(services: Services) -> Deps:
-    """The API's view of the composition root: the same cached resolver and slot finder as the worker."""
+    """The API's view of the composition root: the same cached settings and slot finder as the worker."""
     return Deps.build(
         services.settings,
         services.sessions,
@@ -114,6 +126,7 @@ def api_deps(services: Services) -> Deps:
         services.slots,
         policies=services.policies,
         sdk_metrics_url=services.sdk.url if services.sdk else None,
+        notification_settings=services.notification_settings,
     )
 
 

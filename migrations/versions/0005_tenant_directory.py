@@ -2,7 +2,7 @@
 holidays and closures, staff working hours and absences, external ids for imports, customer erasure
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-02 11:00:00
 
 Everything a real tenant brings: its branches' calendars (country and subdivision for public holidays,
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

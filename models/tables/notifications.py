@@ -35,6 +35,10 @@ from models.tables.base import (
 
 
 class NotificationConfiguration(Timestamps, SoftDelete, Base):
+    """A notification setting of one entity for one event and channel. Trigger
+    `notification_configurations_notify` (migration 0004) NOTIFYs channel `notification_settings_changed`
+    on every change, so every process's settings cache drops it (store/settings_cache.py)."""
+
     __tablename__ = "notification_configurations"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

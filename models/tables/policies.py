@@ -20,7 +20,7 @@ from models.tables.base import (
 
 class PolicyConfiguration(Timestamps, SoftDelete, Base):
     """A policy of one entity. Trigger `policy_configurations_notify` (migration 0002) NOTIFYs channel
-    `policy_changed` on every change, so every process's policy cache drops it (store/policy_cache.py)."""
+    `policy_changed` on every change, so every process's policy cache drops it (store/settings_cache.py)."""
 
     __tablename__ = "policy_configurations"
 

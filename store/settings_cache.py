@@ -1,14 +1,17 @@
-"""The in-process cache of policies and its cross-process invalidation (DESIGN §3.3).
+"""The in-process cache of hierarchical settings and its cross-process invalidation (DESIGN §3.3, §3.5).
 
-What is cached: per (company, policy type), every active configuration of that company (a *snapshot*),
-plus the merged policy of each entity set resolved from it. A hit is two dictionary look-ups; a company's
-snapshot is one query, however many of its entities are resolved afterwards.
+Policies and notification settings are cached the same way, one `SettingsCache` per table, so a new
+table of hierarchical settings gets the same guarantees by declaring its `ChangeFeed`.
 
-Invalidation: a trigger on `policy_configurations` NOTIFYs channel `policy_changed` inside the changing
-transaction (migration 0002). Each process keeps one `PolicyListener` on its own asyncpg connection that
-LISTENs there and drops the company's snapshots when a notification arrives. Safety rules:
+What is cached: per (company, topic) — a policy type, an event type — every active configuration of that
+company (a *snapshot*), plus the merged setting of each entity set resolved from it. A hit is two
+dictionary look-ups; a company's snapshot is one query, however many of its entities are resolved after.
 
-- The cache serves and stores nothing while its listener is not connected (a notification could be
+Invalidation: a trigger on each table NOTIFYs its channel inside the changing transaction (migrations
+0002 and 0004). Each process keeps one `SettingsListener` on its own asyncpg connection that LISTENs on
+the channels of all its caches and drops a company's snapshots when a notification arrives. Safety rules:
+
+- A cache serves and stores nothing while its listener is not connected (a notification could be
   missed), and it is cleared whenever the listener (re)connects.
 - A snapshot is stored only if no invalidation of its company happened while it was being loaded
   (generation check), so a read that raced with a change never caches the old state.
@@ -22,41 +25,62 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from sqlalchemy.engine import URL
 
 from rules.policy_merge import MergedPolicy, layers_for, merge_layers
 from store.db import async_url
-from telemetry import metrics
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "policy_changed"
 DEFAULT_TTL_SECONDS = 300.0
+# The facet of a topic that is not split any further (a policy type is one setting per entity).
+WHOLE = ""
 
-# (level, configurable_id) -> config
+# (level, configurable_id) -> the keys that level sets
 Configs = dict[tuple[str, str], dict[str, Any]]
+# facet (a notification channel, or WHOLE) -> Configs
+Sections = dict[str, Configs]
+
+
+class LookupCounter(Protocol):
+    """What a cache reports its hits and misses to (a Prometheus counter labelled by result)."""
+
+    def labels(self, result: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ChangeFeed:
+    """How one table announces its changes: the NOTIFY channel and the payload key naming the topic."""
+
+    table: str
+    channel: str
+    topic_key: str
+    lookups: LookupCounter
 
 
 @dataclass
 class Snapshot:
-    """All active configurations of one company and policy type, and the merges made from them."""
+    """All active configurations of one company and topic, and the merges made from them."""
 
-    configs: Configs
+    sections: Sections
     expires_at: float
-    merged: dict[tuple[tuple[str, str], ...], MergedPolicy] = field(default_factory=dict)
+    merged: dict[tuple[str, tuple[tuple[str, str], ...]], MergedPolicy] = field(default_factory=dict)
 
-    def resolve(self, entities: Mapping[str, str]) -> MergedPolicy:
-        key = tuple(entities.items())
+    def resolve(self, entities: Mapping[str, str], facet: str = WHOLE) -> MergedPolicy:
+        key = (facet, tuple(entities.items()))
         found = self.merged.get(key)
         if found is None:
-            found = merge_layers(layers_for(self.configs, entities))
+            found = merge_layers(layers_for(self.sections.get(facet, {}), entities))
             self.merged[key] = found
         return found
+
+    def configs(self, facet: str = WHOLE) -> Configs:
+        return self.sections.get(facet, {})
 
 
 @dataclass(frozen=True)
@@ -85,10 +109,16 @@ def _asyncpg_dsn(url: URL) -> dict[str, Any]:
     }
 
 
-class PolicyCache:
-    """Snapshots keyed by (company_id, policy_type); usable only while `enabled` (listener connected)."""
+class SettingsCache:
+    """Snapshots of one table keyed by (company_id, topic); usable only while `enabled` (listener up)."""
 
-    def __init__(self, ttl_seconds: float = DEFAULT_TTL_SECONDS, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        feed: ChangeFeed,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.feed = feed
         self.ttl = ttl_seconds
         self._clock = clock
         self._snapshots: dict[tuple[int, str], Snapshot] = {}
@@ -102,15 +132,15 @@ class PolicyCache:
 
     # --- reads ---------------------------------------------------------------------------------
 
-    def get(self, company_id: int, policy_type: str) -> Snapshot | None:
+    def get(self, company_id: int, topic: str) -> Snapshot | None:
         """The live snapshot, or None (counted as a miss by the caller through `count`)."""
         if not self.enabled:
             return None
-        snapshot = self._snapshots.get((company_id, policy_type))
+        snapshot = self._snapshots.get((company_id, topic))
         if snapshot is None:
             return None
         if snapshot.expires_at <= self._clock():
-            del self._snapshots[(company_id, policy_type)]
+            del self._snapshots[(company_id, topic)]
             return None
         return snapshot
 
@@ -118,18 +148,18 @@ class PolicyCache:
         self.hits += hits
         self.misses += misses
         if hits:
-            metrics.POLICY_CACHE_LOOKUPS.labels("hit").inc(hits)
+            self.feed.lookups.labels("hit").inc(hits)
         if misses:
-            metrics.POLICY_CACHE_LOOKUPS.labels("miss").inc(misses)
+            self.feed.lookups.labels("miss").inc(misses)
 
     def token(self, company_id: int) -> tuple[int, int]:
         """Taken before a load; `put` stores the loaded snapshot only if the token is still current."""
         return (self._epoch, self._generations.get(company_id, 0))
 
-    def put(self, company_id: int, policy_type: str, configs: Configs, token: tuple[int, int]) -> Snapshot:
-        snapshot = Snapshot(configs, self._clock() + self.ttl)
+    def put(self, company_id: int, topic: str, sections: Sections, token: tuple[int, int]) -> Snapshot:
+        snapshot = Snapshot(sections, self._clock() + self.ttl)
         if self.enabled and token == self.token(company_id):
-            self._snapshots[(company_id, policy_type)] = snapshot
+            self._snapshots[(company_id, topic)] = snapshot
         return snapshot
 
     def stats(self) -> CacheStats:
@@ -137,10 +167,10 @@ class PolicyCache:
 
     # --- invalidation --------------------------------------------------------------------------
 
-    def invalidate(self, company_id: int, policy_type: str | None = None) -> None:
+    def invalidate(self, company_id: int, topic: str | None = None) -> None:
         self._generations[company_id] = self._generations.get(company_id, 0) + 1
         for key in [k for k in self._snapshots if k[0] == company_id]:
-            if policy_type is None or key[1] == policy_type:
+            if topic is None or key[1] == topic:
                 del self._snapshots[key]
         self._note_change()
 
@@ -170,22 +200,31 @@ class PolicyCache:
             if message.get("all"):
                 self.clear()
             else:
-                self.invalidate(int(message["company_id"]), message.get("policy_type"))
+                self.invalidate(int(message["company_id"]), message.get(self.feed.topic_key))
         except (ValueError, KeyError, TypeError):
-            log.warning("unreadable policy notification %r: clearing the policy cache", payload)
+            log.warning("unreadable %s notification %r: clearing its cache", self.feed.table, payload)
             self.clear()
 
 
-class PolicyListener:
-    """LISTENs on `policy_changed` over its own connection and keeps `cache` in step with the database.
+class SettingsListener:
+    """LISTENs on the channels of `caches` over one connection and keeps them in step with the database.
 
-    While it is not connected the cache is disabled (every resolution reads the database); it reconnects
-    with backoff after the connection is lost and clears the cache when it is back.
+    One per process serves every settings table: one connection, one reconnect loop, one `sync()` barrier.
+    While it is not connected the caches are disabled (every resolution reads the database); it
+    reconnects with backoff after the connection is lost and clears the caches when it is back.
     """
 
-    def __init__(self, database_url: str | URL, cache: PolicyCache, *, max_backoff_seconds: float = 5.0):
+    def __init__(
+        self,
+        database_url: str | URL,
+        caches: Sequence[SettingsCache],
+        *,
+        max_backoff_seconds: float = 5.0,
+    ):
         self._dsn = _asyncpg_dsn(async_url(database_url))
-        self._cache = cache
+        self._caches = {cache.feed.channel: cache for cache in caches}
+        if len(self._caches) != len(caches):
+            raise ValueError("two caches on the same channel: each table needs its own cache")
         self._max_backoff = max_backoff_seconds
         self._connection: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -195,13 +234,17 @@ class PolicyListener:
         self._connected = asyncio.Condition()
         self._sync_lock = asyncio.Lock()
 
+    @property
+    def caches(self) -> list[SettingsCache]:
+        return list(self._caches.values())
+
     async def start(self) -> None:
-        """Connect and LISTEN; returns once the cache is live. Raises if the first connection fails."""
+        """Connect and LISTEN; returns once the caches are live. Raises if the first connection fails."""
         await self._connect()
-        self._task = asyncio.create_task(self._supervise(), name="policy-listener")
+        self._task = asyncio.create_task(self._supervise(), name="settings-listener")
 
     async def stop(self) -> None:
-        self._cache.enabled = False
+        self._set_enabled(False)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -212,7 +255,7 @@ class PolicyListener:
                 await self._connection.close(timeout=5)
             self._connection = None
 
-    async def __aenter__(self) -> PolicyListener:
+    async def __aenter__(self) -> SettingsListener:
         await self.start()
         return self
 
@@ -227,7 +270,7 @@ class PolicyListener:
         await self._ready.wait()
 
     async def sync(self) -> None:
-        """Return once every change committed before this call has reached the cache.
+        """Return once every change committed before this call has reached the caches.
 
         PostgreSQL signals listening sessions when a NOTIFYing transaction commits and sends pending
         notifications ahead of the next query's result, so one round trip on the listening connection
@@ -235,7 +278,7 @@ class PolicyListener:
         """
         connection = self._connection
         if connection is None or connection.is_closed():
-            return  # the cache is off while disconnected: nothing stale can be served
+            return  # the caches are off while disconnected: nothing stale can be served
         async with self._sync_lock:
             await connection.execute("SELECT 1")
         await asyncio.sleep(0)
@@ -245,26 +288,35 @@ class PolicyListener:
         async with self._connected:
             await self._connected.wait_for(lambda: self.connects >= count)
 
+    def _set_enabled(self, enabled: bool) -> None:
+        for cache in self._caches.values():
+            cache.enabled = enabled
+
     async def _connect(self) -> None:
         connection = await asyncpg.connect(**self._dsn)
-        await connection.add_listener(CHANNEL, self._on_notification)
+        for channel in self._caches:
+            await connection.add_listener(channel, self._on_notification)
         connection.add_termination_listener(self._on_termination)
         self._connection = connection
         self._lost.clear()
         # Anything cached before this LISTEN took effect may have missed a change.
-        self._cache.clear()
-        self._cache.enabled = True
+        for cache in self._caches.values():
+            cache.clear()
+        self._set_enabled(True)
         self.connects += 1
         self._ready.set()
         async with self._connected:
             self._connected.notify_all()
 
-    def _on_notification(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
-        self._cache.handle_notification(str(payload))
+    def _on_notification(self, _connection: object, _pid: int, channel: str, payload: object) -> None:
+        cache = self._caches.get(channel)
+        if cache is not None:
+            cache.handle_notification(str(payload))
 
     def _on_termination(self, _connection: object) -> None:
-        self._cache.enabled = False
-        self._cache.clear()
+        self._set_enabled(False)
+        for cache in self._caches.values():
+            cache.clear()
         self._ready.clear()
         self._lost.set()
 
@@ -276,9 +328,9 @@ class PolicyListener:
             while True:
                 try:
                     await self._connect()
-                    log.info("policy listener reconnected")
+                    log.info("settings listener reconnected")
                     break
                 except (OSError, asyncpg.PostgresError) as exc:
-                    log.warning("policy listener cannot connect (%s); retrying in %.1f s", exc, backoff)
+                    log.warning("settings listener cannot connect (%s); retrying in %.1f s", exc, backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self._max_backoff)

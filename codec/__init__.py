@@ -1,4 +1,4 @@
-"""Payload encryption for Temporal (DESIGN §8, issue 16): the key ring (`codec.keys`), the codec
+"""Payload encryption for Temporal (docs/design.md §8): the key ring (`codec.keys`), the codec
 (`codec.payload`) and the data converter every client, worker and Replayer uses (`codec.converter`).
 
 Sits beside store/, calcom/ and channels/: it imports models/ and third-party libraries only.

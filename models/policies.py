@@ -1,5 +1,5 @@
 """Policy shapes: the validated `config` of each policy type, the subject a policy is resolved for, and
-the `PolicyResult` every decision returns (DESIGN §3.3).
+the `PolicyResult` every decision returns (docs/design.md §3.3).
 
 A `config` is stored as JSON in `policy_configurations.config`; it is validated here before it is written,
 so a bad key, a negative number of hours or a tier list out of order is refused with a clear message and

@@ -2,7 +2,7 @@
 
 Cal.com API v2 sends one header triple per named limit (`X-RateLimit-Remaining-Default`, `-Short`, ...)
 with `Reset` in *seconds remaining*; API v1 sent plain `X-RateLimit-Remaining` / `X-RateLimit-Reset` with
-`Reset` as a Unix epoch in milliseconds (older docs said seconds). See `calcom-api.md` §2, §3.
+`Reset` as a Unix epoch in milliseconds (older docs said seconds). See docs/calcom-api.md §2, §3.
 """
 
 from __future__ import annotations

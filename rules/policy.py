@@ -1,4 +1,4 @@
-"""Cancel and reschedule decisions over a merged policy (DESIGN §3.3): pure, no I/O, no clock.
+"""Cancel and reschedule decisions over a merged policy (docs/design.md §3.3): pure, no I/O, no clock.
 
 Everything a decision needs is passed in: the merged policy (rules/policy_merge.py), the appointment's
 facts, `now`, and how many modifications already count against the quota. Hours of notice are measured in

@@ -1,4 +1,4 @@
-"""The in-process cache of hierarchical settings and its cross-process invalidation (DESIGN §3.3, §3.5).
+"""The in-process cache of hierarchical settings and its cross-process invalidation (docs/design.md §3.5).
 
 Policies and notification settings are cached the same way, one `SettingsCache` per table, so a new
 table of hierarchical settings gets the same guarantees by declaring its `ChangeFeed`.

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import schemas
@@ -26,12 +25,12 @@ from api.phones import default_region, to_e164
 from api.problems import ApiProblem, FieldError, invalid, not_found
 from api.ratelimit import retry_after_header
 from models.callbacks import CallbackStatus, NewCallback, StaffAction, StaffCommand, callback_workflow_id
-from models.tables import Branch, CallbackRequest, Company
 from rules.staff_actions import STAFF_ACTIONS
 from rules.transitions import TransitionRefused, check_allowed
 from starter.client import CallbackError, callback_id_for
 from store import callback_queries as queries
-from store.callbacks import reference_errors
+from store import tenant_lookups
+from store.callbacks import callback_exists, reference_errors
 from telemetry import logs as log_context
 
 BULK_CONCURRENCY = 8
@@ -173,14 +172,7 @@ async def bulk(
 async def normalize_phone(deps: Deps, company_id: int | None, branch_id: int, raw: str) -> str:
     """The number in E.164 as creation will store it (national numbers read in the branch's country)."""
     async with deps.sessions() as session:
-        query = (
-            select(Branch.phone_number, Branch.time_zone, Company.time_zone)
-            .join(Company, Company.id == Branch.company_id)
-            .where(Branch.id == branch_id)
-        )
-        if company_id is not None:
-            query = query.where(Branch.company_id == company_id)
-        found = (await session.execute(query)).first()
+        found = await tenant_lookups.branch_phone_context(session, branch_id, company_id)
     if found is None:
         raise invalid("branch_id", f"no such branch in company {company_id}")
     try:
@@ -208,8 +200,7 @@ async def create(
     retry = False
     if idempotency_key is not None:
         async with deps.sessions() as session:
-            existing = await session.get(CallbackRequest, callback_id_for(company_id, idempotency_key))
-            retry = existing is not None
+            retry = await callback_exists(session, callback_id_for(company_id, idempotency_key))
     wait = 0.0 if retry else deps.create_limits.take(principal.key_id)
     if wait > 0:
         raise ApiProblem(

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from sqlalchemy import select
 
 from api import schemas, scoping
 from api.auth import Admin, PolicyReader, Reader
@@ -27,11 +26,13 @@ from models.policies import (
     PolicySubject,
     PolicyType,
 )
-from models.tables import Appointment, Customer, PolicyConfiguration
-from store import appointment_policies
+from models.tables import PolicyConfiguration
+from store import appointment_policies, tenant_lookups
+from store.appointments import upcoming_appointments
 from store.db import transaction
 from store.hierarchy import UnknownTarget
 from store.policies import delete_policy, set_policy
+from store.policies import get_policy as stored_policy
 
 router = APIRouter(tags=["policies"])
 
@@ -91,15 +92,7 @@ async def get_policy(
     company = company_of(principal, company_id)
     entity = scoping.scope_id(scope, scope_id)
     async with deps.sessions() as session:
-        row = await session.scalar(
-            select(PolicyConfiguration).where(
-                PolicyConfiguration.company_id == company,
-                PolicyConfiguration.configurable_type == scope.value,
-                PolicyConfiguration.configurable_id == entity,
-                PolicyConfiguration.policy_type == policy_type.value,
-                PolicyConfiguration.deleted_at.is_(None),
-            )
-        )
+        row = await stored_policy(session, company, scope.value, str(entity), policy_type.value)
     if row is None:
         raise not_found(f"{policy_type.value} policy of {scope.value}", entity)
     return _stored(row)
@@ -201,9 +194,6 @@ async def appointment_policy(
             raise not_found("appointment", appointment_id) from None
 
 
-OPEN_APPOINTMENTS = ("scheduled", "confirmed")
-
-
 @router.get("/v1/customers/{customer_id}/quota", tags=["appointments"])
 async def customer_quota(customer_id: int, principal: Reader, deps: DepsDep) -> dict[str, Any]:
     """Cancellations left over the rolling 30 days (company policy) and, per upcoming appointment, the
@@ -213,10 +203,7 @@ async def customer_quota(customer_id: int, principal: Reader, deps: DepsDep) -> 
     scope = principal.scope()
     now = datetime.now(UTC)
     async with deps.sessions() as session:
-        query = select(Customer.company_id).where(Customer.id == customer_id)
-        if scope is not None:
-            query = query.where(Customer.company_id == scope)
-        company_id = await session.scalar(query)
+        company_id = await tenant_lookups.customer_company(session, customer_id, scope)
         if company_id is None:
             raise not_found("customer", customer_id)
         overall = await appointment_policies.remaining_modifications(
@@ -227,17 +214,7 @@ async def customer_quota(customer_id: int, principal: Reader, deps: DepsDep) -> 
             change=ModificationType.CANCEL,
             now=now,
         )
-        appointments = await session.scalars(
-            select(Appointment)
-            .where(
-                Appointment.company_id == company_id,
-                Appointment.customer_id == customer_id,
-                Appointment.status.in_(OPEN_APPOINTMENTS),
-                Appointment.starts_at > now,
-            )
-            .order_by(Appointment.starts_at)
-            .limit(50)
-        )
+        appointments = await upcoming_appointments(session, company_id, customer_id, now)
         upcoming = []
         for appointment in appointments:
             subject = PolicySubject(

@@ -167,3 +167,24 @@ async def apply_change(session: AsyncSession, command: RecordAppointmentChange) 
             appointment.calcom_booking_uid = command.new_booking_uid
     await session.flush()
     return _state(appointment, recorded.id, created=recorded.created)
+
+
+OPEN_APPOINTMENTS = ("scheduled", "confirmed")
+
+
+async def upcoming_appointments(
+    session: AsyncSession, company_id: int, customer_id: int, now: datetime, *, limit: int = 50
+) -> list[Appointment]:
+    """The customer's open appointments still ahead, soonest first."""
+    found = await session.scalars(
+        select(Appointment)
+        .where(
+            Appointment.company_id == company_id,
+            Appointment.customer_id == customer_id,
+            Appointment.status.in_(OPEN_APPOINTMENTS),
+            Appointment.starts_at > now,
+        )
+        .order_by(Appointment.starts_at)
+        .limit(limit)
+    )
+    return list(found)

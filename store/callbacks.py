@@ -205,3 +205,9 @@ async def reference_errors(session: AsyncSession, request: NewCallback) -> list[
             thing = field.removesuffix("_id").replace("_", " ")
             errors.append(f"{field}: no such {thing} in company {request.company_id}")
     return errors
+
+
+async def callback_exists(session: AsyncSession, callback_id: UUID) -> bool:
+    """Whether the callback's row was written (soft-deleted rows count: the id is taken)."""
+    found = await session.scalar(select(CallbackRequest.id).where(CallbackRequest.id == callback_id))
+    return found is not None

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -192,3 +192,19 @@ class PolicyResolver(HierarchyResolver[PolicyCache]):
         """The callback rules of one callback: settings defaults overlaid by its merged `callback` policy."""
         merged = await self.resolve(subject, PolicyType.CALLBACK.value, session=session)
         return apply_callback_policy(defaults, merged.config)
+
+
+async def get_policy(
+    session: AsyncSession, company_id: int, level: str, entity_id: str, policy_type: str
+) -> PolicyConfiguration | None:
+    """The live (not soft-deleted) policy of one entity and type, as stored."""
+    found: PolicyConfiguration | None = await session.scalar(
+        select(PolicyConfiguration).where(
+            PolicyConfiguration.company_id == company_id,
+            PolicyConfiguration.configurable_type == level,
+            PolicyConfiguration.configurable_id == entity_id,
+            PolicyConfiguration.policy_type == policy_type,
+            PolicyConfiguration.deleted_at.is_(None),
+        )
+    )
+    return found

@@ -126,3 +126,26 @@ async def foreign_entity(
         if not found:
             return kind, value
     return None
+
+
+async def branch_phone_context(
+    session: AsyncSession, branch_id: int, company_id: int | None
+) -> tuple[str | None, str, str] | None:
+    """What reading a national phone number needs: the branch's phone, its zone and its company's zone
+    (api/phones.py picks the region from them); None when the branch is not the company's."""
+    query = (
+        select(Branch.phone_number, Branch.time_zone, Company.time_zone)
+        .join(Company, Company.id == Branch.company_id)
+        .where(Branch.id == branch_id, *_scoped(Branch.company_id, company_id))
+    )
+    found = (await session.execute(query)).first()
+    return None if found is None else (found[0], found[1], found[2])
+
+
+async def customer_company(session: AsyncSession, customer_id: int, company_id: int | None) -> int | None:
+    """The customer's company, or None when there is no such customer in `company_id` (None = any)."""
+    query = select(Customer.company_id).where(
+        Customer.id == customer_id, *_scoped(Customer.company_id, company_id)
+    )
+    found: int | None = await session.scalar(query)
+    return found

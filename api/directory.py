@@ -55,7 +55,7 @@ def paging(
 PagingDep = Annotated[Paging, Depends(paging)]
 
 
-def page_of(model: type[M], found: directory.RowPage, paged: Paging, **extra: Any) -> dict[str, Any]:
+def page_of(model: type[M], found: directory.RowPage, paged: Paging) -> dict[str, Any]:
     return {
         "items": [model.model_validate(row, from_attributes=True) for row in found.rows],
         "total": found.total,

@@ -9,6 +9,7 @@ national number is read in the branch's or the company's country, which only the
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, time
 from decimal import Decimal
@@ -31,7 +32,22 @@ def _naive(value: time) -> time:
 
 
 LocalTime = Annotated[time, AfterValidator(_naive)]
-Email = Annotated[SingleLine, Field(max_length=255, pattern=EMAIL_PATTERN)]
+
+
+def _email(value: str) -> str:
+    if not re.match(EMAIL_PATTERN, value):
+        raise ValueError("is not an email address, e.g. anna@example.org")
+    return value
+
+
+def _currency(value: str) -> str:
+    if not re.match(r"^[A-Z]{3}$", value):
+        raise ValueError("is not an ISO 4217 currency code in capitals, e.g. EUR")
+    return value
+
+
+Email = Annotated[SingleLine, Field(max_length=255), AfterValidator(_email)]
+Currency = Annotated[str, Field(description="ISO 4217"), AfterValidator(_currency)]
 Phone = Annotated[SingleLine, Field(max_length=32, description="international, or national in the country")]
 ExternalId = Annotated[RequiredLine, Field(max_length=255, description="your own id of the row (imports)")]
 Locale = Literal["de", "en"]
@@ -44,7 +60,7 @@ CompanyRef = Annotated[int | None, Field(gt=0, le=MAX_ID, description="super_adm
 class CompanyCreate(Body):
     name: RequiredLine = Field(max_length=255)
     time_zone: TimeZoneName = "UTC"
-    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217")
+    currency: Currency = "EUR"
     webhook_url: SingleLine | None = Field(
         default=None, max_length=2048, description="events are POSTed here, signed (X-Signature-256)"
     )
@@ -58,7 +74,7 @@ class CompanyCreate(Body):
 class CompanyUpdate(Body):
     name: RequiredLine | None = Field(default=None, max_length=255, description="super_admin only")
     time_zone: TimeZoneName | None = Field(default=None)
-    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    currency: Currency | None = None
     webhook_url: SingleLine | None = Field(default=None, max_length=2048)
     calcom_webhook_secret: SingleLine | None = Field(default=None, min_length=8, max_length=255)
     dial_window_start: LocalTime | None = None

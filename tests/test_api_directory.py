@@ -222,7 +222,7 @@ async def test_bad_input_is_refused_by_field_and_writes_nothing(api: ApiEnv, ses
         (admin, "/v1/branches", {"name": "X", "quiet_hours_start": "22:00"}, "quiet_hours_start", "both"),
         (admin, "/v1/branches", {"name": "X", "phone_number": "12"}, "phone_number", "phone number"),
         (admin, "/v1/staff", {"name": "X", "phone_number": "not a phone"}, "phone_number", "phone number"),
-        (admin, "/v1/staff", {"name": "X", "email": "nope"}, "email", "pattern"),
+        (admin, "/v1/staff", {"name": "X", "email": "nope"}, "email", "is not an email address"),
         (admin, "/v1/staff", {"name": "X", "service_ids": [999999]}, "service_ids", "no such service"),
         (admin, "/v1/staff", {"name": "X", "locale": "fr"}, "locale", "'de' or 'en'"),
         (admin, "/v1/customers", {"name": "X", "phone_number": "+49 30"}, "phone_number", "phone number"),
@@ -279,7 +279,7 @@ async def test_bad_input_is_refused_by_field_and_writes_nothing(api: ApiEnv, ses
         ),
         (root, "/v1/companies", {"name": "X", "webhook_url": "ftp://93.184.215.14/"}, "webhook_url", "http"),
         (root, "/v1/companies", {"name": "X", "time_zone": "CET+1"}, "time_zone", "unknown time zone"),
-        (root, "/v1/companies", {"name": "X", "currency": "euro"}, "currency", "pattern"),
+        (root, "/v1/companies", {"name": "X", "currency": "euro"}, "currency", "ISO 4217"),
     ]
     for client, path, body, field, message in cases:
         response = await client.post(path, json=body)
@@ -384,6 +384,7 @@ async def test_company_settings_and_webhook_secret_rotation(api: ApiEnv, session
     path = f"/v1/companies/{tenant.company_id}"
 
     assert (await admin.patch(path, json={"name": "Renamed"})).status_code == 403
+    assert (await admin.post("/v1/companies", json={"name": "Mine"})).status_code == 403
     assert (await worker.patch(path, json={"currency": "CHF"})).status_code == 403
     first = await ok(
         await admin.patch(path, json={"webhook_url": PUBLIC_HOOK, "calcom_webhook_secret": "cal-secret-123"})

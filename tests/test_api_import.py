@@ -149,6 +149,18 @@ async def test_services_customers_uploads_and_refused_files(api: ApiEnv, session
     rerun = await ok(await admin.post("/v1/import/customers", files={"file": ("k.csv", customers.encode())}))
     assert rerun["unchanged"] == 1
 
+    # Larger than the API's usual body limit (256 KB): imports have their own (CALLBACKS_IMPORT_MAX_BYTES).
+    big = "external_id,name,email\n" + "".join(
+        f"B-{n:05d},Kundin Nummer {n:05d} mit langem Namen,kundin{n:05d}@example.org\n" for n in range(4000)
+    )
+    assert len(big.encode()) > api.deps.settings.api_max_body_bytes
+    bulk = await ok(
+        await admin.post("/v1/import/customers", content=big, headers={"Content-Type": "text/csv"})
+    )
+    assert (bulk["created"], bulk["refused"]) == (4000, [])
+    too_big = await admin.post("/v1/callbacks", content=big, headers={"Content-Type": "application/json"})
+    assert too_big.status_code == 413
+
     before = (await count(sessions, Customer), await count(sessions, Service))
     for body, field, message in [
         ("external_id,name,fax\nC-9,X,1\n", "columns", "unknown column 'fax'"),

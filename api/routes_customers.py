@@ -8,11 +8,11 @@ tenant's `external_id`. The quota endpoint (/v1/customers/{id}/quota) lives with
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 
-from api.auth import Admin, Principal, Reader
+from api.auth import WORKERS, Admin, Principal, require
 from api.deps import Deps
 from api.directory import (
     CompanyFilter,
@@ -35,6 +35,8 @@ from store import directory
 from store.db import transaction
 
 router = APIRouter(prefix="/v1/customers", tags=["directory"])
+# Personal data: the people who call customers back read them, service integrations do not.
+CustomerReader = Annotated[Principal, Depends(require(WORKERS, "read customers"))]
 NOT_NULL = ("name", "locale")
 
 
@@ -81,7 +83,7 @@ async def update_customer(
 
 @router.get("", response_model=Page[CustomerOut])
 async def list_customers(
-    principal: Reader, deps: DepsDep, paged: PagingDep, company_id: CompanyFilter = None
+    principal: CustomerReader, deps: DepsDep, paged: PagingDep, company_id: CompanyFilter = None
 ) -> dict[str, Any]:
     """The company's customers by name; `q` searches name, email, phone (digits) and external id."""
     async with deps.sessions() as session:
@@ -102,7 +104,7 @@ async def post_customer(body: CustomerCreate, principal: Admin, deps: DepsDep) -
 
 
 @router.get("/{customer_id}", response_model=CustomerOut)
-async def get_customer(customer_id: IntId, principal: Reader, deps: DepsDep) -> dict[str, Any]:
+async def get_customer(customer_id: IntId, principal: CustomerReader, deps: DepsDep) -> dict[str, Any]:
     async with deps.sessions() as session:
         row = await scoped(session, Customer, customer_id, principal, "customer")
         return CustomerOut.model_validate(row, from_attributes=True).model_dump()

@@ -164,7 +164,8 @@ async def test_lists_search_and_page_like_the_callbacks(api: ApiEnv, sessions: S
             ),
             201,
         )
-    page = await ok(await service_key.get("/v1/customers", params={"q": "kunde", "page_size": 3, "page": 3}))
+    assert (await service_key.get("/v1/customers")).status_code == 403  # personal data: not for services
+    page = await ok(await admin.get("/v1/customers", params={"q": "kunde", "page_size": 3, "page": 3}))
     assert page["total"] == 7
     assert [item["name"] for item in page["items"]] == ["Kunde 6"]
     by_phone = await ok(await admin.get("/v1/customers", params={"q": "5550003"}))

@@ -21,10 +21,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import (
     routes_appointments,
+    routes_branches,
     routes_callbacks,
+    routes_companies,
+    routes_customers,
+    routes_import,
+    routes_keys,
     routes_notifications,
     routes_policies,
+    routes_services,
     routes_slots,
+    routes_staff,
 )
 from api.deps import Deps
 from api.metrics import RequestLog, read_model_gauges
@@ -53,19 +60,28 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 class BodyLimit:
-    """Refuse bodies over `limit` bytes before they are read into memory (announced or streamed)."""
+    """Refuse bodies over `limit` bytes before they are read into memory (announced or streamed);
+    `overrides` gives paths starting with a prefix their own limit (e.g. CSV imports)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, overrides: dict[str, int] | None = None) -> None:
         self.app = app
-        self.limit = limit
+        self.default_limit = limit
+        self.overrides = overrides or {}
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.overrides.items():
+            if path.startswith(prefix):
+                return limit
+        return self.default_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope.get("path", ""))
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._refuse(scope, send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._refuse(scope, send, limit)
             return
         seen = 0
         too_large = False
@@ -76,7 +92,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     too_large = True
                     raise _TooLarge
             return message
@@ -88,23 +104,23 @@ class BodyLimit:
                 await send(message)
             elif not refused:
                 refused = True
-                await self._refuse(scope, send)
+                await self._refuse(scope, send, limit)
 
         try:
             await self.app(scope, counting, replacing)
         except _TooLarge:
             if not refused:
-                await self._refuse(scope, send)
+                await self._refuse(scope, send, limit)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
         body = json.dumps(
             {
                 "type": "/problems/body-too-large",
                 "title": "Content Too Large",
                 "status": 413,
-                "detail": f"the body is larger than {self.limit} bytes",
+                "detail": f"the body is larger than {limit} bytes",
                 "instance": scope.get("path", ""),
-                "errors": [{"field": "body", "message": f"at most {self.limit} bytes are accepted"}],
+                "errors": [{"field": "body", "message": f"at most {limit} bytes are accepted"}],
             }
         ).encode()
         await send(
@@ -160,6 +176,16 @@ def create_app(
     app.include_router(routes_slots.router)
     app.include_router(routes_appointments.router)
     app.include_router(routes_notifications.router)
+    for directory in (
+        routes_companies,
+        routes_branches,
+        routes_services,
+        routes_staff,
+        routes_customers,
+        routes_import,
+        routes_keys,
+    ):
+        app.include_router(directory.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -201,7 +227,11 @@ def create_app(
         await read_model_gauges.refresh(current.sessions)
         return Response(await scrape(current.sdk_metrics_url), media_type=metrics.CONTENT_TYPE)
 
-    app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.api_max_body_bytes,
+        overrides={routes_import.PREFIX + "/": settings.import_max_bytes},
+    )
     # Outermost: the log line and the metrics see every answer, the 413 of BodyLimit included.
     app.add_middleware(RequestLog)
     return app

@@ -110,6 +110,14 @@ async def authenticate(
         raise ApiProblem(
             401, "the API key is unknown or revoked", slug="unauthorized", headers=UNAUTHORIZED_HEADERS
         )
+    if not record.staff_active:
+        # Deactivating a staff member stops their keys at once (no cache in between).
+        raise ApiProblem(
+            401,
+            "the API key's staff member is deactivated",
+            slug="unauthorized",
+            headers=UNAUTHORIZED_HEADERS,
+        )
     principal = principal_of(record)
     request.state.principal = principal
     log_context.bind(company_id=record.company_id)

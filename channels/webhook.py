@@ -1,6 +1,8 @@
 """Signed webhooks: POST JSON to the company's URL.
 
-`X-Signature-256` is the hex HMAC-SHA256 of the raw body with the company's secret. The body carries the
+`X-Signature-256` is the hex HMAC-SHA256 of the raw body with the company's current secret (after a
+rotation, `POST /v1/companies/{id}/webhook-secret`, the previous one is only kept for receivers that still
+verify with it during the grace period; nothing is signed with it any more). The body carries the
 send time (`timestamp`, also in the `X-Webhook-Timestamp` header), so the signature covers it and a
 receiver can refuse old replays. `X-Event-Id` is stable per (event, recipient, channel) across retries.
 Only 5xx answers, timeouts and transport errors are worth another try; any other answer is final.

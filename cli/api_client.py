@@ -58,10 +58,13 @@ class ApiClient:
         params: dict[str, Any] | None = None,
         json: Any = None,
         headers: dict[str, str] | None = None,
+        content: bytes | None = None,
     ) -> Any:
         clean = {key: value for key, value in (params or {}).items() if value is not None and value != []}
         try:
-            response = self._http.request(method, path, params=clean, json=json, headers=headers)
+            response = self._http.request(
+                method, path, params=clean, json=json, headers=headers, content=content
+            )
         except httpx.HTTPError as exc:
             raise ApiError(
                 0, {"title": f"cannot reach the API at {self._http.base_url}", "detail": str(exc)}

@@ -87,6 +87,20 @@ class Settings(BaseSettings):
     api_max_body_bytes: PositiveInt = 256 * 1024
     api_bulk_max_ids: PositiveInt = 100
 
+    # The tenant directory (api/routes_companies.py … api/routes_import.py).
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="accept company webhook URLs on loopback, link-local, private or metadata addresses "
+        "(only for an operator whose receivers really live there)",
+    )
+    webhook_secret_grace_hours: PositiveFloat = Field(
+        default=24.0, description="after a rotation the previous webhook secret stays known this long"
+    )
+    import_max_bytes: PositiveInt = Field(
+        default=4 * 1024 * 1024, description="largest CSV a bulk import accepts (POST /v1/import/…)"
+    )
+    import_max_rows: PositiveInt = 20_000
+
     # Staff console (console/), served by the API app at /console.
     console_secret: str | None = Field(
         default=None,

@@ -13,7 +13,19 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.staticfiles import StaticFiles
 
 from config import Settings
-from console import auth, dashboard, detail, new, queue
+from console import (
+    admin,
+    admin_branches,
+    admin_companies,
+    admin_customers,
+    admin_services,
+    admin_staff,
+    auth,
+    dashboard,
+    detail,
+    new,
+    queue,
+)
 from console.badge import PendingBadge
 from console.context import ConsoleState, CsrfRefused, SignInRequired, language_of
 from console.i18n import translator
@@ -38,6 +50,10 @@ def install(app: FastAPI, settings: Settings) -> None:
     # `new` before `detail`: /console/callbacks/new must not be read as a callback id.
     for page in (auth, queue, new, detail, dashboard):
         app.include_router(page.router)
+    # The admin section (admin and super_admin keys): the directory's resource pages.
+    app.include_router(admin.home_router)
+    for resource in (admin_branches, admin_services, admin_staff, admin_customers, admin_companies):
+        app.include_router(resource.router)
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
     app.add_exception_handler(SignInRequired, _sign_in_redirect)
     app.add_exception_handler(CsrfRefused, _csrf_refused)

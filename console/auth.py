@@ -69,7 +69,7 @@ async def login(request: Request, deps: Annotated[Deps, Depends(get_deps)]) -> R
     if secret and secret.isascii() and len(secret) <= 128:
         async with transaction(deps.sessions) as session:
             record = await api_keys.authenticate(session, secret, service.now())
-    if record is None:
+    if record is None or not record.staff_active:
         return again(t("login.bad_key"), 401)
     if Role(record.role) not in WORKERS:
         return again(t("login.wrong_role", role=record.role), 403)

@@ -106,7 +106,7 @@ async def signed_in(request: Request, deps: Annotated[Deps, Depends(get_deps)]) 
         raise SignInRequired
     async with deps.sessions() as db:
         record = await api_keys.get_active(db, session.key_id)
-        if record is None:
+        if record is None or not record.staff_active:
             raise SignInRequired
         principal = principal_of(record)
         if principal.role not in WORKERS:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from console.i18n_admin import ADMIN_MESSAGES
+
 LANGUAGES = ("de", "en")
 DEFAULT_LANGUAGE = "de"
 
@@ -364,6 +366,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "signed_in_as": "signed in: {who}",
     },
 }
+
+for _language, _messages in ADMIN_MESSAGES.items():
+    MESSAGES[_language].update(_messages)
 
 
 def pick_language(cookie: str | None, accept_language: str | None) -> str:

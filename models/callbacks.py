@@ -260,6 +260,17 @@ class ChangePriority(StaffCommand):
     priority: Priority
 
 
+class StaffDeactivated(Frozen):
+    """The Signal `staff_deactivated`: a staff member left (was deactivated). A callback they hold is
+    handed to someone else by its own workflow, or left pending when nobody else can take it."""
+
+    staff_id: UUID
+    actor: str = "system"
+
+
+STAFF_DEACTIVATED_SIGNAL = "staff_deactivated"
+
+
 # --- activity messages --------------------------------------------------------------------------
 
 

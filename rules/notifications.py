@@ -302,8 +302,9 @@ def plan_deliveries(
     return planned
 
 
-# Events that only go into the audit trail: nobody needs a message about them.
-AUDIT_ONLY_EVENTS = frozenset({"callback.slots_suggested"})
+# Events that only go into the audit trail: nobody needs a message about them (a reassignment brings
+# its own `assigned` event, which tells the new assignee).
+AUDIT_ONLY_EVENTS = frozenset({"callback.slots_suggested", "callback.reassigned"})
 
 
 def events_to_notify(events: Sequence[CallbackEvent]) -> list[CallbackEvent]:

@@ -28,6 +28,7 @@ from models.callbacks import (
     CreatedCallback,
     NewCallback,
     StaffCommand,
+    StaffDeactivated,
     callback_workflow_id,
     mask_phone,
 )
@@ -146,6 +147,19 @@ class CallbackClient:
     async def send(self, callback_id: UUID, command: StaffCommand) -> None:
         """The same action as a Signal: fire and forget (a refusal is only logged by the workflow)."""
         await self.handle(callback_id).signal(spec_of(command).action.value, command)
+
+    async def staff_deactivated(self, callback_id: UUID, staff_id: UUID, actor: str = "system") -> bool:
+        """Tell the callback's workflow that `staff_id` left (Signal `staff_deactivated`): if the callback
+        is open and theirs, the workflow reassigns it. False when the workflow has already finished."""
+        try:
+            await self.handle(callback_id).signal(
+                CallbackWorkflow.staff_deactivated, StaffDeactivated(staff_id=staff_id, actor=actor)
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return True
 
     async def state(self, callback_id: UUID) -> CallbackState | None:
         return await self.handle(callback_id).query(CallbackWorkflow.state)

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.tables import API_KEY_ROLES, ApiKey, Company, Staff
@@ -39,6 +39,8 @@ class KeyRecord:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    # False for a staff key whose staff member was deactivated: such a key opens nothing.
+    staff_active: bool = True
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def _record(row: ApiKey) -> KeyRecord:
+def _record(row: ApiKey, staff_active: bool | None = True) -> KeyRecord:
     return KeyRecord(
         id=row.id,
         name=row.name,
@@ -62,6 +64,7 @@ def _record(row: ApiKey) -> KeyRecord:
         created_at=row.created_at,
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
+        staff_active=staff_active is not False,
     )
 
 
@@ -89,6 +92,8 @@ async def create_key(
         staff = await session.get(Staff, staff_id)
         if staff is None or staff.company_id != company_id:
             raise InvalidKeyRequest(f"staff {staff_id} is not a staff member of company {company_id}")
+        if not staff.is_active:
+            raise InvalidKeyRequest(f"staff {staff_id} is deactivated")
     elif staff_id is not None:
         raise InvalidKeyRequest("only staff keys are bound to a staff member")
     prefix = secrets.token_hex(4)
@@ -109,20 +114,30 @@ async def create_key(
 
 async def authenticate(session: AsyncSession, secret: str, now: datetime) -> KeyRecord | None:
     """The active key with this secret, or None (unknown and revoked keys look the same)."""
-    row = await session.scalar(
-        select(ApiKey).where(ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None))
-    )
-    if row is None:
+    found = (
+        await session.execute(
+            _with_staff().where(ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None))
+        )
+    ).first()
+    if found is None:
         return None
+    row, staff_active = found
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
         await session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
-    return _record(row)
+    return _record(row, staff_active)
+
+
+def _with_staff() -> Select[ApiKey, bool]:
+    """The key and whether its staff member (if it has one) is active, in the same query."""
+    return select(ApiKey, Staff.is_active).outerjoin(Staff, Staff.id == ApiKey.staff_id)
 
 
 async def get_active(session: AsyncSession, key_id: int) -> KeyRecord | None:
     """The key behind a console session, re-read on every request so that revoking it ends the session."""
-    row = await session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)))
-    return _record(row) if row is not None else None
+    found = (
+        await session.execute(_with_staff().where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)))
+    ).first()
+    return _record(found[0], found[1]) if found is not None else None
 
 
 async def list_keys(
@@ -146,5 +161,16 @@ async def revoke_key(session: AsyncSession, key: str) -> KeyRecord | None:
         .where(condition, ApiKey.revoked_at.is_(None))
         .values(revoked_at=func.now())
         .returning(ApiKey)
+    )
+    return _record(row) if row is not None else None
+
+
+async def revoke_by_id(session: AsyncSession, key_id: int, company_id: int | None) -> KeyRecord | None:
+    """Revoke one key of the company (any company for None); None when no such active key is there."""
+    conditions = [ApiKey.id == key_id, ApiKey.revoked_at.is_(None)]
+    if company_id is not None:
+        conditions.append(ApiKey.company_id == company_id)
+    row = await session.scalar(
+        update(ApiKey).where(*conditions).values(revoked_at=func.now()).returning(ApiKey)
     )
     return _record(row) if row is not None else None

@@ -196,3 +196,92 @@ async def test_super_admin_sees_every_company_and_names_one_to_write(api: ApiEnv
         await company_key.post("/v1/callbacks", json=new_body(a, company_id=b.company_id))
     ).status_code == 422
     assert uuid.UUID(first.json()["id"])
+
+
+async def test_the_directory_answers_404_for_another_companys_ids(api: ApiEnv, sessions: Sessions) -> None:
+    """Every directory endpoint that takes an id: another company's id is a 404 for reads, edits and
+    actions alike, lists never show it, and references to it in a body are refused by field."""
+    a = await make_tenant(sessions, name="A")
+    b = await make_tenant(sessions, name="B")
+    a_admin = api.http(await api.key("admin", a))
+    a_staff = await add_staff(sessions, a)
+    a_worker = api.http(await api.key("staff", a, staff_id=a_staff))
+    b_admin = api.http(await api.key("admin", b))
+    b_staff = await add_staff(sessions, b)
+    absence = (
+        await b_admin.post(
+            f"/v1/staff/{b_staff}/absences",
+            json={"starts_at": "2030-07-01T00:00:00Z", "ends_at": "2030-07-02T00:00:00Z"},
+        )
+    ).json()
+    b_key = (await b_admin.post("/v1/keys", json={"role": "service", "name": "b"})).json()
+    before = {
+        path: (await b_admin.get(path)).json()
+        for path in (
+            f"/v1/companies/{b.company_id}",
+            f"/v1/branches/{b.branch_ids[0]}",
+            f"/v1/services/{b.service_ids[0]}",
+            f"/v1/staff/{b_staff}",
+            f"/v1/customers/{b.customer_ids[0]}",
+        )
+    }
+    table: list[tuple[str, str, dict[str, object] | None]] = [
+        ("GET", f"/v1/companies/{b.company_id}", None),
+        ("PATCH", f"/v1/companies/{b.company_id}", {"time_zone": "UTC"}),
+        ("POST", f"/v1/companies/{b.company_id}/webhook-secret", None),
+        ("GET", f"/v1/branches/{b.branch_ids[0]}", None),
+        ("PATCH", f"/v1/branches/{b.branch_ids[0]}", {"name": "Mine now"}),
+        ("GET", f"/v1/services/{b.service_ids[0]}", None),
+        ("PATCH", f"/v1/services/{b.service_ids[0]}", {"is_active": False}),
+        ("GET", f"/v1/staff/{b_staff}", None),
+        ("PATCH", f"/v1/staff/{b_staff}", {"name": "Mine now"}),
+        ("POST", f"/v1/staff/{b_staff}/deactivate", None),
+        ("POST", f"/v1/staff/{b_staff}/activate", None),
+        ("GET", f"/v1/staff/{b_staff}/absences", None),
+        (
+            "POST",
+            f"/v1/staff/{b_staff}/absences",
+            {"starts_at": "2030-01-01T00:00Z", "ends_at": "2030-01-02T00:00Z"},
+        ),
+        ("DELETE", f"/v1/staff/{b_staff}/absences/{absence['id']}", None),
+        ("DELETE", f"/v1/staff/{a_staff}/absences/{absence['id']}", None),  # their absence under my staff
+        ("GET", f"/v1/customers/{b.customer_ids[0]}", None),
+        ("PATCH", f"/v1/customers/{b.customer_ids[0]}", {"name": "Mine now"}),
+        ("DELETE", f"/v1/keys/{b_key['id']}", None),
+    ]
+    for method, path, body in table:
+        response = await a_admin.request(method, path, json=body)
+        assert response.status_code == 404, (method, path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        if method == "GET":
+            assert (await a_worker.get(path)).status_code == 404, path
+    # Lists show only A's rows, whatever the filter says.
+    for path in ("/v1/branches", "/v1/services", "/v1/staff", "/v1/customers", "/v1/companies"):
+        listed = (await a_admin.get(path, params={"company_id": b.company_id, "q": "B"})).json()
+        assert all(item.get("company_id", item["id"]) == a.company_id for item in listed["items"]), path
+    assert b_key["id"] not in [k["id"] for k in (await a_admin.get("/v1/keys")).json()]
+    # References to B's rows in A's bodies are refused by field (422), nothing is written.
+    for path, body, field in [
+        ("/v1/services", {"name": "X", "branch_id": b.branch_ids[0]}, "branch_id"),
+        ("/v1/staff", {"name": "X", "branch_id": b.branch_ids[0]}, "branch_id"),
+        ("/v1/staff", {"name": "X", "service_ids": [b.service_ids[0]]}, "service_ids"),
+        ("/v1/keys", {"role": "staff", "staff_id": str(b_staff)}, "staff_id"),
+        ("/v1/branches", {"name": "X", "company_id": b.company_id}, "company_id"),
+    ]:
+        response = await a_admin.post(path, json=body)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["errors"][0]["field"] == field
+    imported = (
+        await a_admin.post(
+            "/v1/import/staff",
+            content=f"external_id,name,branch_id\nX-1,X,{b.branch_ids[0]}\n",
+            headers={"Content-Type": "text/csv"},
+        )
+    ).json()
+    assert imported["created"] == 0
+    assert imported["refused"][0]["reason"].startswith("branch_id: no such branch")
+    # B's rows are as they were; B's key still works.
+    for path, body in before.items():
+        assert (await b_admin.get(path)).json() == body, path
+    assert (await b_admin.get(f"/v1/staff/{b_staff}/absences")).json() == [absence]
+    assert (await api.http(b_key["key"]).get("/v1/branches")).status_code == 200

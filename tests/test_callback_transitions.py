@@ -25,6 +25,7 @@ from models.callbacks import (
     Priority,
     RecordAttempt,
     StaffAction,
+    StaffDeactivated,
 )
 from rules.staff_actions import STAFF_ACTIONS
 from rules.transitions import ALLOWED_FROM
@@ -123,7 +124,9 @@ def test_every_action_is_an_update_with_a_validator_and_a_signal() -> None:
         assert signal.arg_types == [spec.command]
         assert update.validator is not None
     assert set(definition.updates) == {*STAFF_ACTIONS, "created"}
-    assert set(definition.signals) == set(STAFF_ACTIONS)
+    # Beside the staff actions, the engine's own signal: a staff member was deactivated.
+    assert set(definition.signals) == {*STAFF_ACTIONS, "staff_deactivated"}
+    assert definition.signals["staff_deactivated"].arg_types == [StaffDeactivated]
 
 
 @pytest.mark.parametrize("status", list(SETUPS))

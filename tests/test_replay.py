@@ -8,6 +8,7 @@ HISTORY_VERSION (bump it for a new patched code path; older recordings stay and 
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -37,8 +38,9 @@ from worker import WORKFLOW_RUNNER, WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
 # Bump when the workflow gains a (patched) code path: older recordings stay and must keep replaying.
-# v1: the lifecycle alone; v2: with notifications and slot suggestions.
-HISTORY_VERSION = "v2"
+# v1: the lifecycle alone; v2: with notifications and slot suggestions; v3: with the staff_deactivated
+# signal (reassignment when the assignee leaves).
+HISTORY_VERSION = "v3"
 Scenario = Callable[[CallbackClient, WorkflowEnvironment, Tenant], Awaitable[UUID]]
 
 
@@ -78,11 +80,27 @@ async def _signals_and_refusals(client: CallbackClient, env: WorkflowEnvironment
     return state.id
 
 
+async def _staff_deactivated(client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant) -> UUID:
+    state = (await client.create(new_callback(tenant, priority=Priority.HIGH))).state
+    holder = state.assigned_to
+    assert holder is not None
+    assert await client.staff_deactivated(state.id, holder, actor="admin-key:replay")
+    async with asyncio.timeout(20):
+        while True:  # the signal is fire-and-forget: wait for the workflow to reassign
+            current = await client.state(state.id)
+            if current is not None and current.assigned_to != holder:
+                break
+            await asyncio.sleep(0.05)
+    await client.act(state.id, Cancel(reason="moved on"))
+    return state.id
+
+
 SCENARIOS: dict[str, Scenario] = {
     "completed": _completed,
     "expired": _expired,
     "attempts_priority_cancel": _attempts_then_priority_then_cancel,
     "signals_and_refusals": _signals_and_refusals,
+    "staff_deactivated": _staff_deactivated,
 }
 
 

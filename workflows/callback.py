@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from models import search_attributes
     from models.calcom import FoundSlots
     from models.callbacks import (
+        STAFF_DEACTIVATED_SIGNAL,
         CallbackState,
         CallbackWorkflowInput,
         CreatedCallback,
@@ -34,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         PreparedCallback,
         StaffCandidate,
         StaffCommand,
+        StaffDeactivated,
         Transition,
     )
     from rules import callback_machine as machine
@@ -276,6 +278,29 @@ class CallbackWorkflow:
             await self._perform(spec, command)
         except ApplicationError as refused:
             workflow.logger.warning("signal %s refused: %s", spec.action.value, refused)
+
+    # --- the assignee left ------------------------------------------------------------------------
+
+    @workflow.signal(
+        name=STAFF_DEACTIVATED_SIGNAL,
+        description="The staff member was deactivated: hand their callback to someone else.",
+    )
+    async def staff_deactivated(self, signal: StaffDeactivated) -> None:
+        """Reassign (rules/callback_machine.py `assignee_left`) if the callback is open and still theirs;
+        persisted like every other step. Sent by the API for each open callback of a deactivated member."""
+        await workflow.wait_condition(lambda: self._state is not None or self._creation_error is not None)
+        # During a rolling deploy a worker of the previous release may have taken this signal without a
+        # handler (and recorded no commands for it): replaying that history must do nothing here either.
+        if self._creation_error is not None or not workflow.patched("staff-deactivated-v1"):
+            return
+        async with self._lock:
+            needed = machine.staff_for_assignee_left(self._current, signal.staff_id)
+            staff = await self._candidates(needed)
+            step = machine.assignee_left(
+                self._current, signal.staff_id, workflow.now(), staff, actor=signal.actor
+            )
+            if step is not None:
+                await self._commit(step)
 
     # --- the create Update and the query ---------------------------------------------------------
 

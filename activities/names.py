@@ -3,6 +3,10 @@
 PREPARE_CALLBACK = "prepare_callback"
 LOAD_STAFF_CANDIDATES = "load_staff_candidates"
 PERSIST_TRANSITION = "persist_transition"
+# Error types of persist_transition (ApplicationError.type): a referenced row was deleted under the
+# callback (details: models.callbacks.DeadReferences), or the database refused the data for good.
+DEAD_REFERENCE = "DeadReference"
+PERSIST_REFUSED = "PersistRefused"
 
 # Policy engine (activities/policies.py)
 REFRESH_MODIFICATION_STATS = "refresh_modification_stats"

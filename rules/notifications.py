@@ -303,7 +303,9 @@ def plan_deliveries(
 
 
 # Events that only go into the audit trail: nobody needs a message about them.
-AUDIT_ONLY_EVENTS = frozenset({"callback.slots_suggested"})
+AUDIT_ONLY_EVENTS = frozenset(
+    {"callback.slots_suggested", "callback.personal_data_erased", "callback.reference_dropped"}
+)
 
 
 def events_to_notify(events: Sequence[CallbackEvent]) -> list[CallbackEvent]:

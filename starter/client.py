@@ -26,6 +26,7 @@ from models.callbacks import (
     CallbackState,
     CallbackWorkflowInput,
     CreatedCallback,
+    ErasePersonalData,
     NewCallback,
     StaffCommand,
     callback_workflow_id,
@@ -142,6 +143,17 @@ class CallbackClient:
             if err.status == RPCStatusCode.NOT_FOUND:
                 return None
             raise
+
+    async def erase_personal_data(self, callback_id: UUID, actor: str = "system") -> CallbackState:
+        """Blank the customer's personal data in the running callback (its state and its row); the
+        callback goes on. Raises `RPCError` NOT_FOUND when the workflow is no longer running."""
+        try:
+            state: CallbackState = await self.handle(callback_id).execute_update(
+                "erase_personal_data", ErasePersonalData(actor=actor), result_type=CallbackState
+            )
+            return state
+        except WorkflowUpdateFailedError as err:
+            raise _refusal(err) from err
 
     async def send(self, callback_id: UUID, command: StaffCommand) -> None:
         """The same action as a Signal: fire and forget (a refusal is only logged by the workflow)."""

@@ -122,7 +122,8 @@ def test_every_action_is_an_update_with_a_validator_and_a_signal() -> None:
         assert update.arg_types == [spec.command]
         assert signal.arg_types == [spec.command]
         assert update.validator is not None
-    assert set(definition.updates) == {*STAFF_ACTIONS, "created"}
+    # Besides the staff actions: the create Update and the erasure of personal data (not a staff action).
+    assert set(definition.updates) == {*STAFF_ACTIONS, "created", "erase_personal_data"}
     assert set(definition.signals) == set(STAFF_ACTIONS)
 
 

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import (
+    customers_erase,
     routes_appointments,
     routes_callbacks,
     routes_notifications,
@@ -160,6 +161,7 @@ def create_app(
     app.include_router(routes_slots.router)
     app.include_router(routes_appointments.router)
     app.include_router(routes_notifications.router)
+    app.include_router(customers_erase.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import (
+    calcom_webhooks,
     customers_erase,
     routes_appointments,
     routes_callbacks,
@@ -162,6 +163,7 @@ def create_app(
     app.include_router(routes_appointments.router)
     app.include_router(routes_notifications.router)
     app.include_router(customers_erase.router)
+    app.include_router(calcom_webhooks.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

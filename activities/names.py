@@ -34,6 +34,9 @@ NOTIFY_EVENT_WORKFLOW = "NotifyEventWorkflow"
 RECONCILE_CALLBACKS = "reconcile_callbacks"
 RECONCILE_UNLISTED_WORKFLOWS = "reconcile_unlisted_workflows"
 PURGE_SOFT_DELETED = "purge_soft_deleted"
+# Cal.com bookings reconciliation (activities/calcom_sync.py)
+CALCOM_SYNC_COMPANIES = "calcom_sync_companies"
+CALCOM_SYNC_BOOKINGS = "calcom_sync_bookings"
 # The callback workflow's type and query, for activities that start or ask it (they never import workflows).
 CALLBACK_WORKFLOW = "CallbackWorkflow"
 CALLBACK_STATE_QUERY = "state"

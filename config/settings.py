@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     local_dir: Path = Field(
         default=Path(".local"), description="where `make dev` keeps its PostgreSQL, Temporal and mail data"
     )
+    demo_callbacks: bool = Field(
+        default=True,
+        description="`make dev` creates demo callbacks in every state under minute-scale SLAs on first start",
+    )
 
     task_queue: str = "callbacks"
     worker_max_concurrent_workflow_tasks: PositiveInt = 100

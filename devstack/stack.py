@@ -93,6 +93,8 @@ async def run_dev(settings: Settings) -> None:
         if not settings.calcom_base_url:  # the fake Cal.com, seeded with the demo event types
             fake = FakeCalcom()
             await services.enter_async_context(serve_fake(fake, port=settings.calcom_fake_port))
+            if not settings.calcom_api_key:  # the fake's bookings list (the sync schedule) wants a key
+                settings = settings.model_copy(update={"calcom_api_key": "cal_dev_fake_key"})
         notification_lines = await _notification_sinks(settings, services)
 
         processes = await services.enter_async_context(dev_processes(settings, database_url))

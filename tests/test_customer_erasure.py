@@ -148,6 +148,15 @@ async def test_erasing_a_customer_with_two_open_callbacks(
     assert row.erased_at is not None
     events = [event.type for event in await event_rows(sessions, ids[0])]
     assert events[-1] == "callback.personal_data_erased"
+    shown = await admin.get(f"/v1/callbacks/{opened[0]}")
+    assert shown.status_code == 200, shown.text
+    assert (shown.json()["customer_name"], shown.json()["phone_number"], shown.json()["notes"]) == (
+        ERASED,
+        ERASED,
+        None,
+    )
+    listed = await admin.get("/v1/callbacks", params={"q": "Quellwasser"})
+    assert listed.json()["total"] == 0
     # Someone else's callback is untouched.
     other = (await admin.get(f"/v1/callbacks/{someone_else['id']}")).json()
     assert other["customer_name"] == "Erika Mustermann"

@@ -15,6 +15,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.appointments import AppointmentActivities
 from activities.calcom import CalcomActivities
+from activities.calcom_sync import CalcomSyncActivities
 from activities.callbacks import CallbackActivities
 from activities.notifications import NotificationActivities, NotificationConfig
 from activities.operations import OperationsActivities
@@ -30,6 +31,7 @@ from telemetry.logs import ActivityLogContext, configure_logging
 from telemetry.server import metrics_app
 from wiring import Services, open_services
 from workflows.appointment_change import AppointmentChangeWorkflow
+from workflows.calcom_sync import CalcomBookingSyncWorkflow
 from workflows.callback import CallbackWorkflow
 from workflows.notifications import NotifyEventWorkflow
 from workflows.operations import CallbackReconcileWorkflow, RetentionWorkflow
@@ -50,6 +52,7 @@ WORKFLOWS: Sequence[type] = (
     NotifyEventWorkflow,
     CallbackReconcileWorkflow,
     RetentionWorkflow,
+    CalcomBookingSyncWorkflow,
 )
 
 
@@ -83,6 +86,7 @@ def build_worker(
         sessions, NotificationConfig.from_settings(settings), notification_settings
     )
     operations = OperationsActivities(sessions, settings.callback_defaults(), policies)
+    calcom_sync = CalcomSyncActivities(sessions, calcom_activities.client, policies)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -95,6 +99,7 @@ def build_worker(
             *calcom_activities.all(),
             *notifications.all(),
             *operations.all(),
+            *calcom_sync.all(),
         ],
         interceptors=[ActivityLogContext()],
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,

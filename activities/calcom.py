@@ -98,6 +98,10 @@ class CalcomActivities:
     def finder(self) -> SlotFinder:
         return self._finder
 
+    @property
+    def client(self) -> CalcomClient:
+        return self._client
+
     @activity.defn(name=names.CALCOM_FIND_SLOTS)
     async def find_slots(self, request: FindSlots) -> FoundSlots:
         """The next free slots of a service (inside a window when one is given)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -30,6 +31,12 @@ from store.policies import PolicyResolver
 from telemetry import metrics
 
 INVALID_REFERENCE = "InvalidReference"
+# PostgreSQL's SQLSTATE of a foreign key violation.
+FOREIGN_KEY_VIOLATION = "23503"
+
+
+def _sqlstate(error: IntegrityError | DataError) -> str | None:
+    return getattr(error.orig, "sqlstate", None)
 
 
 class CallbackActivities:
@@ -87,12 +94,36 @@ class CallbackActivities:
 
     @activity.defn(name=names.PERSIST_TRANSITION)
     async def persist_transition(self, transition: Transition) -> None:
-        """Row, escalation and audit events in one transaction: all of a step is visible, or none."""
-        async with transaction(self._sessions) as session:
-            written = await store.upsert_callback(session, transition.state)
-            if transition.escalation is not None:
-                await store.insert_escalation(session, transition.state, transition.escalation)
-            await store.append_events(session, transition.state, transition.events)
+        """Row, escalation and audit events in one transaction: all of a step is visible, or none.
+
+        A write the database refuses for good is not retried: a row it points at was deleted under the
+        callback (`DeadReference`, with what is dead, so the workflow can drop it and write again), or
+        the data itself is refused (`PersistRefused`). Anything else (a lost connection, a restart) is
+        retried by the workflow's retry policy."""
+        try:
+            async with transaction(self._sessions) as session:
+                written = await store.upsert_callback(session, transition.state)
+                if transition.escalation is not None:
+                    await store.insert_escalation(session, transition.state, transition.escalation)
+                await store.append_events(session, transition.state, transition.events)
+        except IntegrityError as error:
+            if _sqlstate(error) != FOREIGN_KEY_VIOLATION:
+                raise self._refused(transition, error) from error
+            async with self._sessions() as session:
+                dead = await store.dead_references(session, transition.state, transition.escalation)
+            if not dead.fields:  # the row came back meanwhile: worth another try
+                raise
+            activity.logger.warning(
+                "callback %s: referenced rows were deleted: %s", transition.state.id, ", ".join(dead.fields)
+            )
+            raise ApplicationError(
+                f"deleted under the callback: {', '.join(dead.fields)}",
+                dead.model_dump(mode="json"),
+                type=names.DEAD_REFERENCE,
+                non_retryable=True,
+            ) from error
+        except DataError as error:
+            raise self._refused(transition, error) from error
         if written:
             # Only a write that changed the row counts: a retried activity finds its version there.
             metrics.record_transition(transition)
@@ -102,6 +133,17 @@ class CallbackActivities:
                 transition.state.version,
                 ", ".join(event.type for event in transition.events) or "no events",
             )
+
+    @staticmethod
+    def _refused(transition: Transition, error: IntegrityError | DataError) -> ApplicationError:
+        activity.logger.error(
+            "callback %s: the database refused the write: %s", transition.state.id, error.orig
+        )
+        return ApplicationError(
+            f"the database refused the write ({_sqlstate(error) or type(error.orig).__name__})",
+            type=names.PERSIST_REFUSED,
+            non_retryable=True,
+        )
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.prepare_callback, self.load_staff_candidates, self.persist_transition]

@@ -3,6 +3,10 @@
 PREPARE_CALLBACK = "prepare_callback"
 LOAD_STAFF_CANDIDATES = "load_staff_candidates"
 PERSIST_TRANSITION = "persist_transition"
+# Error types of persist_transition (ApplicationError.type): a referenced row was deleted under the
+# callback (details: models.callbacks.DeadReferences), or the database refused the data for good.
+DEAD_REFERENCE = "DeadReference"
+PERSIST_REFUSED = "PersistRefused"
 
 # Policy engine (activities/policies.py)
 REFRESH_MODIFICATION_STATS = "refresh_modification_stats"
@@ -30,6 +34,9 @@ NOTIFY_EVENT_WORKFLOW = "NotifyEventWorkflow"
 RECONCILE_CALLBACKS = "reconcile_callbacks"
 RECONCILE_UNLISTED_WORKFLOWS = "reconcile_unlisted_workflows"
 PURGE_SOFT_DELETED = "purge_soft_deleted"
+# Cal.com bookings reconciliation (activities/calcom_sync.py)
+CALCOM_SYNC_COMPANIES = "calcom_sync_companies"
+CALCOM_SYNC_BOOKINGS = "calcom_sync_bookings"
 # The callback workflow's type and query, for activities that start or ask it (they never import workflows).
 CALLBACK_WORKFLOW = "CallbackWorkflow"
 CALLBACK_STATE_QUERY = "state"

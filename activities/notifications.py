@@ -34,7 +34,7 @@ from models.notifications import (
     StartNotifications,
 )
 from rules.notifications import RetryDefaults
-from store import notification_log
+from store import erasure, notification_log
 from store import notifications as store
 from store.db import transaction
 from store.notification_settings import NotificationSettings
@@ -100,6 +100,11 @@ class NotificationActivities:
     @activity.defn(name=names.DELIVER_NOTIFICATION)
     async def deliver_notification(self, planned: PlannedDelivery) -> DeliveryOutcome:
         async with transaction(self._sessions) as session:
+            if await erasure.recipient_erased(session, planned):
+                # Erased since it was planned: neither sent nor logged (the log would keep the address).
+                activity.logger.info("%s not sent: the customer's data was erased", planned.message_id)
+                metrics.NOTIFICATION_DELIVERIES.labels(planned.channel.value, "erased").inc()
+                return DeliveryOutcome(status=DeliveryStatus.FAILED, attempts=0, sent_now=False)
             claim = await notification_log.claim_delivery(session, planned)
             secret = (
                 await store.webhook_secret(session, planned.event.subject.company_id)

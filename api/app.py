@@ -20,6 +20,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import (
+    calcom_webhooks,
+    customers_erase,
     routes_appointments,
     routes_branches,
     routes_callbacks,
@@ -186,6 +188,8 @@ def create_app(
         routes_keys,
     ):
         app.include_router(directory.router)
+    app.include_router(customers_erase.router)
+    app.include_router(calcom_webhooks.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

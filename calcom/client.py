@@ -3,7 +3,7 @@
 * Slots: `GET /v2/slots`, `cal-api-version: 2024-09-04`, one selector shape only (`eventTypeId`),
   `start`/`end` as full UTC datetimes, `timeZone`, `format=range`. Nothing else is sent: the endpoint
   rejects any parameter that does not belong to the shape (`forbidNonWhitelisted`).
-* Bookings: create / get / cancel / reschedule with `cal-api-version: 2024-08-13`.
+* Bookings: create / get / cancel / reschedule / list with `cal-api-version: 2024-08-13`.
 * One shared `AsyncClient` (keep-alive pool, timeouts, connection limits) and one `RateLimiter`.
 
 Retries inside the client are short and safe: a 429 is waited out (the limiter knows how long) as long as
@@ -37,10 +37,11 @@ from calcom.wire import (
     booking_payload,
     end_param,
     parse_booking,
+    parse_bookings_page,
     parse_slots,
     utc_param,
 )
-from models.calcom import Booking, CreateBooking, Slot
+from models.calcom import Booking, BookingsPage, CreateBooking, Slot
 from rules.calcom_ratelimit import parse_rate_limit_headers, parse_retry_after, wait_after_429
 from telemetry import metrics
 
@@ -189,6 +190,29 @@ class CalcomClient:
             retry_errors=False,
         )
         return parse_booking(body)
+
+    async def list_bookings(
+        self,
+        *,
+        event_type_id: int,
+        after_start: datetime,
+        before_end: datetime,
+        take: int = 100,
+        skip: int = 0,
+        max_wait: float | None = None,
+    ) -> BookingsPage:
+        """One page of the event type's bookings (every status) starting after `after_start` and ending
+        before `before_end`, earliest first. Needs an API key (`BOOKING_READ`)."""
+        params = {
+            "eventTypeId": str(event_type_id),
+            "afterStart": utc_param(after_start),
+            "beforeEnd": utc_param(before_end),
+            "sortStart": "asc",
+            "take": str(take),
+            "skip": str(skip),
+        }
+        body = await self._request("GET", "/v2/bookings", BOOKINGS_VERSION, params=params, max_wait=max_wait)
+        return parse_bookings_page(body, take=take)
 
     # -- the one place requests are sent ---------------------------------------------------------------
     async def _request(

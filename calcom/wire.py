@@ -14,7 +14,15 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from calcom.errors import CalcomProtocolError
-from models.calcom import Booking, BookingStatus, CreateBooking, Slot
+from models.calcom import (
+    Booking,
+    BookingAttendee,
+    BookingsPage,
+    BookingStatus,
+    CreateBooking,
+    ListedBooking,
+    Slot,
+)
 
 SLOTS_VERSION = "2024-09-04"
 BOOKINGS_VERSION = "2024-08-13"
@@ -94,26 +102,83 @@ def parse_booking(body: Any) -> Booking:
         data = data[0]
     if not isinstance(data, dict):
         raise CalcomProtocolError("booking answer without a booking in `data`")
+    fields = _booking_fields(data)
+    try:
+        return Booking(**fields)
+    except ValidationError as exc:
+        raise CalcomProtocolError(f"unreadable booking answer: {exc}") from exc
+
+
+def _booking_fields(data: dict[str, Any]) -> dict[str, Any]:
     event_type = data.get("eventType")
     event_type_id = data.get("eventTypeId")
     if event_type_id is None and isinstance(event_type, dict):
         event_type_id = event_type.get("id")
     try:
-        return Booking(
-            id=data["id"],
-            uid=data["uid"],
-            status=BookingStatus(str(data["status"]).lower()),
-            start=data["start"],
-            end=data["end"],
-            duration=data.get("duration"),
-            event_type_id=event_type_id,
-            title=data.get("title"),
-            cancellation_reason=data.get("cancellationReason"),
-            rescheduling_reason=data.get("reschedulingReason"),
-            rescheduled_from_uid=data.get("rescheduledFromUid"),
-        )
-    except (KeyError, ValueError, ValidationError) as exc:
+        fields = {
+            "id": data["id"],
+            "uid": data["uid"],
+            "status": BookingStatus(str(data["status"]).lower()),
+            "start": data["start"],
+            "end": data["end"],
+            "duration": data.get("duration"),
+            "event_type_id": event_type_id,
+            "title": data.get("title"),
+            "cancellation_reason": data.get("cancellationReason"),
+            "rescheduling_reason": data.get("reschedulingReason"),
+            "rescheduled_from_uid": data.get("rescheduledFromUid"),
+        }
+        return fields
+    except (KeyError, ValueError) as exc:
         raise CalcomProtocolError(f"unreadable booking answer: {exc}") from exc
+
+
+def _listed_booking(data: Any) -> ListedBooking:
+    if not isinstance(data, dict):
+        raise CalcomProtocolError("bookings list item is not an object")
+    fields = _booking_fields(data)
+    hosts = data.get("hosts")
+    host = hosts[0] if isinstance(hosts, list) and hosts and isinstance(hosts[0], dict) else {}
+    listed = data.get("attendees")
+    attendees = listed if isinstance(listed, list) else []
+    try:
+        return ListedBooking(
+            **fields,
+            attendees=[
+                BookingAttendee(
+                    name=item.get("name"),
+                    email=item.get("email"),
+                    phone_number=item.get("phoneNumber"),
+                    time_zone=item.get("timeZone"),
+                    language=item.get("language") if isinstance(item.get("language"), str) else None,
+                )
+                for item in attendees
+                if isinstance(item, dict)
+            ],
+            host_email=host.get("email"),
+            created_at=data.get("createdAt"),
+            updated_at=data.get("updatedAt"),
+            rescheduled=bool(data.get("rescheduled")),
+            rescheduled_to_uid=data.get("rescheduledToUid"),
+            cancelled_by_email=data.get("cancelledByEmail"),
+            rescheduled_by_email=data.get("rescheduledByEmail"),
+        )
+    except ValidationError as exc:
+        raise CalcomProtocolError(f"unreadable booking in the list: {exc}") from exc
+
+
+def parse_bookings_page(body: Any, *, take: int) -> BookingsPage:
+    """`GET /v2/bookings`: `data` is a list of bookings; `pagination.hasNextPage` says whether more follow
+    (without a pagination object: a full page means there may be more)."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        raise CalcomProtocolError("bookings list answer without a list in `data`")
+    pagination = body.get("pagination")
+    if isinstance(pagination, dict) and isinstance(pagination.get("hasNextPage"), bool):
+        has_more = pagination["hasNextPage"]
+    else:
+        has_more = len(data) >= take
+    return BookingsPage(bookings=[_listed_booking(item) for item in data], has_more=has_more)
 
 
 def booking_payload(booking: CreateBooking) -> dict[str, Any]:

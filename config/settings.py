@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     local_dir: Path = Field(
         default=Path(".local"), description="where `make dev` keeps its PostgreSQL, Temporal and mail data"
     )
+    demo_callbacks: bool = Field(
+        default=True,
+        description="`make dev` creates demo callbacks in every state under minute-scale SLAs on first start",
+    )
 
     task_queue: str = "callbacks"
     worker_max_concurrent_workflow_tasks: PositiveInt = 100
@@ -68,6 +72,11 @@ class Settings(BaseSettings):
     calcom_backoff_base_seconds: PositiveFloat = 0.5
     calcom_max_inline_wait_seconds: NonNegativeFloat = 5.0
     calcom_search_chunk_days: PositiveInt = 7
+    # Reconciliation of Cal.com bookings (missed webhooks): every N minutes, bookings from N days back to
+    # N days ahead (workflows/calcom_sync.py).
+    calcom_sync_every_minutes: PositiveFloat = 30.0
+    calcom_sync_catchup_minutes: PositiveFloat = 30.0
+    calcom_sync_days: PositiveInt = Field(default=7, le=90)
 
     sla_hours_urgent: PositiveFloat = 2
     sla_hours_high: PositiveFloat = 4

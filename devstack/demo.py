@@ -3,6 +3,7 @@ upcoming appointments, enough to try every command of the README."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -43,8 +44,24 @@ async def demo_admin_key(sessions: async_sessionmaker[AsyncSession]) -> str:
     return created.secret
 
 
+async def demo_calcom_webhook(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, str]:
+    """The demo company's id and its Cal.com webhook secret (made now for a tenant seeded without one):
+    what the fake Cal.com signs its webhooks with."""
+    async with transaction(sessions) as session:
+        company = await session.scalar(select(Company).where(Company.name == DEMO_COMPANY))
+        assert company is not None, "the demo tenant is seeded first"
+        if not company.calcom_webhook_secret:
+            company.calcom_webhook_secret = secrets.token_urlsafe(24)
+        return company.id, company.calcom_webhook_secret
+
+
 async def _seed(session: AsyncSession) -> None:
-    company = Company(name=DEMO_COMPANY, time_zone="Europe/Berlin", currency="EUR")
+    company = Company(
+        name=DEMO_COMPANY,
+        time_zone="Europe/Berlin",
+        currency="EUR",
+        calcom_webhook_secret=secrets.token_urlsafe(24),
+    )
     session.add(company)
     await session.flush()
     berlin = Branch(

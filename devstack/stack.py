@@ -20,7 +20,9 @@ from temporalio.worker import Worker
 
 from config import LOCAL_DATABASE, Settings
 from devstack.calcom_fake import FakeCalcom, serve_fake
-from devstack.demo import demo_admin_key, seed_demo
+from devstack.demo import demo_admin_key, demo_calcom_webhook, seed_demo
+from devstack.demo_callbacks import BANNER as DEMO_BANNER
+from devstack.demo_callbacks import seed_demo_callbacks
 from devstack.postgres import EmbeddedPostgres, ensure_database
 from devstack.sinks import FakeSmsGateway, MailSink, serve_smtp_sink
 from devstack.temporal import register_search_attributes, start_dev_server, wait_for_server
@@ -87,8 +89,12 @@ async def run_dev(settings: Settings) -> None:
         settings = settings.model_copy(update={"temporal_address": address})
 
         calcom_url = settings.calcom_url()
+        fake: FakeCalcom | None = None
         if not settings.calcom_base_url:  # the fake Cal.com, seeded with the demo event types
-            await services.enter_async_context(serve_fake(FakeCalcom(), port=settings.calcom_fake_port))
+            fake = FakeCalcom()
+            await services.enter_async_context(serve_fake(fake, port=settings.calcom_fake_port))
+            if not settings.calcom_api_key:  # the fake's bookings list (the sync schedule) wants a key
+                settings = settings.model_copy(update={"calcom_api_key": "cal_dev_fake_key"})
         notification_lines = await _notification_sinks(settings, services)
 
         processes = await services.enter_async_context(dev_processes(settings, database_url))
@@ -101,10 +107,23 @@ async def run_dev(settings: Settings) -> None:
             serve_asgi(processes.app, settings.api_host, settings.api_port) as api_url,
         ):
             admin_key = await demo_admin_key(engine.sessions)
+            company_id, secret = await demo_calcom_webhook(engine.sessions)
+            webhook_url = f"{api_url}/v1/calcom/webhooks/{company_id}"
+            if fake is not None:  # bookings made through the fake reach the API as signed webhooks
+                fake.subscribe(webhook_url, secret)
+            demo = await seed_demo_callbacks(engine.sessions, engine.temporal, settings)
             print(_banner(database_url, address, seeded), flush=True)
             print(
                 f"  Cal.com          {calcom_url}{'' if settings.calcom_base_url else ' (fake)'}", flush=True
             )
+            print(f"  Cal.com webhooks {webhook_url} (demo company's secret)", flush=True)
+            if demo.any:
+                print(
+                    f"  demo callbacks   {len(demo.created)} in every state, created now {DEMO_BANNER}",
+                    flush=True,
+                )
+            elif not settings.demo_callbacks:
+                print("  demo callbacks   off (CALLBACKS_DEMO_CALLBACKS=false)", flush=True)
             print(f"  API              {api_url}  (docs: {api_url}/docs)", flush=True)
             print(
                 "\n  a new admin key of the demo company (shown once; paste it into your shell):\n"

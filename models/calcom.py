@@ -175,3 +175,35 @@ class ServiceCalendar(Frozen):
     event_type_id: int | None
     duration_minutes: int
     time_zone: str
+
+
+class BookingAttendee(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: str | None = None
+    email: str | None = None
+    phone_number: str | None = None
+    time_zone: str | None = None
+    language: str | None = None
+
+
+class ListedBooking(Booking):
+    """A booking of `GET /v2/bookings` with what reconciliation needs besides: who booked it, who hosts
+    it, when it last changed and how it is linked to its reschedule. Carries personal data: it stays
+    inside the activity that lists it (activities/calcom_sync.py)."""
+
+    attendees: list[BookingAttendee] = Field(default_factory=list)
+    host_email: str | None = None
+    created_at: AwareDatetime | None = None
+    updated_at: AwareDatetime | None = None
+    rescheduled: bool = False
+    rescheduled_to_uid: str | None = None
+    cancelled_by_email: str | None = None
+    rescheduled_by_email: str | None = None
+
+
+class BookingsPage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    bookings: list[ListedBooking]
+    has_more: bool

@@ -89,8 +89,14 @@ def normalize_phone(value: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+# What a callback's personal fields read after the customer was erased (GDPR Art. 17, api/customers_erase.py).
+ERASED = "erased"
+
+
 def mask_phone(e164: str) -> str:
     """Keep the country code and the last two digits: enough for staff to recognise, useless to a thief."""
+    if e164 == ERASED:
+        return ERASED
     parsed = phonenumbers.parse(e164, None)
     national = str(parsed.national_number)
     return f"+{parsed.country_code} {'*' * max(len(national) - 2, 0)}{national[-2:]}"
@@ -123,7 +129,8 @@ class NewCallback(Frozen):
     @field_validator("phone_number")
     @classmethod
     def _e164(cls, value: str) -> str:
-        return normalize_phone(value)
+        # An erased callback keeps its (required) number field, blanked to the marker.
+        return value if value == ERASED else normalize_phone(value)
 
 
 class StaffCandidate(Frozen):
@@ -269,6 +276,21 @@ class StaffDeactivated(Frozen):
 
 
 STAFF_DEACTIVATED_SIGNAL = "staff_deactivated"
+
+
+class ErasePersonalData(Frozen):
+    """The argument of the `erase_personal_data` Update: blank the customer's personal data in the state."""
+
+    actor: str = "system"
+
+
+class DeadReferences(Frozen):
+    """What a write found deleted under the callback (a row removed by SQL outside the API): the fields
+    whose referenced row is gone (`customer_id`, `service_id`, `preferred_staff_id`, `assigned_to`,
+    `branch_id`, `company_id`) and the staff ids among them."""
+
+    fields: list[str] = Field(default_factory=list)
+    staff: list[UUID] = Field(default_factory=list)
 
 
 # --- activity messages --------------------------------------------------------------------------

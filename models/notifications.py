@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.callbacks import CallbackEvent, CallbackState, Priority
+from models.callbacks import ERASED, CallbackEvent, CallbackState, Priority
 
 # Message-IDs, X-Event-Ids and SMS message ids are UUIDv5 in this namespace: the same (event, recipient,
 # channel) always gets the same id, on every attempt and in every process.
@@ -113,8 +113,8 @@ class NotifyEvent(Frozen):
                 assigned_staff_id=state.assigned_to,
                 previous_staff_ids=list(state.previous_assignees),
                 customer_id=request.customer_id,
-                customer_name=request.customer_name,
-                customer_phone=request.phone_number,
+                customer_name=None if request.customer_name == ERASED else request.customer_name,
+                customer_phone=None if request.phone_number == ERASED else request.phone_number,
                 customer_email=request.email,
                 due_at=state.expires_at,
             ),

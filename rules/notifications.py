@@ -304,7 +304,14 @@ def plan_deliveries(
 
 # Events that only go into the audit trail: nobody needs a message about them (a reassignment brings
 # its own `assigned` event, which tells the new assignee).
-AUDIT_ONLY_EVENTS = frozenset({"callback.slots_suggested", "callback.reassigned"})
+AUDIT_ONLY_EVENTS = frozenset(
+    {
+        "callback.slots_suggested",
+        "callback.reassigned",
+        "callback.personal_data_erased",
+        "callback.reference_dropped",
+    }
+)
 
 
 def events_to_notify(events: Sequence[CallbackEvent]) -> list[CallbackEvent]:

@@ -7,6 +7,7 @@ second callback.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from uuid import UUID
@@ -26,6 +27,7 @@ from models.callbacks import (
     CallbackState,
     CallbackWorkflowInput,
     CreatedCallback,
+    ErasePersonalData,
     NewCallback,
     StaffCommand,
     StaffDeactivated,
@@ -54,6 +56,18 @@ def callback_id_for(company_id: int, idempotency_key: str | None) -> UUID:
     if idempotency_key is None:
         return uuid.uuid4()
     return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{company_id}:{idempotency_key}")
+
+
+NOT_READY_RETRIES = 5
+NOT_READY_BACKOFF_SECONDS = 0.05
+
+
+def _workflow_not_ready(err: RPCError) -> bool:
+    """The server's "Unable to perform workflow execution update due to unexpected workflow task
+    failure" (FAILED_PRECONDITION with a WorkflowNotReadyFailure): the Update was not admitted."""
+    if err.status != RPCStatusCode.FAILED_PRECONDITION or err.grpc_status is None:
+        return False
+    return any(detail.type_url.endswith("WorkflowNotReadyFailure") for detail in err.grpc_status.details)
 
 
 def _refusal(err: WorkflowUpdateFailedError) -> CallbackError:
@@ -117,10 +131,7 @@ class CallbackClient:
         """
         action = spec_of(command).action
         try:
-            state: CallbackState = await self.handle(callback_id).execute_update(
-                action.value, command, result_type=CallbackState
-            )
-            return state
+            return await self._update(callback_id, action.value, command)
         except WorkflowUpdateFailedError as err:
             raise _refusal(err) from err
         except RPCError as err:
@@ -143,6 +154,29 @@ class CallbackClient:
             if err.status == RPCStatusCode.NOT_FOUND:
                 return None
             raise
+
+    async def erase_personal_data(self, callback_id: UUID, actor: str = "system") -> CallbackState:
+        """Blank the customer's personal data in the running callback (its state and its row); the
+        callback goes on. Raises `RPCError` NOT_FOUND when the workflow is no longer running."""
+        try:
+            return await self._update(callback_id, "erase_personal_data", ErasePersonalData(actor=actor))
+        except WorkflowUpdateFailedError as err:
+            raise _refusal(err) from err
+
+    async def _update(self, callback_id: UUID, name: str, argument: object) -> CallbackState:
+        """Execute an Update; one the server turns away because the workflow's task failed just then
+        (e.g. it raced a new event: UnhandledCommand) was never admitted and is sent again."""
+        for attempt in range(NOT_READY_RETRIES + 1):
+            try:
+                state: CallbackState = await self.handle(callback_id).execute_update(
+                    name, argument, result_type=CallbackState
+                )
+                return state
+            except RPCError as err:
+                if attempt == NOT_READY_RETRIES or not _workflow_not_ready(err):
+                    raise
+                await asyncio.sleep(NOT_READY_BACKOFF_SECONDS * 2**attempt)
+        raise AssertionError("unreachable")
 
     async def send(self, callback_id: UUID, command: StaffCommand) -> None:
         """The same action as a Signal: fire and forget (a refusal is only logged by the workflow)."""

@@ -1,9 +1,10 @@
 """Temporal Schedules of the engine, created or updated idempotently (safe to call on every start).
 
-Three jobs, each a small workflow started by its schedule: the policy stats refresh, the reconciliation
-sweep and the data retention job. Every schedule skips a run while the previous one still runs (each job
-redoes all its work anyway, so a queued run would only repeat it) and catches up at most one missed run
-within its catch-up window after an outage.
+Four jobs, each a small workflow started by its schedule: the policy stats refresh, the reconciliation
+sweep, the data retention job and the reconciliation of Cal.com bookings (missed webhooks). Every
+schedule skips a run while the previous one still runs (each job redoes all its work anyway, so a queued
+run would only repeat it) and catches up at most one missed run within its catch-up window after an
+outage.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from temporalio.client import (
 )
 
 from config import Settings
+from models.calcom_bookings import BookingSyncConfig
 from models.operations import RetentionConfig, SweepConfig
+from workflows.calcom_sync import CALCOM_SYNC_WORKFLOW_ID, CalcomBookingSyncWorkflow
 from workflows.operations import (
     RECONCILE_WORKFLOW_ID,
     RETENTION_WORKFLOW_ID,
@@ -40,6 +43,7 @@ from workflows.policy_stats import STATS_WORKFLOW_ID, PolicyStatsRefreshWorkflow
 STATS_SCHEDULE_ID = "policy-stats-refresh"
 RECONCILE_SCHEDULE_ID = "callbacks-reconcile"
 RETENTION_SCHEDULE_ID = "callbacks-retention"
+CALCOM_SYNC_SCHEDULE_ID = "calcom-bookings-sync"
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ def engine_schedules(settings: Settings, *, prefix: str = "") -> list[EngineSche
     stats_every = timedelta(minutes=settings.policy_stats_refresh_minutes)
     sweep_every = timedelta(minutes=settings.reconcile_every_minutes)
     retention_every = timedelta(hours=settings.retention_every_hours)
+    calcom_every = timedelta(minutes=settings.calcom_sync_every_minutes)
     return [
         EngineSchedule(
             prefix + STATS_SCHEDULE_ID,
@@ -128,6 +133,19 @@ def engine_schedules(settings: Settings, *, prefix: str = "") -> list[EngineSche
                 run_timeout=max(retention_every, timedelta(hours=1)),
             ),
             f"purge rows soft-deleted over {settings.retention_days:g} days ago, every {retention_every}",
+        ),
+        EngineSchedule(
+            prefix + CALCOM_SYNC_SCHEDULE_ID,
+            _schedule(
+                CalcomBookingSyncWorkflow.run,
+                BookingSyncConfig(days=settings.calcom_sync_days),
+                workflow_id=prefix + CALCOM_SYNC_WORKFLOW_ID,
+                task_queue=queue,
+                interval=calcom_every,
+                catchup_window=timedelta(minutes=settings.calcom_sync_catchup_minutes),
+                run_timeout=max(calcom_every * 3, timedelta(hours=1)),
+            ),
+            f"Cal.com bookings of the last and next {settings.calcom_sync_days} days, every {calcom_every}",
         ),
     ]
 

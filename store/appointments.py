@@ -8,7 +8,7 @@ the second finds the appointment closed and records nothing.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -24,6 +24,7 @@ from store.appointment_policies import (
     check_change,
     record_modification,
 )
+from store.calcom_bookings import link_uids
 from store.policies import PolicyResolver
 
 
@@ -156,6 +157,9 @@ async def apply_change(session: AsyncSession, command: RecordAppointmentChange) 
     )
     if not recorded.created:  # the same request id committed meanwhile (for another appointment)
         return _state(appointment, None, created=False, conflict="the request id was recorded meanwhile")
+    if appointment.calcom_booking_uid is not None:
+        # Cal.com has just made this change: its webhook about it, and any older one, changes nothing.
+        appointment.calcom_changed_at = datetime.now(UTC)
     if command.change is ModificationType.CANCEL:
         appointment.status = "cancelled"
     else:
@@ -164,6 +168,8 @@ async def apply_change(session: AsyncSession, command: RecordAppointmentChange) 
         appointment.starts_at = command.new_start
         appointment.ends_at = command.new_end or command.new_start + length
         if command.new_booking_uid is not None:
+            uids = [uid for uid in (appointment.calcom_booking_uid, command.new_booking_uid) if uid]
+            await link_uids(session, command.company_id, appointment.id, uids)
             appointment.calcom_booking_uid = command.new_booking_uid
     await session.flush()
     return _state(appointment, recorded.id, created=recorded.created)

@@ -14,6 +14,7 @@ from models.callbacks import (
     CallbackEvent,
     CallbackState,
     CallbackStatus,
+    DeadReferences,
     Escalation,
     NewCallback,
     StaffCandidate,
@@ -23,6 +24,7 @@ from models.tables import (
     CallbackEscalation,
     CallbackEventRow,
     CallbackRequest,
+    Company,
     Customer,
     Service,
     Staff,
@@ -211,3 +213,32 @@ async def callback_exists(session: AsyncSession, callback_id: UUID) -> bool:
     """Whether the callback's row was written (soft-deleted rows count: the id is taken)."""
     found = await session.scalar(select(CallbackRequest.id).where(CallbackRequest.id == callback_id))
     return found is not None
+
+
+async def dead_references(
+    session: AsyncSession, state: CallbackState, escalation: Escalation | None = None
+) -> DeadReferences:
+    """The references of a step whose row is gone: what made its write violate a foreign key."""
+    request = state.request
+    fields: list[str] = []
+    for field, table, value in (
+        ("company_id", Company, request.company_id),
+        ("branch_id", Branch, request.branch_id),
+        ("service_id", Service, request.service_id),
+        ("customer_id", Customer, request.customer_id),
+    ):
+        if value is not None and await session.scalar(select(table.id).where(table.id == value)) is None:
+            fields.append(field)
+    named = {
+        "preferred_staff_id": request.preferred_staff_id,
+        "assigned_to": state.assigned_to,
+        "escalated_from": escalation.escalated_from if escalation else None,
+        "escalated_to": escalation.escalated_to if escalation else None,
+    }
+    wanted = {staff_id for staff_id in named.values() if staff_id is not None}
+    alive = (
+        set((await session.scalars(select(Staff.id).where(Staff.id.in_(wanted)))).all()) if wanted else set()
+    )
+    dead_staff = wanted - alive
+    fields.extend(field for field, staff_id in named.items() if staff_id in dead_staff)
+    return DeadReferences(fields=fields, staff=sorted(dead_staff))

@@ -100,6 +100,18 @@ CALCOM_WAITS = Counter(
 CALCOM_WAIT_SECONDS = Counter(
     "callbacks_calcom_wait_seconds", "Seconds Cal.com requests were held back.", registry=REGISTRY
 )
+CALCOM_WEBHOOKS = Counter(
+    "callbacks_calcom_webhooks",
+    "Cal.com webhooks received, by booking change and outcome (refused = bad signature).",
+    ["change", "outcome"],
+    registry=REGISTRY,
+)
+CALCOM_SYNCED = Counter(
+    "callbacks_calcom_bookings_synced",
+    "Bookings the Cal.com reconciliation looked at, by outcome.",
+    ["outcome"],
+    registry=REGISTRY,
+)
 CALCOM_CACHE_LOOKUPS = Counter(
     "callbacks_calcom_cache_lookups",
     "Slot cache look-ups by result (hit, joined = shared an in-flight load, miss).",

@@ -98,6 +98,10 @@ async def test_another_companys_objects_are_not_found(api: ApiEnv, sessions: Ses
 
     assert (await a_admin.delete(path)).status_code == 404
     assert (await a_admin.post(f"{path}/restore")).status_code == 404
+    # Erasure: another company's customer does not exist for A.
+    erase = await a_admin.delete(f"/v1/customers/{b.customer_ids[0]}", params={"erase": "true"})
+    assert erase.status_code == 404
+    assert erase.json()["detail"] == f"customer {b.customer_ids[0]} not found"
     for method in ("GET", "DELETE"):
         response = await a_admin.request(method, f"/v1/policies/branch/{b.branch_ids[0]}/cancellation")
         assert response.status_code == 404, method
@@ -151,6 +155,9 @@ async def test_roles(api: ApiEnv, sessions: Sessions) -> None:
     assert (await worker.put(policy, json={"config": {"fee": 1}})).status_code == 403
     assert (await worker.get(policy)).status_code == 403
     assert (await worker.delete(path)).status_code == 403
+    erase = f"/v1/customers/{tenant.customer_ids[0]}?erase=true"
+    assert (await worker.delete(erase)).status_code == 403
+    assert (await service.delete(erase)).status_code == 403
     # admin: all of it.
     assert (await admin.put(policy, json={"config": {"fee": 1}})).status_code == 200
     assert (await admin.delete(policy)).status_code == 204

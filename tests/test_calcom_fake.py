@@ -3,13 +3,19 @@ raw HTTP requests."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
 
 from devstack.calcom_fake import RateLimitConfig
+from models.calcom import Attendee, CreateBooking
+from telemetry.asgi_server import serve_asgi
 from tests.calcom_fixtures import API_KEY, DAILY, LATE_UTC, WEEKDAYS, calcom_env
 
 SLOTS = {"cal-api-version": "2024-09-04"}
@@ -259,3 +265,98 @@ async def test_bookings_contract() -> None:
         again = await http.post(f"/v2/bookings/{new['uid']}/cancel", json={})
         assert again.status_code == 400
         assert (await http.post("/v2/bookings/nope/cancel", json={})).status_code == 404
+
+
+async def test_bookings_list_contract() -> None:
+    """`GET /v2/bookings`: an API key only, strict parameters, filters, earliest first, pagination."""
+    async with calcom_env(strict=False) as env:
+        for day in (4, 5, 6):
+            env.fake.book(WEEKDAYS, datetime(2030, 3, day, 8, tzinfo=UTC))
+        env.fake.book(DAILY, datetime(2030, 3, 4, 8, tzinfo=UTC))
+        async with httpx.AsyncClient(base_url=env.url, headers=BOOKINGS) as anonymous:
+            refused = await anonymous.get("/v2/bookings")
+            assert refused.status_code == 401
+            assert refused.json()["error"]["code"] == "UnauthorizedException"
+        headers = {**BOOKINGS, "Authorization": f"Bearer {API_KEY}"}
+        async with httpx.AsyncClient(base_url=env.url, headers=headers) as http:
+            params = {"eventTypeId": str(WEEKDAYS), "afterStart": "2030-03-04T00:00:00Z", "take": "2"}
+            first = (await http.get("/v2/bookings", params=params)).json()
+            assert [b["start"] for b in first["data"]] == [
+                "2030-03-04T08:00:00.000Z",
+                "2030-03-05T08:00:00.000Z",
+            ]
+            assert first["pagination"]["hasNextPage"] is True
+            assert first["pagination"]["totalItems"] == 3
+            rest = (await http.get("/v2/bookings", params={**params, "skip": "2"})).json()
+            assert [b["start"] for b in rest["data"]] == ["2030-03-06T08:00:00.000Z"]
+            assert rest["pagination"]["hasNextPage"] is False
+            window = await http.get(
+                "/v2/bookings",
+                params={"afterStart": "2030-03-05T00:00:00Z", "beforeEnd": "2030-03-05T23:00:00Z"},
+            )
+            assert len(window.json()["data"]) == 1
+            extra = await http.get("/v2/bookings", params={"eventTypeSlug": "x"})
+            assert extra.status_code == 400
+            assert extra.json()["error"]["message"] == "property eventTypeSlug should not exist"
+        # Our client reads the same page.
+        page = await env.client.list_bookings(
+            event_type_id=WEEKDAYS,
+            after_start=datetime(2030, 3, 1, tzinfo=UTC),
+            before_end=datetime(2030, 3, 31, tzinfo=UTC),
+            take=2,
+        )
+        assert (len(page.bookings), page.has_more) == (2, True)
+        assert page.bookings[0].attendees[0].name == "Seeded"
+        assert page.bookings[0].updated_at is not None
+
+
+async def test_booking_changes_are_sent_as_signed_webhooks() -> None:
+    """Created, rescheduled and cancelled through the API: each POSTed to the subscriber as Cal.com does
+    (envelope, uppercase status, reschedule and cancel extras, X-Cal-Signature-256 over the raw body)."""
+    received: list[tuple[bytes, str]] = []
+
+    async def subscriber(scope: Any, receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = dict(scope["headers"])
+        received.append((body, headers[b"x-cal-signature-256"].decode()))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async with calcom_env() as env, serve_asgi(subscriber, "127.0.0.1", 0) as url:
+        env.fake.subscribe(url, "s3cret")
+        attendee = Attendee(name="Erika Muster", email="erika@example.com", time_zone="Europe/Berlin")
+        booking = await env.client.create_booking(
+            CreateBooking(
+                event_type_id=WEEKDAYS, start=datetime(2030, 3, 4, 8, tzinfo=UTC), attendee=attendee
+            )
+        )
+        moved = await env.client.reschedule_booking(booking.uid, datetime(2030, 3, 4, 9, tzinfo=UTC))
+        await env.client.cancel_booking(moved.uid, "ill")
+        await env.fake.drain_webhooks()
+    envelopes = []
+    for body, signature in received:
+        assert signature == hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+        envelopes.append(json.loads(body))
+    assert [e["triggerEvent"] for e in envelopes] == [
+        "BOOKING_CREATED",
+        "BOOKING_RESCHEDULED",
+        "BOOKING_CANCELLED",
+    ]
+    created, rescheduled, cancelled = (e["payload"] for e in envelopes)
+    assert (created["uid"], created["status"], created["startTime"]) == (
+        booking.uid,
+        "ACCEPTED",
+        "2030-03-04T08:00:00Z",
+    )
+    assert created["attendees"][0]["email"] == "erika@example.com"
+    assert created["eventTypeId"] == WEEKDAYS
+    assert (rescheduled["uid"], rescheduled["rescheduleUid"]) == (moved.uid, booking.uid)
+    assert rescheduled["rescheduleStartTime"] == "2030-03-04T08:00:00Z"
+    assert (cancelled["uid"], cancelled["cancellationReason"]) == (moved.uid, "ill")
+    assert cancelled["cancelledBy"] == cancelled["organizer"]["email"]  # the host's API key cancelled it
+    assert all(datetime.fromisoformat(e["createdAt"].replace("Z", "+00:00")) for e in envelopes)

@@ -123,8 +123,9 @@ def test_every_action_is_an_update_with_a_validator_and_a_signal() -> None:
         assert update.arg_types == [spec.command]
         assert signal.arg_types == [spec.command]
         assert update.validator is not None
-    assert set(definition.updates) == {*STAFF_ACTIONS, "created"}
-    # Beside the staff actions, the engine's own signal: a staff member was deactivated.
+    # Besides the staff actions: the create Update and the erasure of personal data (not a staff action),
+    # and the engine's own signal: a staff member was deactivated.
+    assert set(definition.updates) == {*STAFF_ACTIONS, "created", "erase_personal_data"}
     assert set(definition.signals) == {*STAFF_ACTIONS, "staff_deactivated"}
     assert definition.signals["staff_deactivated"].arg_types == [StaffDeactivated]
 

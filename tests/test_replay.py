@@ -16,6 +16,7 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -31,34 +32,41 @@ from models.callbacks import (
     Priority,
     RecordAttempt,
 )
+from models.tables import Customer
 from starter.client import CallbackClient, CallbackError
+from store.db import transaction
 from tests.callback_harness import new_callback, running_worker
 from tests.factories import Tenant, add_staff, make_tenant
 from worker import WORKFLOW_RUNNER, WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
 # Bump when the workflow gains a (patched) code path: older recordings stay and must keep replaying.
-# v1: the lifecycle alone; v2: with notifications and slot suggestions; v3: with the staff_deactivated
-# signal (reassignment when the assignee leaves).
-HISTORY_VERSION = "v3"
-Scenario = Callable[[CallbackClient, WorkflowEnvironment, Tenant], Awaitable[UUID]]
+# v1: the lifecycle alone; v2: with notifications and slot suggestions; v3: recorded on the branches
+# that added the staff_deactivated signal and the erasure / dead references; v4: all of them together.
+HISTORY_VERSION = "v4"
+Sessions = async_sessionmaker[AsyncSession]
+Scenario = Callable[[CallbackClient, WorkflowEnvironment, Tenant, Sessions], Awaitable[UUID]]
 
 
-async def _completed(client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant) -> UUID:
+async def _completed(
+    client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant, sessions: Sessions
+) -> UUID:
     state = (await client.create(new_callback(tenant), idempotency_key="replay-completed")).state
     await client.act(state.id, MarkContacted())
     await client.act(state.id, Complete(notes="booked a checkup"))
     return state.id
 
 
-async def _expired(client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant) -> UUID:
+async def _expired(
+    client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant, sessions: Sessions
+) -> UUID:
     state = (await client.create(new_callback(tenant))).state
     await env.sleep(timedelta(hours=37))
     return state.id
 
 
 async def _attempts_then_priority_then_cancel(
-    client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant
+    client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant, sessions: Sessions
 ) -> UUID:
     state = (await client.create(new_callback(tenant))).state
     for outcome in (AttemptOutcome.NO_ANSWER, AttemptOutcome.BUSY, AttemptOutcome.WRONG_NUMBER):
@@ -70,7 +78,9 @@ async def _attempts_then_priority_then_cancel(
     return state.id
 
 
-async def _signals_and_refusals(client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant) -> UUID:
+async def _signals_and_refusals(
+    client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant, sessions: Sessions
+) -> UUID:
     state = (await client.create(new_callback(tenant, priority=Priority.HIGH))).state
     await client.send(state.id, MarkContacted())
     with pytest.raises(CallbackError):
@@ -80,7 +90,9 @@ async def _signals_and_refusals(client: CallbackClient, env: WorkflowEnvironment
     return state.id
 
 
-async def _staff_deactivated(client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant) -> UUID:
+async def _staff_deactivated(
+    client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant, sessions: Sessions
+) -> UUID:
     state = (await client.create(new_callback(tenant, priority=Priority.HIGH))).state
     holder = state.assigned_to
     assert holder is not None
@@ -95,12 +107,27 @@ async def _staff_deactivated(client: CallbackClient, env: WorkflowEnvironment, t
     return state.id
 
 
+async def _erased_then_customer_deleted(
+    client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant, sessions: Sessions
+) -> UUID:
+    request = new_callback(tenant, customer_id=tenant.customer_ids[0], priority=Priority.HIGH, notes="x")
+    state = (await client.create(request)).state
+    await client.erase_personal_data(state.id, actor="replay")
+    async with transaction(sessions) as session:
+        await session.execute(delete(Customer).where(Customer.id == tenant.customer_ids[0]))
+    await client.act(state.id, MarkContacted())  # the write drops the dead customer reference
+    await env.sleep(timedelta(hours=1))
+    await client.act(state.id, Complete(notes="erased, then reached"))
+    return state.id
+
+
 SCENARIOS: dict[str, Scenario] = {
     "completed": _completed,
     "expired": _expired,
     "attempts_priority_cancel": _attempts_then_priority_then_cancel,
     "signals_and_refusals": _signals_and_refusals,
     "staff_deactivated": _staff_deactivated,
+    "erased_dead_reference": _erased_then_customer_deleted,
 }
 
 
@@ -115,7 +142,7 @@ async def _replay(history: WorkflowHistory) -> None:
 @pytest.mark.parametrize("name", list(SCENARIOS))
 async def test_main_paths_replay_and_can_be_recorded(
     time_skipping_env: WorkflowEnvironment,
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: Sessions,
     task_queue: str,
     name: str,
 ) -> None:
@@ -123,7 +150,7 @@ async def test_main_paths_replay_and_can_be_recorded(
     for _ in range(3):
         await add_staff(sessions, tenant, services=(0,))
     async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
-        callback_id = await SCENARIOS[name](client, time_skipping_env, tenant)
+        callback_id = await SCENARIOS[name](client, time_skipping_env, tenant, sessions)
         history = await client.handle(callback_id).fetch_history()
     assert len(history.events) > 5
     await _replay(history)

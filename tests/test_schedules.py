@@ -51,13 +51,18 @@ async def test_schedules_are_created_once_and_the_scheduled_sweep_repairs_both_d
     sessions: Sessions, dev_env: WorkflowEnvironment, task_queue: str
 ) -> None:
     client = dev_env.client
-    settings = Settings(task_queue=task_queue, reconcile_catchup_minutes=7, retention_catchup_hours=2)
+    settings = Settings(
+        task_queue=task_queue,
+        reconcile_catchup_minutes=7,
+        retention_catchup_hours=2,
+        calcom_sync_catchup_minutes=20,
+    )
     prefix = f"{task_queue}-"
     first = await ensure_schedules(client, settings, prefix=prefix)
     second = await ensure_schedules(client, settings, prefix=prefix)
     try:
-        assert [created for _, created in first] == [True, True, True]
-        assert [created for _, created in second] == [False, False, False]
+        assert [created for _, created in first] == [True, True, True, True]
+        assert [created for _, created in second] == [False, False, False, False]
         windows = {}
         for item, _ in second:
             described = await client.get_schedule_handle(item.schedule_id).describe()
@@ -67,6 +72,7 @@ async def test_schedules_are_created_once_and_the_scheduled_sweep_repairs_both_d
             "policy-stats-refresh": timedelta(minutes=10),
             "callbacks-reconcile": timedelta(minutes=7),
             "callbacks-retention": timedelta(hours=2),
+            "calcom-bookings-sync": timedelta(minutes=20),
         }
 
         tenant = await make_tenant(sessions, staff=1)

@@ -26,10 +26,13 @@ with workflow.unsafe.imports_passed_through():
     from models import search_attributes
     from models.calcom import FoundSlots
     from models.callbacks import (
+        ERASED,
         STAFF_DEACTIVATED_SIGNAL,
         CallbackState,
         CallbackWorkflowInput,
         CreatedCallback,
+        DeadReferences,
+        ErasePersonalData,
         LoadCandidates,
         PrepareCallback,
         PreparedCallback,
@@ -39,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         Transition,
     )
     from rules import callback_machine as machine
+    from rules import dead_references, personal_data
     from rules.callback_machine import StaffNeeded, StaffRefused, Step
     from rules.sla import Deadline, next_deadline
     from rules.staff_actions import STAFF_ACTIONS, StaffActionSpec
@@ -53,6 +57,10 @@ DB_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     non_retryable_error_types=["InvalidReference"],
 )
+# Patch ids: histories recorded before these code paths existed replay without them.
+DROP_DEAD_REFERENCES = "drop-dead-references-v1"
+# A write that finds a reference dead drops it and writes again; more rounds than this is a bug.
+MAX_DROPS = 3
 # A timer can fire a hair early after rounding to milliseconds; treat that as on time.
 CLOCK_TOLERANCE = timedelta(milliseconds=5)
 
@@ -156,7 +164,8 @@ class CallbackWorkflow:
                 workflow.continue_as_new(
                     CallbackWorkflowInput(
                         callback_id=params.callback_id,
-                        request=params.request,
+                        # The current request: after an erasure it no longer holds the personal data.
+                        request=self._current.request,
                         request_token=params.request_token,
                         carried_state=self._current,
                     )
@@ -191,13 +200,33 @@ class CallbackWorkflow:
         return self._state
 
     async def _commit(self, step: Step) -> None:
-        """Persist the step, then make it the current state: a failed write changes nothing."""
-        await workflow.execute_local_activity(
-            names.PERSIST_TRANSITION,
-            Transition(state=step.state, events=step.events, escalation=step.escalation),
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
-        )
+        """Persist the step, then make it the current state: a failed write changes nothing.
+
+        A write that finds a referenced row deleted (by SQL, outside the API) drops the dead reference
+        from the step, records that, and writes again, instead of retrying a write that cannot succeed."""
+        for drops in range(MAX_DROPS + 1):
+            try:
+                await workflow.execute_local_activity(
+                    names.PERSIST_TRANSITION,
+                    Transition(state=step.state, events=step.events, escalation=step.escalation),
+                    start_to_close_timeout=DB_TIMEOUT,
+                    retry_policy=DB_RETRY,
+                )
+                break
+            except (ActivityError, ApplicationError) as err:
+                dead = _dead_references(err)
+                if dead is None or drops == MAX_DROPS or not workflow.patched(DROP_DEAD_REFERENCES):
+                    raise
+                workflow.logger.warning(
+                    "callback %s: dropping dead references %s", step.state.id, dead.fields
+                )
+                if dead_references.orphaned(dead):
+                    dead_references.end_orphaned(step, dead)
+                    self._state = step.state  # its row is gone with its branch: nothing left to write to
+                    self._changed = True
+                    workflow.upsert_search_attributes(search_attributes.updates_for(step.state))
+                    return
+                dead_references.drop_references(step, dead)
         self._state = step.state
         self._changed = True
         workflow.upsert_search_attributes(search_attributes.updates_for(step.state))
@@ -302,6 +331,23 @@ class CallbackWorkflow:
             if step is not None:
                 await self._commit(step)
 
+    # --- erasure (GDPR Art. 17; api/customers_erase.py) -------------------------------------------
+
+    @workflow.update(name="erase_personal_data")
+    async def erase_personal_data(self, command: ErasePersonalData) -> CallbackState:
+        """Blank the customer's personal data in the state (and its row, through the same write); the
+        callback goes on as before, SLA clock included. Erasing an erased callback changes nothing."""
+        await workflow.wait_condition(lambda: self._state is not None or self._creation_error is not None)
+        if self._creation_error is not None:
+            raise ApplicationError(self._creation_error, type="InvalidCallback")
+        async with self._lock:
+            if personal_data.has_personal_data(self._current):
+                await self._commit(
+                    personal_data.erase_personal_data(self._current, command.actor, workflow.now())
+                )
+                workflow.upsert_memo({"customer_name": ERASED, "phone": ERASED})
+            return self._current
+
     # --- the create Update and the query ---------------------------------------------------------
 
     @workflow.update
@@ -318,3 +364,12 @@ class CallbackWorkflow:
     @workflow.query
     def state(self) -> CallbackState | None:
         return self._state
+
+
+def _dead_references(err: ActivityError | ApplicationError) -> DeadReferences | None:
+    """What a failed write found deleted under the callback, or None for any other failure. (A failed
+    local activity reaches the workflow as its ApplicationError, a failed activity as an ActivityError.)"""
+    cause = err.cause if isinstance(err, ActivityError) else err
+    if not isinstance(cause, ApplicationError) or cause.type != names.DEAD_REFERENCE or not cause.details:
+        return None
+    return DeadReferences.model_validate(cause.details[0])

@@ -21,6 +21,7 @@ from devstack.calcom_fake.bookings import BookingRoutes, booking_json
 from devstack.calcom_fake.calendar import Calendar, EventType, FakeBooking, demo_event_types
 from devstack.calcom_fake.ratelimit import Gate, RateLimitConfig, RequestRecord
 from devstack.calcom_fake.slots import SlotRoutes
+from devstack.calcom_fake.webhooks import SentWebhook, WebhookSender, WebhookSubscription
 from devstack.calcom_fake.wire import CODES, KNOWN_VERSIONS, ApiError, error_response
 from telemetry.asgi_server import serve_asgi, serve_forever
 
@@ -35,12 +36,18 @@ class FakeCalcom:
         rate_limit: RateLimitConfig | None = None,
         now: Callable[[], datetime] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
     ) -> None:
         self.calendar = Calendar(
             event_types if event_types is not None else demo_event_types(),
             now or (lambda: datetime.now(UTC)),
         )
         self.gate = Gate(rate_limit or RateLimitConfig(), monotonic)
+        # Webhook times are wall-clock (like `createdAt` of bookings), whatever the calendar's clock says.
+        self.webhooks = WebhookSender(
+            WebhookSubscription(webhook_url, webhook_secret), lambda: datetime.now(UTC)
+        )
         self.requests: list[RequestRecord] = []
         self.app = self._build_app()
 
@@ -59,6 +66,21 @@ class FakeCalcom:
     @property
     def now(self) -> Callable[[], datetime]:
         return self.calendar.now
+
+    @property
+    def sent_webhooks(self) -> list[SentWebhook]:
+        return self.webhooks.sent
+
+    def subscribe(self, url: str | None, secret: str | None = None) -> None:
+        """Send booking webhooks to `url`, signed with `secret` (None: stop sending)."""
+        self.webhooks.subscription = WebhookSubscription(url, secret)
+
+    def pause_webhooks(self, paused: bool = True) -> None:
+        """While paused, webhooks are recorded as dropped and never sent (a lost delivery)."""
+        self.webhooks.subscription.paused = paused
+
+    async def drain_webhooks(self) -> None:
+        await self.webhooks.drain()
 
     # -- test hooks ------------------------------------------------------------------------------------
     def add_event_type(self, event_type: EventType) -> EventType:
@@ -127,11 +149,12 @@ class FakeCalcom:
     # -- ASGI app --------------------------------------------------------------------------------------
     def _build_app(self) -> Starlette:
         slots = SlotRoutes(self.calendar, self.gate)
-        bookings = BookingRoutes(self.calendar, self.gate)
+        bookings = BookingRoutes(self.calendar, self.gate, self.webhooks)
         routes = [
             Route("/v2/slots", self._endpoint(slots.slots), methods=["GET"]),
             Route("/v2/slots/available", self._endpoint(slots.slots_available), methods=["GET"]),
             Route("/v2/bookings", self._endpoint(bookings.create), methods=["POST"]),
+            Route("/v2/bookings", self._endpoint(bookings.list_bookings), methods=["GET"]),
             Route("/v2/bookings/{uid}", self._endpoint(bookings.get), methods=["GET"]),
             Route("/v2/bookings/{uid}/cancel", self._endpoint(bookings.cancel), methods=["POST"]),
             Route("/v2/bookings/{uid}/reschedule", self._endpoint(bookings.reschedule), methods=["POST"]),
@@ -139,6 +162,7 @@ class FakeCalcom:
             Route("/_fake/block", self._admin_block, methods=["POST"]),
             Route("/_fake/fail", self._admin_fail, methods=["POST"]),
             Route("/_fake/stats", self._admin_stats, methods=["GET"]),
+            Route("/_fake/webhook", self._admin_webhook, methods=["POST"]),
         ]
         return Starlette(routes=routes, exception_handlers={HTTPException: self._http_exception})
 
@@ -192,9 +216,20 @@ class FakeCalcom:
         )
         return JSONResponse({"status": "ok"})
 
+    async def _admin_webhook(self, request: Request) -> Response:
+        """`{"url": ..., "secret": ...}`: where the booking webhooks go (the local stack sets it)."""
+        body = await request.json()
+        self.subscribe(body.get("url") or None, body.get("secret") or None)
+        return JSONResponse({"status": "ok"})
+
     async def _admin_stats(self, request: Request) -> Response:
         return JSONResponse(
-            {"requests": len(self.requests), "refused": self.refused, "bookings": len(self.bookings)}
+            {
+                "requests": len(self.requests),
+                "refused": self.refused,
+                "bookings": len(self.bookings),
+                "webhooks": len(self.sent_webhooks),
+            }
         )
 
 
@@ -213,12 +248,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window-ms", type=int, default=60_000)
     parser.add_argument("--block-ms", type=int, default=60_000)
     parser.add_argument("--retry-after", choices=["none", "seconds", "date"], default="none")
+    parser.add_argument("--webhook-url", default=None, help="where booking webhooks are sent")
+    parser.add_argument("--webhook-secret", default=None, help="signs them (X-Cal-Signature-256)")
     args = parser.parse_args(argv)
     retry_after: Literal["seconds", "date"] | None = None if args.retry_after == "none" else args.retry_after
     fake = FakeCalcom(
         rate_limit=RateLimitConfig(
             limit=args.limit, window_ms=args.window_ms, block_ms=args.block_ms, retry_after=retry_after
-        )
+        ),
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
     )
     print(
         f"fake Cal.com on http://{args.host}:{args.port} (event types {sorted(fake.event_types)})", flush=True

@@ -60,7 +60,11 @@ class FakeBooking:
     rescheduling_reason: str | None = None
     rescheduled_from_uid: str | None = None
     rescheduled: bool = False
+    rescheduled_to_uid: str | None = None
+    cancelled_by: str | None = None
+    rescheduled_by: str | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def blocks_time(self) -> bool:

@@ -24,6 +24,7 @@ from models.tables.base import (
     SoftDelete,
     Timestamps,
 )
+from models.tables.calcom import CalcomBookingUid, CalcomWebhookDelivery
 from models.tables.callbacks import CallbackEscalation, CallbackEventRow, CallbackRequest
 from models.tables.notifications import (
     NotificationConfiguration,
@@ -61,6 +62,8 @@ __all__ = [
     "AppointmentModificationStat",
     "Base",
     "Branch",
+    "CalcomBookingUid",
+    "CalcomWebhookDelivery",
     "CallbackEscalation",
     "CallbackEventRow",
     "CallbackRequest",

@@ -303,7 +303,14 @@ def plan_deliveries(
 
 
 # Events that only go into the audit trail: nobody needs a message about them.
-AUDIT_ONLY_EVENTS = frozenset({"callback.slots_suggested"})
+AUDIT_ONLY_EVENTS = frozenset(
+    {
+        "callback.slots_suggested",
+        "callback.deadline_moved",
+        "callback.waiting_for_staff",
+        "callback.handed_over",
+    }
+)
 
 
 def events_to_notify(events: Sequence[CallbackEvent]) -> list[CallbackEvent]:

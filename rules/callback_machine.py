@@ -179,7 +179,7 @@ def set_deadline(state: CallbackState, priority: Priority) -> datetime | None:
     it moved from (None when it did not move)."""
     deadline = sla_deadline(state.created_at, priority, state.settings, state.calendar)
     state.expires_at = deadline
-    if state.settings.sla_clock is SlaClock.BUSINESS_HOURS:
+    if state.settings.sla_clock == SlaClock.BUSINESS_HOURS:
         state.expires_at = deadline_after_dial_window(state.dial_window, state.created_at, deadline)
     return deadline if state.expires_at != deadline else None
 

@@ -48,7 +48,7 @@ class Clock:
 def clock_for(settings: CallbackSettings, calendar: BusinessCalendarSpec | None) -> Clock:
     """The callback's clock; a business-hours SLA at a branch without hours (always open) is a calendar
     SLA, and one whose calendar stops opening (400 days of closures: a data error) falls back to it."""
-    if settings.sla_clock is not SlaClock.BUSINESS_HOURS or calendar is None:
+    if settings.sla_clock != SlaClock.BUSINESS_HOURS or calendar is None:
         return Clock()
     if calendar.weekly_hours.is_empty:
         return Clock()

@@ -6,13 +6,18 @@ the server's clock to the moment it needs.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import uuid
+from datetime import date, time, timedelta
 
 import holidays
 from temporalio.testing import WorkflowEnvironment
 
+from activities.operations import OperationsActivities
+from config import Settings
 from models import search_attributes
 from models.callbacks import ChangePriority, Priority
+from models.tables import CallbackRequest
+from store.db import transaction
 from tests.calendar_fixtures import (
     BERLIN,
     LISBON,
@@ -206,3 +211,38 @@ async def test_a_priority_change_recomputes_on_business_hours_from_creation(
         events = await event_rows(sessions, state.id)
     changed = [e for e in events if e.type == "callback.priority_changed"]
     assert changed[0].payload["expires_at"] == raised.expires_at.isoformat()
+
+
+async def test_the_reconciliation_sweep_rebuilds_a_row_on_its_own_clock_with_calendar_and_dial_window(
+    sessions: Sessions,
+) -> None:
+    tenant = await make_tenant(sessions)
+    await set_branch_calendar(sessions, tenant.branch_ids[0])
+    created = at(date(2027, 12, 20), 10, 0)
+    callback_id = uuid.uuid4()
+    async with transaction(sessions) as session:
+        session.add(
+            CallbackRequest(
+                id=callback_id,
+                company_id=tenant.company_id,
+                branch_id=tenant.branch_ids[0],
+                phone_number="+4930123456",
+                customer_name="Imported Customer",
+                priority="urgent",
+                status="pending",
+                created_at=created,
+                expires_at=created + timedelta(hours=2),
+                sla_clock="business_hours",  # the policy says calendar now: the row's own clock wins
+                dial_time_zone="Europe/Berlin",
+                dial_window_start=time(8),
+                dial_window_end=time(20),
+            )
+        )
+    operations = OperationsActivities(sessions, Settings().callback_defaults())
+    state = await operations.state_from_row(await row(sessions, callback_id))
+    assert state.settings.sla_clock.value == "business_hours"
+    assert state.dial_window is not None
+    assert (state.dial_window.time_zone, state.dial_window.start) == ("Europe/Berlin", time(8))
+    assert state.calendar is not None
+    assert state.calendar.ignore_public_holidays  # written out, Christmas among them
+    assert any(c.start == date(2027, 12, 25) for c in state.calendar.closures)

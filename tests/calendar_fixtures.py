@@ -102,5 +102,7 @@ def last_sunday(year: int, month: int) -> date:
 
 
 def close_to(actual: datetime, expected: datetime) -> bool:
-    """Timers fire a few milliseconds after their deadline."""
-    return abs(actual - expected) < timedelta(seconds=1)
+    """Within a minute: the server's clock runs on in real time between a skip and the request that
+    follows it (seconds on a busy machine), and timers fire a few milliseconds after their deadline. The
+    instants the tests tell apart are half an hour or more apart."""
+    return abs(actual - expected) < timedelta(minutes=1)

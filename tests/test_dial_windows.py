@@ -15,7 +15,7 @@ from api import callback_service
 from models.callbacks import Complete, Priority
 from store import callback_queries
 from tests.api_fixtures import ApiEnv, running_api
-from tests.calendar_fixtures import LISBON, Sessions, at, next_day, skip_to
+from tests.calendar_fixtures import LISBON, Sessions, at, close_to, next_day, skip_to
 from tests.callback_harness import event_rows, new_callback, running_worker
 from tests.console_fixtures import http_sign_in
 from tests.factories import add_staff, make_tenant, set_callback_policy
@@ -107,9 +107,7 @@ async def test_a_business_hours_deadline_before_the_first_dial_window_moves_to_i
     moved = [e for e in events if e.type == "callback.deadline_moved"]
     assert len(moved) == 1
     assert moved[0].payload["reason"] == "dial_window"
-    assert abs(
-        datetime.fromisoformat(moved[0].payload["sla_deadline"]) - at(tomorrow, 1, 0, LISBON)
-    ) < timedelta(seconds=1)
+    assert close_to(datetime.fromisoformat(moved[0].payload["sla_deadline"]), at(tomorrow, 1, 0, LISBON))
     assert datetime.fromisoformat(moved[0].payload["expires_at"]) == at(tomorrow, 20, 0, LISBON)
     assert datetime.fromisoformat(moved[0].payload["next_callable_at"]) == at(tomorrow, 8, 0, LISBON)
     async with sessions() as session:

@@ -38,11 +38,13 @@ from workflows.operations import CallbackReconcileWorkflow, RetentionWorkflow
 from workflows.policy_stats import PolicyStatsRefreshWorkflow
 
 # The workflow messages validate phone numbers with `phonenumbers`, which loads its region tables lazily
-# (an import and a lock at first use): that must happen outside the sandbox, once per process.
+# (an import and a lock at first use): that must happen outside the sandbox, once per process. The same
+# holds for `holidays`, whose country tables the calendar shapes check against (models/calendars.py); the
+# holiday dates themselves reach the workflow written out by the prepare activity (rules/sla.py).
 log = logging.getLogger("callbacks.worker")
 
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
-    restrictions=SandboxRestrictions.default.with_passthrough_modules("phonenumbers")
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("phonenumbers", "holidays")
 )
 
 WORKFLOWS: Sequence[type] = (
@@ -69,7 +71,12 @@ def build_worker(
     settings are read uncached. `calcom`: the shared Cal.com client (its owner closes it); built from
     settings when not given."""
     policies = policies if policies is not None else PolicyResolver(sessions)
-    callbacks = CallbackActivities(sessions, settings.callback_defaults(), policies)
+    callbacks = CallbackActivities(
+        sessions,
+        settings.callback_defaults(),
+        policies,
+        dial_hours=(settings.dial_window_start, settings.dial_window_end),
+    )
     policy_activities = PolicyActivities(sessions, policies)
     appointment_activities = AppointmentActivities(sessions, policies)
     calcom_activities = (

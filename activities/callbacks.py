@@ -8,6 +8,7 @@ so a retry or a replay after a worker crash never writes anything twice.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError
@@ -16,6 +17,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import names
+from activities.calendars import callback_calendars, with_shifts
 from models.callbacks import (
     CallbackSettings,
     LoadCandidates,
@@ -24,6 +26,7 @@ from models.callbacks import (
     StaffCandidate,
     Transition,
 )
+from models.dial_window import DEFAULT_DIAL_END, DEFAULT_DIAL_START
 from models.policies import PolicySubject
 from store import callbacks as store
 from store.db import transaction
@@ -45,15 +48,18 @@ class CallbackActivities:
         sessions: async_sessionmaker[AsyncSession],
         defaults: CallbackSettings,
         policies: PolicyResolver | None = None,
+        dial_hours: tuple[time, time] = (DEFAULT_DIAL_START, DEFAULT_DIAL_END),
     ) -> None:
         self._sessions = sessions
         self._defaults = defaults
+        self._dial_hours = dial_hours
         # Without a listening resolver, policies are read from the database every time (never stale).
         self._policies = policies if policies is not None else PolicyResolver(sessions)
 
     @activity.defn(name=names.PREPARE_CALLBACK)
     async def prepare_callback(self, command: PrepareCallback) -> PreparedCallback:
-        """Check the request's references, resolve its callback rules and list who could take it."""
+        """Check the request's references, resolve its callback rules, list who could take it (with their
+        shifts), and read the branch's calendar and the customer's dial window."""
         request = command.request
         async with transaction(self._sessions) as session:
             errors = await store.reference_errors(session, request)
@@ -79,17 +85,33 @@ class CallbackActivities:
             bookable = request.service_id is not None and await store.service_is_bookable(
                 session, request.service_id
             )
-        return PreparedCallback(settings=settings, candidates=candidates, bookable=bookable)
+            calendars = await callback_calendars(
+                session,
+                request,
+                candidates,
+                at=command.at or datetime.now(UTC),
+                default_dial_hours=self._dial_hours,
+            )
+        return PreparedCallback(
+            settings=settings,
+            candidates=calendars.candidates,
+            bookable=bookable,
+            calendar=calendars.calendar,
+            dial_window=calendars.dial_window,
+        )
 
     @activity.defn(name=names.LOAD_STAFF_CANDIDATES)
     async def load_staff_candidates(self, query: LoadCandidates) -> list[StaffCandidate]:
         async with transaction(self._sessions) as session:
-            return await store.load_candidates(
+            candidates = await store.load_candidates(
                 session,
                 company_id=query.company_id,
                 branch_id=query.branch_id,
                 service_id=query.service_id,
                 include=query.include,
+            )
+            return await with_shifts(
+                session, candidates, branch_id=query.branch_id, at=query.at or datetime.now(UTC)
             )
 
     @activity.defn(name=names.PERSIST_TRANSITION)

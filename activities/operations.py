@@ -36,14 +36,18 @@ from models.callbacks import (
     CallbackSettings,
     CallbackState,
     CallbackWorkflowInput,
+    SlaClock,
     callback_workflow_id,
     mask_phone,
 )
 from models.operations import RetentionReport, RetentionRequest, SweepPage, SweepReport
 from models.policies import PolicySubject
 from models.tables import CallbackRequest
+from rules.sla import with_holidays_written_out
 from store import callbacks as store
 from store import operations as rows
+from store.calendars import branch_calendars
+from store.callable import dial_window_of
 from store.db import transaction
 from store.policies import PolicyResolver
 from telemetry import metrics
@@ -159,7 +163,8 @@ class OperationsActivities:
         log.info("started %s from its row (version %d, %s)", state.workflow_id, row.version, row.status)
 
     async def state_from_row(self, row: CallbackRequest) -> CallbackState:
-        """The workflow state a row stands for, under the policies that apply to it now."""
+        """The workflow state a row stands for, under the policies that apply to it now, on the SLA clock
+        it was made with (its branch's calendar as it is now) and with its dial window."""
         async with self._sessions() as session:
             settings = await self._policies.callback_settings(
                 PolicySubject(
@@ -172,7 +177,14 @@ class OperationsActivities:
                 session=session,
             )
             past = await rows.history(session, row.id)
-        return rows.state_from_row(row, settings, past)
+            branch = (await branch_calendars(session, [row.branch_id])).get(row.branch_id)
+        calendar = branch.business_hours if branch is not None else None
+        if calendar is not None:
+            calendar = with_holidays_written_out(calendar, (row.created_at - timedelta(days=1)).date())
+        state = rows.state_from_row(
+            row, settings.model_copy(update={"sla_clock": SlaClock(row.sla_clock)}), past
+        )
+        return state.model_copy(update={"calendar": calendar, "dial_window": dial_window_of(row)})
 
     async def _persist(self, state: CallbackState, report: SweepReport) -> None:
         """Write the workflow's state again: the row and its escalations. The audit events of the missing

@@ -82,6 +82,9 @@ async def list_callbacks(
     branch_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
     assigned_to: uuid.UUID | None = None,
     overdue: bool | None = None,
+    callable_now: Annotated[
+        bool | None, Query(description="open and inside the customer's dial window right now")
+    ] = None,
     q: Annotated[str | None, Query(max_length=100, description="part of the name or phone")] = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
@@ -103,6 +106,7 @@ async def list_callbacks(
         branch_id=branch_id,
         assigned_to=assigned_to,
         overdue=overdue,
+        callable_now=callable_now,
         q=q or None,
         created_from=service.aware(created_from),
         created_to=service.aware(created_to),

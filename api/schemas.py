@@ -23,7 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from models.callbacks import AttemptOutcome, CallbackStatus, Priority
+from api.sla_schemas import ClockCompliance, DialWindowOut
+from models.callbacks import AttemptOutcome, CallbackStatus, Priority, SlaClock
 from models.notifications import Channel, DeliveryRecord
 
 METADATA_MAX_BYTES = 8 * 1024
@@ -216,8 +217,14 @@ class CallbackOut(BaseModel):
     completed_at: datetime | None
     cancelled_at: datetime | None
     expired_at: datetime | None
-    expires_at: datetime
+    expires_at: datetime = Field(description="the SLA deadline: the real instant, in either clock mode")
     overdue: bool
+    sla_clock: SlaClock = Field(description="calendar: every hour counts; business_hours: open hours only")
+    callable_now: bool | None = Field(
+        description="inside the customer's dial window now (null: finished, or made before dial windows)"
+    )
+    next_callable_at: datetime | None = Field(description="now when callable now, else when next")
+    dial_window: DialWindowOut | None
     completion_notes: str | None
     cancel_reason: str | None
     contact_attempts: int
@@ -300,6 +307,9 @@ class Summary(BaseModel):
     escalations_24h: int
     escalations_7d: int
     open_per_staff: list[StaffLoad]
+    sla_by_clock: dict[SlaClock, ClockCompliance] = Field(
+        description="completion by the deadline per SLA clock, each counted in its own mode"
+    )
 
 
 class StoredPolicyOut(BaseModel):

@@ -17,7 +17,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.callbacks import CallbackSettings, Priority
+from models.callbacks import CallbackSettings, Priority, SlaClock
+from models.dial_window import DEFAULT_DIAL_END, DEFAULT_DIAL_START
 
 LOCAL_TEMPORAL_ADDRESS = "127.0.0.1:7233"
 LOCAL_DATABASE = "callbacks"
@@ -85,6 +86,12 @@ class Settings(BaseSettings):
     escalation_cooldown_hours: PositiveFloat = 4
     max_contact_attempts: PositiveInt = 3
     max_escalations: PositiveInt = 3
+    # `calendar` (every hour counts) or `business_hours` (only the branch's open hours); a `callback`
+    # policy overrides it per company, branch, service or staff.
+    sla_clock: SlaClock = SlaClock.CALENDAR
+    # When customers may be called, on their own wall clock, unless their company or branch says otherwise.
+    dial_window_start: time = DEFAULT_DIAL_START
+    dial_window_end: time = DEFAULT_DIAL_END
 
     # HTTP API (api/). `api_url` and `api_key` are what the CLI uses to reach a running API.
     api_host: str = "127.0.0.1"
@@ -187,6 +194,7 @@ class Settings(BaseSettings):
             escalation_cooldown_hours=self.escalation_cooldown_hours,
             max_contact_attempts=self.max_contact_attempts,
             max_escalations=self.max_escalations,
+            sla_clock=self.sla_clock,
         )
 
 

@@ -13,6 +13,7 @@ from console.context import Console
 from console.render import render
 from models.callbacks import CallbackStatus
 from store import callback_queries as queries
+from store import callback_reports
 
 TREND_DAYS = 14
 
@@ -53,7 +54,7 @@ def trend_bars(days: list[tuple[date, int]], *, width: float = 560, height: floa
 async def dashboard(ctx: Console) -> Response:
     async with ctx.deps.sessions() as session:
         summary = await queries.summary(session, ctx.company, now=ctx.now)
-        trend = await queries.escalations_per_day(
+        trend = await callback_reports.escalations_per_day(
             session, ctx.company, now=ctx.now, days=TREND_DAYS, time_zone=str(ctx.zone.key)
         )
     most = max((load["open_callbacks"] for load in summary["open_per_staff"]), default=0) or 1

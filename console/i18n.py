@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from console.i18n_admin import ADMIN_MESSAGES
+from console.i18n_calendars import MESSAGES as CALENDAR_MESSAGES
 
 LANGUAGES = ("de", "en")
 DEFAULT_LANGUAGE = "de"
@@ -380,6 +381,9 @@ def pick_language(cookie: str | None, accept_language: str | None) -> str:
         if code in LANGUAGES:
             return code
     return DEFAULT_LANGUAGE
+
+
+MESSAGES = {language: {**words, **CALENDAR_MESSAGES[language]} for language, words in MESSAGES.items()}
 
 
 def translator(language: str) -> Callable[..., str]:

@@ -62,6 +62,7 @@ class QueueQuery:
     priorities: tuple[Priority, ...] = ()
     branch_id: int | None = None
     overdue: str = ""
+    callable: str = ""
     q: str = ""
     created_from: date | None = None
     created_to: date | None = None
@@ -98,6 +99,7 @@ class QueueQuery:
             priorities=priorities,
             branch_id=int(branch) if branch.isdigit() and 0 < int(branch) < 2**63 else None,
             overdue=first("overdue") if first("overdue") in ("yes", "no") else "",
+            callable=first("callable") if first("callable") in ("yes", "no") else "",
             q=q,
             created_from=day("created_from"),
             created_to=day("created_to"),
@@ -112,6 +114,7 @@ class QueueQuery:
         for name, value in (
             ("branch_id", str(self.branch_id) if self.branch_id else ""),
             ("overdue", self.overdue),
+            ("callable", self.callable),
             ("q", self.q),
             ("created_from", self.created_from.isoformat() if self.created_from else ""),
             ("created_to", self.created_to.isoformat() if self.created_to else ""),
@@ -141,6 +144,7 @@ class QueueQuery:
             priorities=self.priorities,
             branch_id=self.branch_id,
             overdue={"yes": True, "no": False}.get(self.overdue),
+            callable_now={"yes": True, "no": False}.get(self.callable),
             q=self.q or None,
             created_from=start_of(self.created_from) if self.created_from else None,
             # The "until" day is inclusive, as people read a date range.

@@ -15,6 +15,8 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.calcom import Slot
+from models.calendars import BusinessCalendarSpec
+from models.dial_window import DialWindow
 
 
 class Priority(StrEnum):
@@ -64,6 +66,13 @@ class StaffAction(StrEnum):
     CHANGE_PRIORITY = "change_priority"
 
 
+class SlaClock(StrEnum):
+    """How the SLA clock counts: every hour (`calendar`) or only the branch's open hours."""
+
+    CALENDAR = "calendar"
+    BUSINESS_HOURS = "business_hours"
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -76,6 +85,7 @@ class CallbackSettings(Frozen):
     escalation_cooldown_hours: float = Field(gt=0)
     max_contact_attempts: int = Field(ge=1)
     max_escalations: int = Field(ge=0)
+    sla_clock: SlaClock = SlaClock.CALENDAR
 
 
 def normalize_phone(value: str) -> str:
@@ -142,6 +152,12 @@ class StaffCandidate(Frozen):
     linked_to_service: bool = False
     open_callbacks: int = Field(default=0, ge=0)
     max_open_callbacks: int | None = None
+    # Their shift at the moment the candidates were loaded (rules/shifts.py). The defaults are what
+    # histories recorded before shifts existed mean: always on shift, never away.
+    on_shift: bool = True
+    absent: bool = False
+    next_on_shift_at: datetime | None = None
+    away_from: datetime | None = None
 
     @property
     def has_capacity(self) -> bool:
@@ -201,6 +217,17 @@ class CallbackState(BaseModel):
     warnings_sent: list[int] = Field(default_factory=list)
     # Free Cal.com slots of the requested service, found right after creation (None: not looked up).
     suggested_slots: list[Slot] | None = None
+    # The branch's calendar (None: no opening hours, always open), which a business-hours SLA counts in.
+    calendar: BusinessCalendarSpec | None = None
+    # When the customer may be called; callable_now / next_callable_at as of the last step.
+    dial_window: DialWindow | None = None
+    callable_now: bool | None = None
+    next_callable_at: datetime | None = None
+    # Nobody on shift: (re)assign at this moment, resp. hold the due breach escalation until then.
+    assign_at: datetime | None = None
+    escalation_waits_until: datetime | None = None
+    # The assignee's next absence starts here: the callback is handed on then.
+    assignee_away_at: datetime | None = None
     event_count: int = 0
     version: int = 0
 
@@ -299,6 +326,8 @@ class DeadReferences(Frozen):
 class PrepareCallback(Frozen):
     callback_id: UUID
     request: NewCallback
+    # The workflow's time, for the staff's shifts (None from workflows older than shifts: the clock's).
+    at: datetime | None = None
 
 
 class PreparedCallback(Frozen):
@@ -308,6 +337,8 @@ class PreparedCallback(Frozen):
     candidates: list[StaffCandidate]
     # The requested service is bookable through Cal.com: worth suggesting free slots for.
     bookable: bool = False
+    calendar: BusinessCalendarSpec | None = None
+    dial_window: DialWindow | None = None
 
 
 class LoadCandidates(Frozen):
@@ -315,6 +346,7 @@ class LoadCandidates(Frozen):
     branch_id: int
     service_id: int | None
     include: list[UUID] = Field(default_factory=list)
+    at: datetime | None = None
 
 
 class Transition(Frozen):

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from models.callbacks import Priority
+from models.callbacks import Priority, SlaClock
 
 
 class PolicyType(StrEnum):
@@ -147,6 +147,8 @@ class CallbackPolicy(_Config):
     escalation_cooldown_hours: float | None = Field(default=None, gt=0, le=24 * 366)
     max_contact_attempts: int | None = Field(default=None, ge=1)
     max_escalations: int | None = Field(default=None, ge=0)
+    # `business_hours`: deadlines, warnings, cooldowns and expiry count only the branch's open hours.
+    sla_clock: SlaClock | None = None
 
 
 CONFIG_MODELS: dict[PolicyType, type[_Config]] = {

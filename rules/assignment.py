@@ -1,12 +1,14 @@
 """Who gets a callback, and who takes it over on escalation.
 
 Ties are broken by the lowest staff id so the same inputs always give the same answer (a workflow
-replaying its history must decide exactly as it did the first time).
+replaying its history must decide exactly as it did the first time). Only staff on shift at that moment
+are picked (rules/shifts.py); `next_shift_start` says when the first of the others comes on shift.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
 from uuid import UUID
 
 from models.callbacks import Priority, StaffCandidate
@@ -21,8 +23,12 @@ def _least_loaded(candidates: Iterable[StaffCandidate]) -> StaffCandidate | None
     return min(candidates, key=lambda c: (c.open_callbacks, str(c.id)), default=None)
 
 
+def _can_take(candidate: StaffCandidate) -> bool:
+    return candidate.active and candidate.has_capacity
+
+
 def _available(candidates: Iterable[StaffCandidate]) -> list[StaffCandidate]:
-    return [c for c in candidates if c.active and c.has_capacity]
+    return [c for c in candidates if _can_take(c) and c.on_shift]
 
 
 def choose_assignee(
@@ -53,3 +59,28 @@ def choose_escalation_target(
     fresh = [c for c in others if c.id not in earlier]
     chosen = _least_loaded(fresh) or _least_loaded(others)
     return chosen.id if chosen else None
+
+
+def next_shift_start(
+    candidates: Sequence[StaffCandidate],
+    *,
+    branch_id: int,
+    after: datetime,
+    preferred: UUID | None = None,
+    exclude: Collection[UUID | None] = (),
+) -> datetime | None:
+    """When the first of the staff who could take the callback but are off shift now (active, with
+    capacity, of the branch or the preferred one, not excluded) comes on shift; None when nobody will."""
+    return min(
+        (
+            c.next_on_shift_at
+            for c in candidates
+            if _can_take(c)
+            and not c.on_shift
+            and (c.branch_id == branch_id or c.id == preferred)
+            and c.id not in exclude
+            and c.next_on_shift_at is not None
+            and c.next_on_shift_at > after
+        ),
+        default=None,
+    )

@@ -30,11 +30,15 @@ from models.callbacks import (
     MarkContacted,
     NewCallback,
     PreparedCallback,
+    Priority,
     RecordAttempt,
+    SlaClock,
     StaffCandidate,
     StaffCommand,
 )
+from rules import staffing
 from rules.assignment import choose_assignee, choose_escalation_target, should_auto_assign
+from rules.dial_window import callable_status, deadline_after_dial_window, parse_preferred
 from rules.sla import Deadline, DueKind, sla_deadline
 
 
@@ -64,6 +68,8 @@ class Step:
         self.now = now
         self.events: list[CallbackEvent] = []
         self.escalation: Escalation | None = None
+        if state.dial_window is not None:
+            self.state.callable_now, self.state.next_callable_at = callable_status(state.dial_window, now)
 
     def emit(self, event_type: str, **payload: Any) -> None:
         self.state.event_count += 1
@@ -77,7 +83,19 @@ class Step:
             )
         )
 
-    def assign_to(self, staff_id: UUID) -> None:
+    def emit_deadline_moved(self, sla_deadline: datetime) -> None:
+        """Audit why `expires_at` is not the SLA's own deadline, so the SLA report stays honest."""
+        self.emit(
+            "deadline_moved",
+            reason="dial_window",
+            sla_deadline=sla_deadline.isoformat(),
+            expires_at=self.state.expires_at.isoformat(),
+            next_callable_at=self.state.next_callable_at.isoformat() if self.state.next_callable_at else None,
+        )
+
+    def assign_to(self, staff_id: UUID, staff: Sequence[StaffCandidate] = ()) -> None:
+        """Hand the callback to `staff_id`; the workflow wakes when their next absence (from `staff`)
+        begins, and any wait for staff on shift is over."""
         state = self.state
         if state.assigned_to is not None and state.assigned_to != staff_id:
             state.previous_assignees.append(state.assigned_to)
@@ -85,6 +103,8 @@ class Step:
         state.assigned_to = staff_id
         state.assigned_at = self.now
         state.status = status_after_assignment(state.status)
+        state.assign_at = None
+        state.assignee_away_at = next((c.away_from for c in staff if c.id == staff_id), None)
         self.emit("assigned", staff_id=str(staff_id), previous_staff_id=str(previous) if previous else None)
 
     def escalate(
@@ -107,6 +127,7 @@ class Step:
             at=self.now,
         )
         state.escalations.append(escalation)
+        state.escalation_waits_until = None
         self.escalation = escalation
         self.emit(
             "escalated",
@@ -117,7 +138,7 @@ class Step:
             escalated_to=str(target) if target else None,
         )
         if target is not None:
-            self.assign_to(target)
+            self.assign_to(target, staff)
 
 
 def status_after_assignment(status: CallbackStatus) -> CallbackStatus:
@@ -129,29 +150,46 @@ def status_after_assignment(status: CallbackStatus) -> CallbackStatus:
 
 
 def open_callback(callback_id: UUID, request: NewCallback, prepared: PreparedCallback, now: datetime) -> Step:
-    """The first step: the SLA deadline, and an assignee where the rules auto-assign."""
+    """The first step: the SLA deadline, and an assignee where the rules auto-assign (or, with nobody on
+    shift, the moment to choose one)."""
     blank = CallbackState(
         id=callback_id,
         request=request,
         settings=prepared.settings,
         priority=request.priority,
         created_at=now,
-        expires_at=sla_deadline(now, request.priority, prepared.settings),
+        expires_at=now,
+        calendar=prepared.calendar,
+        dial_window=prepared.dial_window,
         version=0,
     )
     step = Step(blank, actor="system", now=now)
+    moved_from = set_deadline(step.state, request.priority)
     step.emit("created", priority=request.priority.value, expires_at=step.state.expires_at.isoformat())
+    if moved_from is not None:
+        step.emit_deadline_moved(moved_from)
     if should_auto_assign(request.priority, prepared.settings.auto_assign):
-        chosen = choose_assignee(
-            prepared.candidates, branch_id=request.branch_id, preferred=request.preferred_staff_id
-        )
-        if chosen is not None:
-            step.assign_to(chosen)
+        staffing.choose_or_wait(step, prepared.candidates, reason="assignment")
     return step
 
 
-def staff_for_deadline(deadline: Deadline) -> StaffNeeded | None:
-    return StaffNeeded() if deadline.kind is DueKind.ESCALATION else None
+def set_deadline(state: CallbackState, priority: Priority) -> datetime | None:
+    """`expires_at` from `created_at` on the callback's clock. A business-hours SLA whose deadline comes
+    before the customer may first be called moves to the end of that first window: returns the deadline
+    it moved from (None when it did not move)."""
+    deadline = sla_deadline(state.created_at, priority, state.settings, state.calendar)
+    state.expires_at = deadline
+    if state.settings.sla_clock == SlaClock.BUSINESS_HOURS:
+        state.expires_at = deadline_after_dial_window(state.dial_window, state.created_at, deadline)
+    return deadline if state.expires_at != deadline else None
+
+
+def staff_for_deadline(deadline: Deadline, state: CallbackState | None = None) -> StaffNeeded | None:
+    if deadline.kind is DueKind.HANDOVER and state is not None and state.assigned_to is not None:
+        return StaffNeeded(include=(state.assigned_to,))
+    if deadline.kind in (DueKind.ESCALATION, DueKind.ASSIGNMENT, DueKind.HANDOVER):
+        return StaffNeeded()
+    return None
 
 
 def on_deadline(
@@ -169,7 +207,12 @@ def on_deadline(
             assigned_to=str(step.state.assigned_to) if step.state.assigned_to else None,
         )
     elif deadline.kind is DueKind.ESCALATION:
-        step.escalate(EscalationReason.SLA_BREACH, None, staff)
+        staffing.breach(step, staff)
+    elif deadline.kind is DueKind.ASSIGNMENT:
+        step.state.assign_at = None
+        staffing.choose_or_wait(step, staff, reason="handover" if step.state.assigned_to else "assignment")
+    elif deadline.kind is DueKind.HANDOVER:
+        staffing.hand_over(step, staff)
     else:
         step.state.status = CallbackStatus.EXPIRED
         step.state.expired_at = step.now
@@ -180,16 +223,10 @@ def on_deadline(
 def preferred_window(window: dict[str, Any] | None, *, after: datetime) -> tuple[datetime, datetime] | None:
     """The customer's preferred time window as aware datetimes, clipped to the future; None when absent,
     malformed or already over (then the next free slots are suggested instead)."""
-    if not window:
+    parsed = parse_preferred(window)
+    if parsed is None:
         return None
-    try:
-        start = datetime.fromisoformat(str(window["start"]))
-        end = datetime.fromisoformat(str(window["end"]))
-    except (KeyError, ValueError):
-        return None
-    if start.tzinfo is None or end.tzinfo is None:
-        return None
-    start = max(start, after)
+    start, end = max(parsed[0], after), parsed[1]
     return (start, end) if end > start else None
 
 
@@ -252,7 +289,7 @@ def assign(step: Step, command: Assign, staff: Sequence[StaffCandidate]) -> None
             f"staff {command.staff_id} is not an active staff member of company "
             f"{step.state.request.company_id}"
         )
-    step.assign_to(command.staff_id)
+    step.assign_to(command.staff_id, staff)
 
 
 def mark_contacted(step: Step, command: MarkContacted, staff: Sequence[StaffCandidate]) -> None:
@@ -302,13 +339,15 @@ def change_priority(step: Step, command: ChangePriority, staff: Sequence[StaffCa
     state = step.state
     previous = state.priority
     state.priority = command.priority
-    state.expires_at = sla_deadline(state.created_at, command.priority, state.settings)
+    moved_from = set_deadline(state, command.priority)
     step.emit(
         "priority_changed",
         previous=previous.value,
         priority=command.priority.value,
         expires_at=state.expires_at.isoformat(),
     )
+    if moved_from is not None:
+        step.emit_deadline_moved(moved_from)
 
 
 # --- the assignee left (their staff record was deactivated) -----------------------------------------

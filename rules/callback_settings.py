@@ -13,6 +13,12 @@ def apply_callback_policy(defaults: CallbackSettings, policy: Mapping[str, Any])
     sla_hours = dict(defaults.sla_hours)
     for priority, hours in (policy.get("sla_hours") or {}).items():
         sla_hours[Priority(priority)] = float(hours)
-    known = {"auto_assign", "escalation_cooldown_hours", "max_contact_attempts", "max_escalations"}
+    known = {
+        "auto_assign",
+        "escalation_cooldown_hours",
+        "max_contact_attempts",
+        "max_escalations",
+        "sla_clock",
+    }
     overrides = {key: value for key, value in policy.items() if key in known and value is not None}
     return CallbackSettings.model_validate({**defaults.model_dump(), **overrides, "sla_hours": sla_hours})

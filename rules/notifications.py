@@ -310,6 +310,9 @@ AUDIT_ONLY_EVENTS = frozenset(
         "callback.reassigned",
         "callback.personal_data_erased",
         "callback.reference_dropped",
+        "callback.deadline_moved",
+        "callback.waiting_for_staff",
+        "callback.handed_over",
     }
 )
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, and_, case, func, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +26,8 @@ from models.tables import (
     Service,
     Staff,
 )
+from store.callable import callable_now_condition, dial_fields
+from store.callback_reports import sla_by_clock
 
 CR = CallbackRequest
 _TERMINAL = [status.value for status in TERMINAL_STATUSES]
@@ -68,6 +69,7 @@ class CallbackFilter:
     branch_id: int | None = None
     assigned_to: uuid.UUID | None = None
     overdue: bool | None = None
+    callable_now: bool | None = None
     q: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
@@ -103,6 +105,9 @@ def _conditions(spec: CallbackFilter, now: datetime) -> list[ColumnElement[bool]
     if spec.overdue is not None:
         overdue = overdue_condition(now)
         conditions.append(overdue if spec.overdue else not_(overdue))
+    if spec.callable_now is not None:
+        callable_now = callable_now_condition(now)
+        conditions.append(callable_now if spec.callable_now else not_(callable_now))
     if spec.q:
         term = spec.q.strip()
         matches: list[ColumnElement[bool]] = [CR.customer_name.ilike(f"%{_escape_like(term)}%", escape="\\")]
@@ -135,7 +140,7 @@ def _rows_query(now: datetime) -> Select[CallbackRequest, str, str, str, bool]:
     )
 
 
-def as_dict(row: Any) -> dict[str, Any]:
+def as_dict(row: Any, now: datetime) -> dict[str, Any]:
     callback: CallbackRequest = row[0]
     return {
         "id": callback.id,
@@ -172,6 +177,8 @@ def as_dict(row: Any) -> dict[str, Any]:
         "deleted_at": callback.deleted_at,
         "version": callback.version,
         "suggested_slots": callback.suggested_slots,
+        "sla_clock": callback.sla_clock,
+        **dial_fields(callback, now),
     }
 
 
@@ -201,7 +208,7 @@ async def list_callbacks(
     result = await session.execute(
         _rows_query(now).where(*conditions).order_by(*order).limit(page_size).offset((page - 1) * page_size)
     )
-    return Page([as_dict(row) for row in result.all()], int(total or 0))
+    return Page([as_dict(row, now) for row in result.all()], int(total or 0))
 
 
 async def get_callback(
@@ -214,7 +221,7 @@ async def get_callback(
 ) -> dict[str, Any] | None:
     spec = CallbackFilter(company_id=company_id, include_deleted=include_deleted, ids=[callback_id])
     row = (await session.execute(_rows_query(now).where(*_conditions(spec, now)))).first()
-    return as_dict(row) if row is not None else None
+    return as_dict(row, now) if row is not None else None
 
 
 async def callback_history(session: AsyncSession, callback_id: uuid.UUID) -> dict[str, list[dict[str, Any]]]:
@@ -291,7 +298,7 @@ async def set_deleted(
 
 
 async def summary(session: AsyncSession, company_id: int | None, *, now: datetime) -> dict[str, Any]:
-    """The queue at a glance, in four queries."""
+    """The queue at a glance, in five queries."""
     scope: list[ColumnElement[bool]] = [CR.deleted_at.is_(None)]
     if company_id is not None:
         scope.append(CR.company_id == company_id)
@@ -350,6 +357,7 @@ async def summary(session: AsyncSession, company_id: int | None, *, now: datetim
         "open_per_staff": [
             {"staff_id": staff_id, "name": name, "open_callbacks": count} for staff_id, name, count in loads
         ],
+        "sla_by_clock": await sla_by_clock(session, scope),
     }
 
 
@@ -362,35 +370,3 @@ async def pending_count(session: AsyncSession, company_id: int | None) -> int:
     if company_id is not None:
         conditions.append(CR.company_id == company_id)
     return int(await session.scalar(select(func.count()).select_from(CR).where(*conditions)) or 0)
-
-
-async def escalations_per_day(
-    session: AsyncSession, company_id: int | None, *, now: datetime, days: int, time_zone: str
-) -> list[tuple[date, int]]:
-    """Escalations per calendar day in `time_zone`, the last `days` days up to today, gaps filled with 0.
-
-    Days are the company's days, not UTC's: a breach at 00:30 in Berlin belongs to that Berlin day.
-    """
-    zone = ZoneInfo(time_zone)
-    today = now.astimezone(zone).date()
-    first = today - timedelta(days=days - 1)
-    start = datetime.combine(first, datetime.min.time(), tzinfo=zone)
-    day = func.date(func.timezone(time_zone, CallbackEscalation.escalated_at))
-    conditions: list[ColumnElement[bool]] = [
-        CallbackEscalation.escalated_at >= start,
-        CallbackEscalation.escalated_at <= now,
-        CR.deleted_at.is_(None),
-    ]
-    if company_id is not None:
-        conditions.append(CallbackEscalation.company_id == company_id)
-    rows = (
-        await session.execute(
-            select(day, func.count())
-            .select_from(CallbackEscalation)
-            .join(CR, CR.id == CallbackEscalation.callback_request_id)
-            .where(*conditions)
-            .group_by(day)
-        )
-    ).all()
-    counts = {found: int(count) for found, count in rows}
-    return [(first + timedelta(days=i), counts.get(first + timedelta(days=i), 0)) for i in range(days)]

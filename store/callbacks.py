@@ -69,6 +69,19 @@ def row_values(state: CallbackState) -> dict[str, Any]:
         ),
         "version": state.version,
         "created_at": state.created_at,
+        "sla_clock": state.settings.sla_clock.value,
+        **dial_values(state),
+    }
+
+
+def dial_values(state: CallbackState) -> dict[str, Any]:
+    dial = state.dial_window
+    return {
+        "dial_time_zone": dial.time_zone if dial else None,
+        "dial_window_start": dial.start if dial else None,
+        "dial_window_end": dial.end if dial else None,
+        "dial_not_before": dial.not_before if dial else None,
+        "dial_not_after": dial.not_after if dial else None,
     }
 
 

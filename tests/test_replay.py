@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -35,17 +35,20 @@ from models.callbacks import (
 from models.tables import Customer
 from starter.client import CallbackClient, CallbackError
 from store.db import transaction
+from tests.calendar_fixtures import add_absence, at, quiet_week_friday, set_branch_calendar, skip_to
 from tests.callback_harness import new_callback, running_worker
-from tests.factories import Tenant, add_staff, make_tenant
+from tests.factories import Tenant, add_staff, make_tenant, set_callback_policy
 from worker import WORKFLOW_RUNNER, WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
 # Bump when the workflow gains a (patched) code path: older recordings stay and must keep replaying.
-# v1: the lifecycle alone; v2: with notifications and slot suggestions; v3: recorded on the branches
-# that added the staff_deactivated signal and the erasure / dead references; v4: all of them together.
+# v1: the lifecycle alone; v2: with notifications and slot suggestions; v3: recorded on the branches that
+# added the staff_deactivated signal, the erasure / dead references, and business-hours SLAs; v4: all of
+# them together.
 HISTORY_VERSION = "v4"
 Sessions = async_sessionmaker[AsyncSession]
 Scenario = Callable[[CallbackClient, WorkflowEnvironment, Tenant, Sessions], Awaitable[UUID]]
+Setup = Callable[[async_sessionmaker[AsyncSession], Tenant], Awaitable[None]]
 
 
 async def _completed(
@@ -121,6 +124,41 @@ async def _erased_then_customer_deleted(
     return state.id
 
 
+def _quiet_monday() -> date:
+    return quiet_week_friday(datetime.now(UTC)) + timedelta(days=3)
+
+
+async def _business_hours_setup(sessions: async_sessionmaker[AsyncSession], tenant: Tenant) -> None:
+    await set_branch_calendar(sessions, tenant.branch_ids[0])
+    await set_callback_policy(sessions, tenant, {"sla_clock": "business_hours"})
+    monday = _quiet_monday()
+    first, *others = tenant.staff_ids
+    await add_absence(sessions, tenant, first, at(monday, 10), at(monday, 10, 30), "other")
+    for colleague in others:
+        await add_absence(sessions, tenant, colleague, at(monday, 0), at(monday, 12), "vacation")
+
+
+async def _business_hours(
+    client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant, sessions: Sessions
+) -> UUID:
+    """Saturday night: waits for Monday's opening to be assigned; the assignee's absence at 10:00 finds
+    nobody on shift to take over; the breach at 11:00 waits for a colleague until 12:00; then a priority
+    change recomputes the deadline on business hours, and a cancel ends it."""
+    monday = _quiet_monday()
+    await skip_to(env, at(monday - timedelta(days=2), 23, 0))
+    state = (await client.create(new_callback(tenant, priority=Priority.URGENT))).state
+    await skip_to(env, at(monday, 12, 30))
+    midday = await client.state(state.id)
+    assert midday is not None
+    assert [(e.escalated_from, e.escalated_to) for e in midday.escalations] == [
+        (tenant.staff_ids[0], tenant.staff_ids[1])
+    ]
+    assert abs(midday.escalations[0].at - at(monday, 12)) < timedelta(minutes=1)  # waited from 11:00
+    await client.act(state.id, ChangePriority(priority=Priority.HIGH))
+    await client.act(state.id, Cancel(reason="reached by mail"))
+    return state.id
+
+
 SCENARIOS: dict[str, Scenario] = {
     "completed": _completed,
     "expired": _expired,
@@ -128,7 +166,9 @@ SCENARIOS: dict[str, Scenario] = {
     "signals_and_refusals": _signals_and_refusals,
     "staff_deactivated": _staff_deactivated,
     "erased_dead_reference": _erased_then_customer_deleted,
+    "business_hours": _business_hours,
 }
+SETUPS: dict[str, Setup] = {"business_hours": _business_hours_setup}
 
 
 async def _replay(history: WorkflowHistory) -> None:
@@ -149,6 +189,8 @@ async def test_main_paths_replay_and_can_be_recorded(
     tenant = await make_tenant(sessions)
     for _ in range(3):
         await add_staff(sessions, tenant, services=(0,))
+    if name in SETUPS:
+        await SETUPS[name](sessions, tenant)
     async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
         callback_id = await SCENARIOS[name](client, time_skipping_env, tenant, sessions)
         history = await client.handle(callback_id).fetch_history()

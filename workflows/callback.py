@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from rules import callback_machine as machine
     from rules import dead_references, personal_data
     from rules.callback_machine import StaffNeeded, StaffRefused, Step
+    from rules.shifts import ignoring_shifts, without_calendars
     from rules.sla import Deadline, next_deadline
     from rules.staff_actions import STAFF_ACTIONS, StaffActionSpec
     from rules.transitions import TransitionRefused, check_allowed
@@ -63,6 +64,7 @@ DROP_DEAD_REFERENCES = "drop-dead-references-v1"
 MAX_DROPS = 3
 # A timer can fire a hair early after rounding to milliseconds; treat that as on time.
 CLOCK_TOLERANCE = timedelta(milliseconds=5)
+CALENDARS_PATCH = "sla-business-hours-v1"  # business hours, dial windows, shifts: older runs replay without
 
 W = TypeVar("W", bound=type)
 
@@ -177,19 +179,21 @@ class CallbackWorkflow:
     async def _create(self, params: CallbackWorkflowInput) -> None:
         prepared = await workflow.execute_local_activity(
             names.PREPARE_CALLBACK,
-            PrepareCallback(callback_id=params.callback_id, request=params.request),
+            PrepareCallback(callback_id=params.callback_id, request=params.request, at=workflow.now()),
             result_type=PreparedCallback,
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
         )
+        prepared = prepared if workflow.patched(CALENDARS_PATCH) else without_calendars(prepared)
         self._bookable = prepared.bookable
         await self._commit(
             machine.open_callback(params.callback_id, params.request, prepared, workflow.now())
         )
 
     async def _on_deadline(self, deadline: Deadline) -> None:
-        now = workflow.now()
-        staff = await self._candidates(machine.staff_for_deadline(deadline))
+        now = workflow.now()  # shifts are read at the deadline itself, even if the timer fired a hair early
+        needed = machine.staff_for_deadline(deadline, self._current)
+        staff = await self._candidates(needed, at=max(now, deadline.at))
         await self._commit(machine.on_deadline(self._current, deadline, now, staff))
 
     # --- the one way state changes --------------------------------------------------------------
@@ -256,8 +260,8 @@ class CallbackWorkflow:
             if not self._current.status.is_terminal:
                 await self._commit(machine.slots_suggested(self._current, found, workflow.now()))
 
-    async def _candidates(self, needed: StaffNeeded | None) -> list[StaffCandidate]:
-        """The staff a step needs (no activity when it needs none)."""
+    async def _candidates(self, needed: StaffNeeded | None, at: datetime) -> list[StaffCandidate]:
+        """The staff a step needs, with their shifts at `at` (no activity when it needs none)."""
         if needed is None:
             return []
         request = self._current.request
@@ -268,12 +272,13 @@ class CallbackWorkflow:
                 branch_id=request.branch_id,
                 service_id=request.service_id,
                 include=list(needed.include),
+                at=at,
             ),
             result_type=list[StaffCandidate],
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
         )
-        return candidates
+        return candidates if workflow.patched(CALENDARS_PATCH) else ignoring_shifts(candidates)
 
     # --- staff actions (Updates and Signals, registered from the table) ------------------------
 
@@ -288,7 +293,7 @@ class CallbackWorkflow:
             except TransitionRefused as refused:
                 raise ApplicationError(str(refused), type="TransitionRefused", non_retryable=True) from None
             now = workflow.now()
-            staff = await self._candidates(spec.staff(self._current, command))
+            staff = await self._candidates(spec.staff(self._current, command), now)
             try:
                 step = spec.apply(self._current, command, now, staff)
             except StaffRefused as refused:
@@ -324,7 +329,7 @@ class CallbackWorkflow:
             return
         async with self._lock:
             needed = machine.staff_for_assignee_left(self._current, signal.staff_id)
-            staff = await self._candidates(needed)
+            staff = await self._candidates(needed, workflow.now())
             step = machine.assignee_left(
                 self._current, signal.staff_id, workflow.now(), staff, actor=signal.actor
             )

@@ -4,7 +4,7 @@ callback's state; these rows are what the API, the console and the sweeps read."
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any
 
 from sqlalchemy import (
@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    Time,
     UniqueConstraint,
     func,
     text,
@@ -22,7 +23,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.tables.base import CALLBACK_STATUSES, PRIORITIES, Base, SoftDelete, Timestamps, company_fk, one_of
+from models.tables.base import (
+    CALLBACK_STATUSES,
+    PRIORITIES,
+    SLA_CLOCKS,
+    Base,
+    SoftDelete,
+    Timestamps,
+    company_fk,
+    one_of,
+)
 
 
 class CallbackRequest(Timestamps, SoftDelete, Base):
@@ -59,9 +69,19 @@ class CallbackRequest(Timestamps, SoftDelete, Base):
     escalation_count: Mapped[int] = mapped_column(Integer, server_default="0")
     suggested_slots: Mapped[list[Any] | None] = mapped_column(JSONB)
     version: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The clock its SLA runs on (rules/sla.py): `expires_at` is always the wall-clock deadline of that clock.
+    sla_clock: Mapped[str] = mapped_column(String(16), server_default="calendar")
+    # When the customer may be called (models/dial_window.py): allowed hours in their zone, and their
+    # preferred window while it lasts. NULL for callbacks made before dial windows (no restriction known).
+    dial_time_zone: Mapped[str | None] = mapped_column(String(64))
+    dial_window_start: Mapped[time | None] = mapped_column(Time)
+    dial_window_end: Mapped[time | None] = mapped_column(Time)
+    dial_not_before: Mapped[datetime | None]
+    dial_not_after: Mapped[datetime | None]
 
     __table_args__ = (
         CheckConstraint(one_of("priority", PRIORITIES), name="priority"),
+        CheckConstraint(one_of("sla_clock", SLA_CLOCKS), name="sla_clock"),
         CheckConstraint(one_of("status", CALLBACK_STATUSES), name="status"),
         CheckConstraint("contact_attempts >= 0", name="attempts_not_negative"),
         Index("callback_requests_idx_company", "company_id"),

@@ -1,0 +1,23 @@
+"""What the API answers about SLA clocks and dial windows (a callback's dial window, the summary's SLA
+compliance per clock)."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from pydantic import BaseModel, Field
+
+
+class DialWindowOut(BaseModel):
+    time_zone: str = Field(description="the customer's zone (directory, else phone number, else branch)")
+    start: time = Field(description="allowed hours on the customer's wall clock, from")
+    end: time = Field(description="until (before `start`: past midnight; 00:00: midnight)")
+    not_before: datetime | None = Field(description="the customer's preferred window, while it lasts")
+    not_after: datetime | None
+
+
+class ClockCompliance(BaseModel):
+    completed: int
+    completed_on_time: int
+    sla_compliance_rate: float | None
+    deadlines_moved: int = Field(description="deadlines moved to the customer's first dial window")

@@ -70,9 +70,16 @@ def row_values(state: CallbackState) -> dict[str, Any]:
     }
 
 
-async def upsert_callback(session: AsyncSession, state: CallbackState) -> bool:
-    """Write the row unless a newer version is already there. Returns whether anything was written."""
+async def upsert_callback(
+    session: AsyncSession, state: CallbackState, *, workflow_id: str | None = None
+) -> bool:
+    """Write the row unless a newer version is already there. Returns whether anything was written.
+
+    `workflow_id`: the workflow the state comes from, recorded so lookups by callback id find it (the
+    workflow's own writes pass it; None leaves the stored one as it is)."""
     values = row_values(state)
+    if workflow_id is not None:
+        values["workflow_id"] = workflow_id
     statement = insert(CallbackRequest).values(**values)
     changed: dict[str, Any] = {
         _column(key): statement.excluded[_column(key)] for key in values if key not in ("id", "created_at")

@@ -26,7 +26,8 @@ from models.tables.base import CALLBACK_STATUSES, PRIORITIES, Base, SoftDelete, 
 
 
 class CallbackRequest(Timestamps, SoftDelete, Base):
-    """The read model of one callback; its workflow (`callback-<id>`) is the only writer of its state."""
+    """The read model of one callback; its workflow (`c<company>.callback-<id>`, or `callback-<id>` for
+    callbacks started before tenant workflow ids) is the only writer of its state."""
 
     __tablename__ = "callback_requests"
 
@@ -59,6 +60,9 @@ class CallbackRequest(Timestamps, SoftDelete, Base):
     escalation_count: Mapped[int] = mapped_column(Integer, server_default="0")
     suggested_slots: Mapped[list[Any] | None] = mapped_column(JSONB)
     version: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The workflow that writes this row, as it wrote it; NULL for rows written before the column existed,
+    # whose workflow is `callback-<id>` (models/callbacks.py: stored_callback_workflow_id).
+    workflow_id: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
         CheckConstraint(one_of("priority", PRIORITIES), name="priority"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import (
+    codec_server,
     routes_appointments,
     routes_callbacks,
     routes_notifications,
@@ -27,12 +29,15 @@ from api import (
     routes_slots,
 )
 from api.deps import Deps
-from api.metrics import RequestLog, read_model_gauges
+from api.metrics import RequestLog, api_metrics_app, read_model_gauges
 from api.problems import PROBLEM_JSON, Problem, install, problem_response
 from config import Settings, get_settings
 from store.db import ping
 from telemetry import metrics
+from telemetry.asgi_server import serve_asgi
 from telemetry.runtime import scrape
+
+log = logging.getLogger("callbacks.api")
 
 READY_TIMEOUT_SECONDS = 3.0
 
@@ -139,6 +144,17 @@ def create_app(
                 if open_deps is None:
                     raise RuntimeError("create_app needs `deps` or `open_deps` (see wiring.web)")
                 app.state.deps = await stack.enter_async_context(open_deps(settings))
+            if settings.api_metrics_port:
+                # The scraper's port, beside the public one (docs/operations.md, Metrics).
+                current: Deps = app.state.deps
+                url = await stack.enter_async_context(
+                    serve_asgi(
+                        api_metrics_app(current.sessions, current.sdk_metrics_url),
+                        settings.api_metrics_host,
+                        settings.api_metrics_port,
+                    )
+                )
+                log.info("API metrics at %s/metrics", url)
             yield
 
     app = FastAPI(
@@ -160,6 +176,7 @@ def create_app(
     app.include_router(routes_slots.router)
     app.include_router(routes_appointments.router)
     app.include_router(routes_notifications.router)
+    app.include_router(codec_server.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -192,14 +209,15 @@ def create_app(
         )
         return response
 
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics(request: Request) -> Response:
-        """Prometheus: the read-model gauges (refreshed now, at most every few seconds), this process's
-        counters and the Temporal SDK's metrics. Unauthenticated like /healthz: expose it to the
-        scraper's network only."""
-        current: Deps = request.app.state.deps
-        await read_model_gauges.refresh(current.sessions)
-        return Response(await scrape(current.sdk_metrics_url), media_type=metrics.CONTENT_TYPE)
+    if settings.api_public_metrics:
+
+        @app.get("/metrics", include_in_schema=False)
+        async def prometheus_metrics(request: Request) -> Response:
+            """The metrics port's /metrics on the API port too (CALLBACKS_API_PUBLIC_METRICS): only for a
+            network where the API port is not public."""
+            current: Deps = request.app.state.deps
+            await read_model_gauges.refresh(current.sessions)
+            return Response(await scrape(current.sdk_metrics_url), media_type=metrics.CONTENT_TYPE)
 
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
     # Outermost: the log line and the metrics see every answer, the 413 of BodyLimit included.

@@ -63,7 +63,8 @@ def dev_server_args(
         "history.transferProcessorMaxPollRPS=1000",
         *search_attribute_flags(),
     ]
-    args += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
+    # The UI's news feed would call out to temporal.io from every operator's browser: not here.
+    args += ["--ui-port", str(ui_port), "--ui-disable-news-fetch"] if ui_port else ["--headless"]
     if ui_port and ui_codec_endpoint:
         args += ["--ui-codec-endpoint", ui_codec_endpoint]
     if db_filename is not None:

@@ -1,7 +1,8 @@
-"""Logs carry no personal data (issue 16): every JSON line of a whole scenario — created, assigned,
-escalated, contacted, completed, notified by mail and webhook, one webhook delivery failing with an
-answer that echoes the customer — holds no full phone number, no customer name, no email address and no
-notes; and the redaction behind it masks what third parties put into exception texts."""
+"""Logs and metrics carry no personal data (issue 16): every JSON line of a whole scenario — created,
+assigned, escalated, contacted, completed, notified by mail and webhook, one webhook delivery failing with
+an answer that echoes the customer — holds no full phone number, no customer name, no email address and
+no notes, nor does any metric; and the redaction behind it masks what third parties put into exception
+texts."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from starlette.responses import Response
 from temporalio.testing import WorkflowEnvironment
 
 from channels.webhook import SIGNATURE_HEADER, verify
+from telemetry import metrics
 from telemetry.logs import JsonFormatter, redact
 from tests.api_fixtures import Sessions, running_api
 from tests.notify_fixtures import SECRET, Received, WebhookReceiver, notify_tenant, outside_world
@@ -103,3 +105,7 @@ async def test_the_json_logs_of_a_whole_scenario_hold_no_personal_data(
         text = json.dumps(entry, ensure_ascii=False)
         leaked = [secret for secret in (*SECRETS, NATIONAL[-7:]) if secret in text]
         assert not leaked, f"{leaked} in {text}"
+    # The process's metrics (every label the scenario produced) hold none either.
+    exported = metrics.render().decode()
+    assert "callbacks_created_total" in exported
+    assert [secret for secret in (*SECRETS, NATIONAL[-7:]) if secret in exported] == []

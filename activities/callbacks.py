@@ -124,7 +124,11 @@ class CallbackActivities:
         retried by the workflow's retry policy."""
         try:
             async with transaction(self._sessions) as session:
-                written = await store.upsert_callback(session, transition.state)
+                # The row records which workflow writes it: lookups by callback id find
+                # `c<company>.callback-…` and the callbacks started before tenant ids (`callback-…`) alike.
+                written = await store.upsert_callback(
+                    session, transition.state, workflow_id=activity.info().workflow_id or None
+                )
                 if transition.escalation is not None:
                     await store.insert_escalation(session, transition.state, transition.escalation)
                 await store.append_events(session, transition.state, transition.events)

@@ -122,7 +122,7 @@ class NotificationActivities:
             final = not error.retryable or activity.info().attempt > planned.retry_count
             metrics.NOTIFICATION_DELIVERIES.labels(channel, "failed" if error.retryable else "refused").inc()
             async with transaction(self._sessions) as session:
-                await notification_log.mark_failed(session, planned, str(error), final=final)
+                await notification_log.mark_failed(session, planned, error.logged, final=final)
             raise ApplicationError(
                 str(error),
                 type=DELIVERY_FAILED if error.retryable else DELIVERY_REFUSED,

@@ -15,7 +15,6 @@ at once start one workflow; writing uses the same version-guarded upsert as the 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -37,8 +36,9 @@ from models.callbacks import (
     CallbackState,
     CallbackWorkflowInput,
     SlaClock,
-    callback_workflow_id,
+    callback_id_of_workflow,
     mask_phone,
+    stored_callback_workflow_id,
 )
 from models.operations import RetentionReport, RetentionRequest, SweepPage, SweepReport
 from models.policies import PolicySubject
@@ -112,7 +112,9 @@ class OperationsActivities:
         return report
 
     async def _reconcile_row(self, client: Client, row: CallbackRequest, report: SweepReport) -> None:
-        handle = client.get_workflow_handle(callback_workflow_id(row.id), result_type=CallbackState)
+        # The row names its workflow (`callback-<id>` for rows from before tenant workflow ids).
+        workflow_id = stored_callback_workflow_id(row.id, row.workflow_id)
+        handle = client.get_workflow_handle(workflow_id, result_type=CallbackState)
         try:
             status = (await handle.describe()).status
         except RPCError as err:
@@ -126,11 +128,11 @@ class OperationsActivities:
                 names.CALLBACK_STATE_QUERY, result_type=MAYBE_STATE, rpc_timeout=QUERY_TIMEOUT
             )
             if state is not None and state.version > row.version:
-                await self._persist(state, report)
+                await self._persist(state, report, workflow_id)
         elif status == WorkflowExecutionStatus.COMPLETED:
             final = await handle.result()
             if final.version > row.version:
-                await self._persist(final, report)
+                await self._persist(final, report, workflow_id)
             else:
                 # Cannot happen through the engine (the final state is written before the run ends).
                 _failed(report, row.id, f"workflow completed at version {final.version}, row open")
@@ -139,6 +141,8 @@ class OperationsActivities:
         self, client: Client, row: CallbackRequest, report: SweepReport, *, restart: bool
     ) -> None:
         state = await self.state_from_row(row)
+        # Always under the company's id (a lost `callback-<id>` workflow comes back as
+        # `c<company>.callback-<id>`), and the row learns it so lookups by callback id find it.
         try:
             await client.start_workflow(
                 names.CALLBACK_WORKFLOW,
@@ -158,9 +162,12 @@ class OperationsActivities:
             )
         except WorkflowAlreadyStartedError:
             report.already_started += 1
-            return
-        report.started += 1
-        log.info("started %s from its row (version %d, %s)", state.workflow_id, row.version, row.status)
+        else:
+            report.started += 1
+            log.info("started %s from its row (version %d, %s)", state.workflow_id, row.version, row.status)
+        if row.workflow_id != state.workflow_id:
+            async with transaction(self._sessions) as session:
+                await rows.set_workflow_id(session, row.id, state.workflow_id)
 
     async def state_from_row(self, row: CallbackRequest) -> CallbackState:
         """The workflow state a row stands for, under the policies that apply to it now, on the SLA clock
@@ -186,16 +193,16 @@ class OperationsActivities:
         )
         return state.model_copy(update={"calendar": calendar, "dial_window": dial_window_of(row)})
 
-    async def _persist(self, state: CallbackState, report: SweepReport) -> None:
+    async def _persist(self, state: CallbackState, report: SweepReport, workflow_id: str) -> None:
         """Write the workflow's state again: the row and its escalations. The audit events of the missing
         steps are gone with the lost writes and cannot be rebuilt from the state."""
         async with transaction(self._sessions) as session:
-            written = await store.upsert_callback(session, state)
+            written = await store.upsert_callback(session, state, workflow_id=workflow_id)
             for escalation in state.escalations:
                 await store.insert_escalation(session, state, escalation)
         if written:
             report.repersisted += 1
-            log.info("rewrote the row of %s from its workflow (version %d)", state.workflow_id, state.version)
+            log.info("rewrote the row of %s from its workflow (version %d)", workflow_id, state.version)
 
     # --- reconciliation: workflows → rows --------------------------------------------------------
 
@@ -208,10 +215,13 @@ class OperationsActivities:
         report = SweepReport()
         client = activity.client()
         ids: list[UUID] = []
+        workflow_ids: dict[UUID, str] = {}
         try:
             async for execution in client.list_workflows(running_callbacks(activity.info().task_queue)):
-                with contextlib.suppress(ValueError):
-                    ids.append(UUID(execution.id.removeprefix("callback-")))
+                callback_id = callback_id_of_workflow(execution.id)
+                if callback_id is not None:
+                    ids.append(callback_id)
+                    workflow_ids[callback_id] = execution.id
         except RPCError as err:
             if err.status != RPCStatusCode.UNIMPLEMENTED:
                 raise
@@ -227,14 +237,14 @@ class OperationsActivities:
                     continue
                 report.checked += 1
                 try:
-                    state = await client.get_workflow_handle(callback_workflow_id(callback_id)).query(
+                    state = await client.get_workflow_handle(workflow_ids[callback_id]).query(
                         names.CALLBACK_STATE_QUERY, result_type=MAYBE_STATE, rpc_timeout=QUERY_TIMEOUT
                     )
                 except RPCError as exc:
                     _failed(report, callback_id, exc)
                     continue
                 if state is not None and state.version > versions.get(callback_id, -1):
-                    await self._persist(state, report)
+                    await self._persist(state, report, workflow_ids[callback_id])
         _count(report)
         return report
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import (
     calcom_webhooks,
+    codec_server,
     customers_erase,
     routes_appointments,
     routes_branches,
@@ -36,12 +38,15 @@ from api import (
     routes_staff,
 )
 from api.deps import Deps
-from api.metrics import RequestLog, read_model_gauges
+from api.metrics import RequestLog, api_metrics_app, read_model_gauges
 from api.problems import PROBLEM_JSON, Problem, install, problem_response
 from config import Settings, get_settings
 from store.db import ping
 from telemetry import metrics
+from telemetry.asgi_server import serve_asgi
 from telemetry.runtime import scrape
+
+log = logging.getLogger("callbacks.api")
 
 READY_TIMEOUT_SECONDS = 3.0
 
@@ -157,6 +162,17 @@ def create_app(
                 if open_deps is None:
                     raise RuntimeError("create_app needs `deps` or `open_deps` (see wiring.web)")
                 app.state.deps = await stack.enter_async_context(open_deps(settings))
+            if settings.api_metrics_port:
+                # The scraper's port, beside the public one (docs/operations.md, Metrics).
+                current: Deps = app.state.deps
+                url = await stack.enter_async_context(
+                    serve_asgi(
+                        api_metrics_app(current.sessions, current.sdk_metrics_url),
+                        settings.api_metrics_host,
+                        settings.api_metrics_port,
+                    )
+                )
+                log.info("API metrics at %s/metrics", url)
             yield
 
     app = FastAPI(
@@ -190,6 +206,7 @@ def create_app(
         app.include_router(directory.router)
     app.include_router(customers_erase.router)
     app.include_router(calcom_webhooks.router)
+    app.include_router(codec_server.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -222,14 +239,15 @@ def create_app(
         )
         return response
 
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics(request: Request) -> Response:
-        """Prometheus: the read-model gauges (refreshed now, at most every few seconds), this process's
-        counters and the Temporal SDK's metrics. Unauthenticated like /healthz: expose it to the
-        scraper's network only."""
-        current: Deps = request.app.state.deps
-        await read_model_gauges.refresh(current.sessions)
-        return Response(await scrape(current.sdk_metrics_url), media_type=metrics.CONTENT_TYPE)
+    if settings.api_public_metrics:
+
+        @app.get("/metrics", include_in_schema=False)
+        async def prometheus_metrics(request: Request) -> Response:
+            """The metrics port's /metrics on the API port too (CALLBACKS_API_PUBLIC_METRICS): only for a
+            network where the API port is not public."""
+            current: Deps = request.app.state.deps
+            await read_model_gauges.refresh(current.sessions)
+            return Response(await scrape(current.sdk_metrics_url), media_type=metrics.CONTENT_TYPE)
 
     app.add_middleware(
         BodyLimit,

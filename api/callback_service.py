@@ -24,13 +24,19 @@ from api.deps import Deps
 from api.phones import default_region, to_e164
 from api.problems import ApiProblem, FieldError, invalid, not_found
 from api.ratelimit import retry_after_header
-from models.callbacks import CallbackStatus, NewCallback, StaffAction, StaffCommand, callback_workflow_id
+from models.callbacks import (
+    CallbackStatus,
+    NewCallback,
+    StaffAction,
+    StaffCommand,
+    stored_callback_workflow_id,
+)
 from rules.staff_actions import STAFF_ACTIONS
 from rules.transitions import TransitionRefused, check_allowed
 from starter.client import CallbackError, callback_id_for
 from store import callback_queries as queries
 from store import tenant_lookups
-from store.callbacks import callback_exists, reference_errors
+from store.callbacks import get_row, reference_errors
 from telemetry import logs as log_context
 
 BULK_CONCURRENCY = 8
@@ -61,7 +67,7 @@ async def load(deps: Deps, principal: Principal, callback_id: uuid.UUID, **kwarg
         found = await queries.get_callback(session, callback_id, principal.scope(), now=now(), **kwargs)
     if found is None:
         raise not_found("callback", callback_id)
-    log_context.bind(workflow_id=callback_workflow_id(callback_id), company_id=found.get("company_id"))
+    log_context.bind(workflow_id=found["workflow_id"], company_id=found.get("company_id"))
     return found
 
 
@@ -87,7 +93,7 @@ async def act(
     except TransitionRefused as refused:
         raise ApiProblem(409, str(refused), slug="transition-refused", title="Transition refused") from None
     try:
-        await deps.callbacks.act(callback_id, command)
+        await deps.callbacks.act(row["workflow_id"], command)
     except CallbackError as err:
         raise refusal(err) from err
     except RPCError as err:
@@ -197,10 +203,13 @@ async def create(
 ) -> Created:
     """Validate against the database, spend the key's rate budget, start the workflow, read the row back."""
     # A retry whose callback already exists starts nothing, so it does not spend the key's budget.
-    retry = False
+    retry, existing_workflow = False, None
     if idempotency_key is not None:
         async with deps.sessions() as session:
-            retry = await callback_exists(session, callback_id_for(company_id, idempotency_key))
+            existing = await get_row(session, callback_id_for(company_id, idempotency_key))
+            retry = existing is not None
+            if existing is not None:  # its workflow may predate tenant workflow ids: join that one
+                existing_workflow = stored_callback_workflow_id(existing.id, existing.workflow_id)
     wait = 0.0 if retry else deps.create_limits.take(principal.key_id)
     if wait > 0:
         raise ApiProblem(
@@ -238,7 +247,7 @@ async def create(
             422, "; ".join(problems), slug="validation-error", title="Invalid request", errors=errors
         )
     try:
-        result = await deps.callbacks.create(request, idempotency_key)
+        result = await deps.callbacks.create(request, idempotency_key, workflow_id=existing_workflow)
     except CallbackError as err:
         raise refusal(err) from err
     if not result.created and result.state.request != request:

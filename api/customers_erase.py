@@ -11,7 +11,6 @@ keep running (SLA clock, escalations). Then one transaction blanks the customer 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -49,14 +48,14 @@ class ErasureReport(BaseModel):
     modifications: int
 
 
-async def _erase_open(deps: Deps, callback_ids: list[uuid.UUID], actor: str) -> tuple[int, list[str]]:
+async def _erase_open(deps: Deps, workflow_ids: list[str], actor: str) -> tuple[int, list[str]]:
     """Erase through each running workflow; returns how many did and the ones that could not (and why).
     A workflow that is no longer running has nothing left to write: its row is erased by the SQL."""
     gate = asyncio.Semaphore(CONCURRENCY)
     failed: list[str] = []
     erased = 0
 
-    async def one(callback_id: uuid.UUID) -> None:
+    async def one(callback_id: str) -> None:
         nonlocal erased
         async with gate:
             try:
@@ -72,7 +71,7 @@ async def _erase_open(deps: Deps, callback_ids: list[uuid.UUID], actor: str) -> 
             except TimeoutError:
                 failed.append(f"{callback_id}: the workflow did not answer in {WORKFLOW_TIMEOUT_SECONDS:g} s")
 
-    await asyncio.gather(*(one(callback_id) for callback_id in callback_ids))
+    await asyncio.gather(*(one(workflow_id) for workflow_id in workflow_ids))
     return erased, failed
 
 

@@ -15,11 +15,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from models.callbacks import Priority, callback_workflow_id
+from models.callbacks import Priority, callback_base_id
 from store import callback_gauges
 from telemetry import logs, metrics
+from telemetry.server import metrics_app
 
 log = logging.getLogger("callbacks.api")
 
@@ -66,6 +68,13 @@ class ReadModelGauges:
 read_model_gauges = ReadModelGauges()
 
 
+def api_metrics_app(sessions: async_sessionmaker[AsyncSession], sdk_metrics_url: str | None) -> Starlette:
+    """`/metrics` (and `/healthz`) of the API process for the scraper, on CALLBACKS_API_METRICS_PORT: the
+    read-model gauges (refreshed now, at most every few seconds), this process's counters and the
+    Temporal SDK's metrics. Unauthenticated, so it is not on the public API port."""
+    return metrics_app(sdk_metrics_url, before_scrape=lambda: read_model_gauges.refresh(sessions))
+
+
 class RequestLog:
     """Opens the log context of a request (so every line logged while handling it carries the request
     id, and the company and workflow id once the route knows them), then writes one access line and
@@ -101,7 +110,8 @@ class RequestLog:
             callback_id = (scope.get("path_params") or {}).get("callback_id")
             if callback_id is not None and "workflow_id" not in context:
                 with contextlib.suppress(ValueError):
-                    context["workflow_id"] = callback_workflow_id(uuid.UUID(str(callback_id)))
+                    # The route did not find the row (e.g. 404): the callback id, in its base form.
+                    context["workflow_id"] = callback_base_id(uuid.UUID(str(callback_id)))
             method = scope.get("method", "GET")
             if template != "/metrics":
                 metrics.API_REQUESTS.labels(method, template, str(status)).inc()

@@ -211,7 +211,7 @@ async def delete_callback(callback_id: uuid.UUID, principal: Admin, deps: DepsDe
     row = await service.load(deps, principal, callback_id)
     if not CallbackStatus(row["status"]).is_terminal:
         try:
-            await deps.callbacks.act(callback_id, Cancel(reason="deleted", actor=principal.actor))
+            await deps.callbacks.act(row["workflow_id"], Cancel(reason="deleted", actor=principal.actor))
         except CallbackError as err:
             if err.kind != "TransitionRefused":
                 raise service.refusal(err) from err

@@ -131,13 +131,13 @@ async def reassign_open_callbacks(deps: Deps, staff_id: uuid.UUID, actor: str) -
         open_ids = await staff_directory.open_callbacks_of(session, staff_id)
     gate = asyncio.Semaphore(SIGNAL_CONCURRENCY)
 
-    async def tell(callback_id: uuid.UUID) -> uuid.UUID | None:
+    async def tell(workflow_id: str) -> str | None:
         async with gate:
             try:
-                await deps.callbacks.staff_deactivated(callback_id, staff_id, actor)
+                await deps.callbacks.staff_deactivated(workflow_id, staff_id, actor)
             except RPCError as err:
-                log.warning("could not signal callback %s about staff %s: %s", callback_id, staff_id, err)
-                return callback_id
+                log.warning("could not signal callback %s about staff %s: %s", workflow_id, staff_id, err)
+                return workflow_id
         return None
 
     failed = [found for found in await asyncio.gather(*map(tell, open_ids)) if found is not None]

@@ -23,7 +23,17 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from bench.harness import Row, free_port, measure, postgres, print_table, seed_tenant, temporal_dev_server
+from bench.harness import (
+    Row,
+    codec_env,
+    engine_converter,
+    free_port,
+    measure,
+    postgres,
+    print_table,
+    seed_tenant,
+    temporal_dev_server,
+)
 from config import Settings
 from devstack.temporal import wait_for_server
 from models.callbacks import NewCallback, Priority
@@ -44,7 +54,9 @@ async def api_process(database_url: str, temporal: str, task_queue: str) -> Asyn
         "CALLBACKS_TASK_QUEUE": task_queue,
         "CALLBACKS_API_CREATE_RATE_PER_MINUTE": "1000000",
         "CALLBACKS_API_CREATE_BURST": "1000000",
+        "CALLBACKS_API_METRICS_PORT": "0",
         "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
+        **codec_env(),
     }
     process = subprocess.Popen(  # noqa: ASYNC220 - starting it is instant; readiness is polled below
         [sys.executable, "-m", "cli.main", "api", "--port", str(port)], env=env, stdout=subprocess.DEVNULL
@@ -78,7 +90,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
                 session, name="bench", role="service", company_id=tenant.company_id
             )
         company_id, branch_id, service_id = tenant.company_id, tenant.branch_id, tenant.service_id
-        client = await wait_for_server(temporal)
+        client = await wait_for_server(temporal, data_converter=engine_converter())
         settings = Settings(task_queue=task_queue, calcom_base_url="http://127.0.0.1:9")
         direct = CallbackClient(client, task_queue)
         rows: list[Row] = []

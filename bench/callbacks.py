@@ -28,7 +28,17 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench.harness import Row, measure, postgres, print_lines, print_table, seed_tenant, temporal_dev_server
+from bench.harness import (
+    Row,
+    codec_env,
+    engine_converter,
+    measure,
+    postgres,
+    print_lines,
+    print_table,
+    seed_tenant,
+    temporal_dev_server,
+)
 from devstack.temporal import wait_for_server
 from models.callbacks import Complete, NewCallback, Priority
 from starter.client import CallbackClient
@@ -54,6 +64,7 @@ def worker_process(database_url: str, temporal: str, max_cached: int) -> Iterato
         "CALLBACKS_TASK_QUEUE": TASK_QUEUE,
         "CALLBACKS_WORKER_MAX_CACHED_WORKFLOWS": str(max_cached),
         "CALLBACKS_CALCOM_BASE_URL": "http://127.0.0.1:9",
+        **codec_env(),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -91,7 +102,7 @@ async def run(args: argparse.Namespace) -> None:
         database_url = url.render_as_string(hide_password=False)
         await upgrade_async(database_url)
         company_id, branch_id, service_id = await seed(database_url)
-        client: Client = await wait_for_server(temporal)
+        client: Client = await wait_for_server(temporal, data_converter=engine_converter())
         callbacks = CallbackClient(client, TASK_QUEUE)
         rows: list[Row] = []
         with worker_process(database_url, temporal, max_cached=args.open + 1000) as worker:
@@ -126,7 +137,7 @@ async def run(args: argparse.Namespace) -> None:
                 state = (await callbacks.create(request(company_id, branch_id, service_id, n))).state
                 create_latencies.append(time.perf_counter() - start)
                 start = time.perf_counter()
-                await callbacks.act(state.id, Complete(notes="called back"))
+                await callbacks.act(state.workflow_id, Complete(notes="called back"))
                 update_latencies.append(time.perf_counter() - start)
                 created.append(state.id)
 

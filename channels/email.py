@@ -77,8 +77,12 @@ async def send_email(message: EmailMessage, config: SmtpConfig) -> None:
         )
     except aiosmtplib.SMTPRecipientsRefused as refused:
         codes = [error.code for error in refused.recipients]
-        raise DeliveryError(f"recipient refused: {refused}", retryable=all(c < 500 for c in codes)) from None
+        raise DeliveryError(
+            f"recipient refused ({', '.join(map(str, codes))})",
+            retryable=all(c < 500 for c in codes),
+            detail=str(refused),
+        ) from None
     except aiosmtplib.SMTPResponseException as error:
-        raise DeliveryError(f"SMTP {error.code}: {error.message}", retryable=error.code < 500) from None
+        raise DeliveryError(f"SMTP {error.code}", retryable=error.code < 500, detail=error.message) from None
     except (aiosmtplib.SMTPException, OSError) as error:
         raise DeliveryError(f"SMTP unavailable: {error!r}", retryable=True) from None

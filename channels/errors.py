@@ -5,8 +5,18 @@ from __future__ import annotations
 
 class DeliveryError(Exception):
     """A send that did not go through. `retryable` is False when the receiver refused the message for
-    good (a 4xx answer, an unknown mailbox): repeating the same request would only be refused again."""
+    good (a 4xx answer, an unknown mailbox): repeating the same request would only be refused again.
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
+    The message says what happened in our words and travels on (activity failure, logs); `detail` is what
+    the receiver answered, which may echo the recipient's address or the message text: it goes only to
+    the delivery log in PostgreSQL (`logged`), never into logs or Temporal (docs/design.md §8)."""
+
+    def __init__(self, message: str, *, retryable: bool, detail: str | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.detail = detail
+
+    @property
+    def logged(self) -> str:
+        """The message with the receiver's answer, for the delivery log."""
+        return f"{self} — {self.detail}" if self.detail else str(self)

@@ -21,9 +21,10 @@ async def send_sms(planned: PlannedDelivery, *, gateway_url: str, timeout_second
     except httpx.TimeoutException:
         raise DeliveryError(f"SMS gateway: no answer within {timeout_seconds:g} s", retryable=True) from None
     except httpx.TransportError as error:
-        raise DeliveryError(f"SMS gateway unreachable: {error!r}", retryable=True) from None
+        raise DeliveryError(f"SMS gateway unreachable: {type(error).__name__}", retryable=True) from None
     if not response.is_success:
         raise DeliveryError(
-            f"SMS gateway answered {response.status_code}: {response.text[:200]}",
+            f"SMS gateway answered {response.status_code}",
             retryable=response.status_code >= 500,
+            detail=response.text[:200],
         )

@@ -78,6 +78,7 @@ async def send_webhook(
     if response.is_success:
         return response.status_code
     raise DeliveryError(
-        f"webhook answered {response.status_code}: {response.text[:200]}",
+        f"webhook answered {response.status_code}",
         retryable=response.status_code >= 500,
+        detail=response.text[:200],
     )

@@ -14,7 +14,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import (
+    AliasChoices,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.callbacks import CallbackSettings, Priority, SlaClock
@@ -42,6 +50,23 @@ class Settings(BaseSettings):
     temporal_namespace: str = Field(
         default="default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE", "temporal_namespace")
     )
+    # TLS to the Temporal frontend (wiring.connect): a CA alone = server TLS, with a certificate and key =
+    # mutual TLS; TEMPORAL_TLS alone = TLS with the system's CAs (Temporal Cloud). None set = plaintext.
+    temporal_tls: bool = Field(default=False, validation_alias=AliasChoices("TEMPORAL_TLS", "temporal_tls"))
+    temporal_tls_ca: Path | None = Field(
+        default=None, validation_alias=AliasChoices("TEMPORAL_TLS_CA", "temporal_tls_ca")
+    )
+    temporal_tls_cert: Path | None = Field(
+        default=None, validation_alias=AliasChoices("TEMPORAL_TLS_CERT", "temporal_tls_cert")
+    )
+    temporal_tls_key: Path | None = Field(
+        default=None, validation_alias=AliasChoices("TEMPORAL_TLS_KEY", "temporal_tls_key")
+    )
+    temporal_tls_server_name: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TEMPORAL_TLS_SERVER_NAME", "temporal_tls_server_name"),
+        description="the name the server's certificate is checked against (default: the address's host)",
+    )
     calcom_base_url: str | None = Field(
         default=None, validation_alias=AliasChoices("CALCOM_BASE_URL", "calcom_base_url")
     )
@@ -56,6 +81,21 @@ class Settings(BaseSettings):
     demo_callbacks: bool = Field(
         default=True,
         description="`make dev` creates demo callbacks in every state under minute-scale SLAs on first start",
+    )
+
+    # Payload encryption (codec/keys.py has the formats; docs/operations.md "Personal data"). Without
+    # keys a process uses the local stack's key file `<local_dir>/codec-keys` (`make dev` writes it) and
+    # refuses to start when there is none.
+    codec_keys: SecretStr | None = None
+    codec_keys_file: Path | None = None
+    codec_company_keys: SecretStr | None = None
+    codec_company_keys_file: Path | None = None
+    codec_shredded: str | None = None
+    codec_shredded_file: Path | None = None
+    # The codec server (api/codec_server.py): browser origins (the Temporal UI) allowed to call it.
+    codec_cors_origins: str = Field(
+        default="http://127.0.0.1:8233,http://localhost:8233",
+        description="comma-separated origins of the Temporal Web UI",
     )
 
     task_queue: str = "callbacks"
@@ -141,6 +181,11 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: NonNegativeInt = 9464
+    # The API process serves /metrics for the scraper on a port of its own (0: not at all), not on the
+    # public API port; `api_public_metrics` puts it back on the API port for setups that scrape there.
+    api_metrics_host: str = "127.0.0.1"
+    api_metrics_port: NonNegativeInt = 9465
+    api_public_metrics: bool = False
 
     # Temporal Schedules of the periodic jobs (starter/schedules.py).
     reconcile_every_minutes: PositiveFloat = 10.0
@@ -181,6 +226,13 @@ class Settings(BaseSettings):
     def sms_gateway(self) -> str:
         """The SMS gateway endpoint: the configured URL, else the local fake of `make dev`."""
         return self.notify_sms_gateway_url or f"http://127.0.0.1:{self.notify_sms_fake_port}/messages"
+
+    def codec_origins(self) -> list[str]:
+        return [origin.strip().rstrip("/") for origin in self.codec_cors_origins.split(",") if origin.strip()]
+
+    def local_codec_keys(self) -> Path:
+        """The key file of the local stack (`make dev` generates it once; git-ignored with .local/)."""
+        return self.local_dir / "codec-keys"
 
     def callback_defaults(self) -> CallbackSettings:
         """The callback rules before any `callback` policy of a company, branch, service or staff applies."""

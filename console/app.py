@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.staticfiles import StaticFiles
 
+from api.codec_server import SESSION_READER
 from config import Settings
 from console import (
     admin,
@@ -27,7 +28,7 @@ from console import (
     queue,
 )
 from console.badge import PendingBadge
-from console.context import ConsoleState, CsrfRefused, SignInRequired, language_of
+from console.context import ConsoleState, CsrfRefused, SignInRequired, language_of, session_principal
 from console.i18n import translator
 from console.render import render
 from console.session import Signer
@@ -55,6 +56,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     for resource in (admin_branches, admin_services, admin_staff, admin_customers, admin_companies):
         app.include_router(resource.router)
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")
+    # The Temporal UI's codec requests carry the console's sign-in (api/codec_server.py).
+    setattr(app.state, SESSION_READER, session_principal)
     app.add_exception_handler(SignInRequired, _sign_in_redirect)
     app.add_exception_handler(CsrfRefused, _csrf_refused)
 

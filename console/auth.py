@@ -27,6 +27,7 @@ from console.context import (
 from console.i18n import LANGUAGES, translator
 from console.render import render, set_cookie
 from console.session import (
+    CODEC_COOKIE_PATH,
     COOKIE_PATH,
     CSRF_FIELD,
     LANGUAGE_COOKIE,
@@ -75,14 +76,16 @@ async def login(request: Request, deps: Annotated[Deps, Depends(get_deps)]) -> R
         return again(t("login.wrong_role", role=record.role), 403)
     cookie, _ = state.signer.issue(record.id, state.settings.console_session_hours * 3600)
     response = RedirectResponse(target, status_code=303)
-    set_cookie(
-        response,
-        request,
-        state.settings,
-        SESSION_COOKIE,
-        cookie,
-        max_age=int(state.settings.console_session_hours * 3600),
-    )
+    for path in (COOKIE_PATH, CODEC_COOKIE_PATH):  # the codec server reads the same session
+        set_cookie(
+            response,
+            request,
+            state.settings,
+            SESSION_COOKIE,
+            cookie,
+            max_age=int(state.settings.console_session_hours * 3600),
+            path=path,
+        )
     response.delete_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
     return response
 
@@ -91,7 +94,8 @@ async def login(request: Request, deps: Annotated[Deps, Depends(get_deps)]) -> R
 async def logout(ctx: Console) -> Response:
     await checked_form(ctx)
     response = RedirectResponse("/console/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+    for path in (COOKIE_PATH, CODEC_COOKIE_PATH):
+        response.delete_cookie(SESSION_COOKIE, path=path)
     return response
 
 

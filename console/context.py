@@ -118,6 +118,17 @@ async def signed_in(request: Request, deps: Annotated[Deps, Depends(get_deps)]) 
 Console = Annotated[Ctx, Depends(signed_in)]
 
 
+async def session_principal(request: Request, deps: Deps) -> Principal | None:
+    """The key behind a live console session cookie, for the codec server (api/codec_server.py reads
+    it through `app.state`; the console sets the cookie for /codec too at sign-in)."""
+    session = console_state(request).signer.read(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        return None
+    async with deps.sessions() as db:
+        record = await api_keys.get_active(db, session.key_id)
+    return principal_of(record) if record is not None else None
+
+
 async def read_form(request: Request) -> dict[str, list[str]]:
     """An urlencoded form body (what every console form posts); python-multipart is not needed for it."""
     body = (await request.body()).decode("utf-8", errors="replace")

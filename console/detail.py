@@ -26,7 +26,7 @@ from config import Settings
 from console import actions
 from console.context import Console, Ctx, checked_form
 from console.render import not_found, render, validation_text
-from models.callbacks import AttemptOutcome, Priority, callback_workflow_id
+from models.callbacks import AttemptOutcome, Priority
 from store import tenant_lookups
 
 SLOT_LIMIT = 5
@@ -35,9 +35,9 @@ SLOT_HORIZON = timedelta(days=14)
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 
-def temporal_link(settings: Settings, callback_id: uuid.UUID) -> str:
+def temporal_link(settings: Settings, workflow_id: str) -> str:
     base = settings.temporal_ui_url.rstrip("/")
-    workflow = quote(callback_workflow_id(callback_id), safe="")
+    workflow = quote(workflow_id, safe="")
     return f"{base}/namespaces/{quote(settings.temporal_namespace, safe='')}/workflows/{workflow}"
 
 
@@ -89,7 +89,7 @@ async def _detail_page(
         who=who,
         priorities=list(Priority),
         outcomes=list(AttemptOutcome),
-        temporal_url=temporal_link(ctx.state.settings, found["id"]),
+        temporal_url=temporal_link(ctx.state.settings, found["workflow_id"]),
         error=error,
         done=done,
     )

@@ -58,13 +58,20 @@ def not_found(ctx: Ctx, text: str = "") -> HTMLResponse:
 
 
 def set_cookie(
-    response: Response, request: Request, settings: Settings, name: str, value: str, *, max_age: int
+    response: Response,
+    request: Request,
+    settings: Settings,
+    name: str,
+    value: str,
+    *,
+    max_age: int,
+    path: str = COOKIE_PATH,
 ) -> None:
     response.set_cookie(
         name,
         value,
         max_age=max_age,
-        path=COOKIE_PATH,
+        path=path,
         httponly=True,
         samesite="lax",
         secure=settings.console_cookie_secure or request.url.scheme == "https",

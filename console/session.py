@@ -24,6 +24,9 @@ SESSION_COOKIE = "cbc_session"
 LOGIN_COOKIE = "cbc_login"
 LANGUAGE_COOKIE = "cbc_lang"
 COOKIE_PATH = "/console"
+# The same session is also sent to the codec server (api/codec_server.py), so the Temporal UI decodes
+# payloads for whoever signed in to the console (its codec setting "include cross-origin credentials").
+CODEC_COOKIE_PATH = "/codec"
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 LOGIN_FORM_SECONDS = 30 * 60

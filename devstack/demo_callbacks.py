@@ -34,7 +34,6 @@ from models.callbacks import (
     NewCallback,
     Priority,
     RecordAttempt,
-    callback_workflow_id,
     mask_phone,
 )
 from models.tables import Branch, CallbackRequest, Company, Customer, PolicyConfiguration, Service
@@ -67,7 +66,7 @@ BANNER = _INDENT.join(
 
 @dataclass(frozen=True)
 class DemoCallbacks:
-    created: list[uuid.UUID]
+    created: list[str]  # workflow ids
 
     @property
     def any(self) -> bool:
@@ -150,8 +149,8 @@ async def seed_demo_callbacks(
             metadata={"demo": "true"},
         )
 
-    async def create(key: str, new: NewCallback) -> uuid.UUID:
-        return (await client.create(new, idempotency_key=f"demo-{key}")).state.id
+    async def create(key: str, new: NewCallback) -> str:
+        return (await client.create(new, idempotency_key=f"demo-{key}")).state.workflow_id
 
     created = [
         # pending: normal callbacks wait for someone to take them; at 10 min the SLA clock escalates it.
@@ -187,7 +186,7 @@ async def seed_demo_callbacks(
     return DemoCallbacks(created)
 
 
-async def _import_overdue(client: CallbackClient, request: NewCallback, settings: Settings) -> uuid.UUID:
+async def _import_overdue(client: CallbackClient, request: NewCallback, settings: Settings) -> str:
     """A callback imported from an older system 30 minutes old, warned and escalated twice there: started
     from that state, its last deadline is long past, so it expires at once (the demo's expired one)."""
     rules = apply_callback_policy(settings.callback_defaults(), DEMO_POLICY)
@@ -222,10 +221,10 @@ async def _import_overdue(client: CallbackClient, request: NewCallback, settings
     await client.temporal.start_workflow(
         CallbackWorkflow.run,
         CallbackWorkflowInput(callback_id=state.id, request=request, carried_state=state),
-        id=callback_workflow_id(state.id),
+        id=state.workflow_id,
         task_queue=settings.task_queue,
         search_attributes=search_attributes.typed_for(state),
         memo={"customer_name": request.customer_name, "phone": mask_phone(request.phone_number)},
         static_summary=f"Demo: callback for {request.customer_name} imported 30 minutes old",
     )
-    return state.id
+    return state.workflow_id

@@ -3,6 +3,10 @@
 It starts what is not configured (embedded PostgreSQL under `.local/`, the Temporal dev server with its
 Web UI), applies migrations, seeds the demo tenant once, runs the worker, and stops all of it on Ctrl-C.
 A set `DATABASE_URL` / `TEMPORAL_ADDRESS` is used instead of the embedded part.
+
+Payloads are encrypted as in production: without CALLBACKS_CODEC_KEYS(_FILE) a dev key is generated once
+into `.local/codec-keys` (git-ignored; every `callbacks` command of this checkout finds it there), and the
+UI reads payloads through the API's codec server.
 """
 
 from __future__ import annotations
@@ -10,14 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from sqlalchemy.engine import URL
 from temporalio.worker import Worker
 
+from api.metrics import api_metrics_app
+from codec.keys import new_key_entry
 from config import LOCAL_DATABASE, Settings
 from devstack.calcom_fake import FakeCalcom, serve_fake
 from devstack.demo import demo_admin_key, demo_calcom_webhook, seed_demo
@@ -49,6 +57,27 @@ class DevProcesses:
     app: FastAPI
 
 
+def ensure_codec_keys(settings: Settings) -> str:
+    """The payload codec key of `make dev`: generated once into `.local/codec-keys` (owner-only), unless
+    keys are configured. Returns the banner line."""
+    if settings.codec_keys is not None or settings.codec_keys_file is not None:
+        return "  codec keys       from CALLBACKS_CODEC_KEYS / CALLBACKS_CODEC_KEYS_FILE"
+    path = settings.local_codec_keys()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        entry = new_key_entry(f"dev{datetime.now(UTC):%Y%m%d}")
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as keys:
+            keys.write(f"# payload codec keys of `make dev` (first = current); dev only\n{entry}\n")
+    return f"  codec keys       {path.resolve()} (dev only)"
+
+
+def codec_endpoint(settings: Settings) -> str:
+    """Where a browser on this machine reaches the API's codec server."""
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::", "") else settings.api_host
+    return f"http://{host}:{settings.api_port}/codec"
+
+
 @contextlib.asynccontextmanager
 async def dev_processes(settings: Settings, database_url: str) -> AsyncIterator[DevProcesses]:
     """Worker and API built by the same composition root as the production processes (`worker.py`,
@@ -68,6 +97,8 @@ async def run_dev(settings: Settings) -> None:
     postgres: EmbeddedPostgres | None = None
     temporal_process = None
     services = contextlib.AsyncExitStack()
+    keys_line = ensure_codec_keys(settings)
+    codec_url = codec_endpoint(settings)
     try:
         if settings.database_url:
             database_url = settings.database_url
@@ -84,6 +115,7 @@ async def run_dev(settings: Settings) -> None:
                 ui_port=TEMPORAL_UI_PORT,
                 db_filename=(local_dir / "temporal.db").resolve(),
                 log=local_dir / "temporal.log",
+                ui_codec_endpoint=codec_url,
             )
         await wait_for_server(address)
         settings = settings.model_copy(update={"temporal_address": address})
@@ -102,9 +134,11 @@ async def run_dev(settings: Settings) -> None:
         await register_search_attributes(engine.temporal, settings.temporal_namespace)
         await ensure_schedules(engine.temporal, settings)  # the periodic jobs, as a production worker does
         seeded = await seed_demo(engine.sessions)
+        metrics = api_metrics_app(engine.sessions, engine.sdk.url if engine.sdk else None)
         async with (
             processes.worker,
             serve_asgi(processes.app, settings.api_host, settings.api_port) as api_url,
+            serve_asgi(metrics, settings.api_metrics_host, settings.api_metrics_port) as metrics_url,
         ):
             admin_key = await demo_admin_key(engine.sessions)
             company_id, secret = await demo_calcom_webhook(engine.sessions)
@@ -124,7 +158,9 @@ async def run_dev(settings: Settings) -> None:
                 )
             elif not settings.demo_callbacks:
                 print("  demo callbacks   off (CALLBACKS_DEMO_CALLBACKS=false)", flush=True)
-            print(f"  API              {api_url}  (docs: {api_url}/docs)", flush=True)
+            print(f"  API              {api_url}  (docs: {api_url}/docs, metrics: {metrics_url}/metrics)")
+            print(keys_line)
+            print(_codec_help(codec_url, api_url), flush=True)
             print(
                 "\n  a new admin key of the demo company (shown once; paste it into your shell):\n"
                 f"    export CALLBACKS_API_URL={api_url}\n"
@@ -165,6 +201,20 @@ async def _notification_sinks(settings: Settings, services: contextlib.AsyncExit
         )
         lines.append(f"  SMS gateway      {base}/messages (fake): texts in {log_file}, GET lists them")
     return lines
+
+
+def _codec_help(codec_url: str, api_url: str) -> str:
+    return "\n".join(
+        [
+            f"  codec server     {codec_url}  (Temporal keeps only ciphertext; this decodes it)",
+            "    Temporal UI: sign in to the console first "
+            f"({api_url}/console/login, a staff or admin key), then in the UI's codec settings",
+            f"    (Data Encoder) use your browser's setting, endpoint {codec_url}, and tick",
+            '    "Include cross-origin credentials".',
+            f"    CLI: temporal workflow show -w <id> --codec-endpoint {codec_url} "
+            '--codec-auth "Bearer $CALLBACKS_API_KEY"',
+        ]
+    )
 
 
 def _banner(database_url: str, temporal_address: str, seeded: bool) -> str:

@@ -15,6 +15,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.search_attributes import ALL_KEYS
@@ -41,10 +42,13 @@ def search_attribute_flags() -> list[str]:
     return flags
 
 
-def dev_server_args(*, port: int, ui_port: int | None, db_filename: Path | None) -> list[str]:
+def dev_server_args(
+    *, port: int, ui_port: int | None, db_filename: Path | None, ui_codec_endpoint: str | None = None
+) -> list[str]:
     """Arguments for `temporal server start-dev`. The transfer poll rate is raised because at its default
     (20/s) the dev server puts a ≈ 50 ms floor under every start→task and signal→task hop; at 1000 it is
-    ≈ 1 ms (a no-op workflow: 50 ms → 10.5 ms p50, measured on dev server 1.32)."""
+    ≈ 1 ms (a no-op workflow: 50 ms → 10.5 ms p50, measured on dev server 1.32). `ui_codec_endpoint`: the
+    codec server the UI decodes payloads with (api/codec_server.py)."""
     args = [
         binary("temporal"),
         "server",
@@ -59,7 +63,10 @@ def dev_server_args(*, port: int, ui_port: int | None, db_filename: Path | None)
         "history.transferProcessorMaxPollRPS=1000",
         *search_attribute_flags(),
     ]
-    args += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
+    # The UI's news feed would call out to temporal.io from every operator's browser: not here.
+    args += ["--ui-port", str(ui_port), "--ui-disable-news-fetch"] if ui_port else ["--headless"]
+    if ui_port and ui_codec_endpoint:
+        args += ["--ui-codec-endpoint", ui_codec_endpoint]
     if db_filename is not None:
         args += [
             "--db-filename",
@@ -73,11 +80,18 @@ def dev_server_args(*, port: int, ui_port: int | None, db_filename: Path | None)
 
 
 def start_dev_server(
-    *, port: int = 7233, ui_port: int | None = 8233, db_filename: Path | None = None, log: Path | None = None
+    *,
+    port: int = 7233,
+    ui_port: int | None = 8233,
+    db_filename: Path | None = None,
+    log: Path | None = None,
+    ui_codec_endpoint: str | None = None,
 ) -> subprocess.Popen[bytes]:
     output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 (owned by the child)
     return subprocess.Popen(
-        dev_server_args(port=port, ui_port=ui_port, db_filename=db_filename),
+        dev_server_args(
+            port=port, ui_port=ui_port, db_filename=db_filename, ui_codec_endpoint=ui_codec_endpoint
+        ),
         stdout=output,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -85,14 +99,15 @@ def start_dev_server(
     )
 
 
-async def wait_for_server(address: str, *, within_seconds: float = 60.0) -> Client:
-    """Connect once the server answers (a freshly started dev server needs a few seconds)."""
-    from temporalio.contrib.pydantic import pydantic_data_converter
-
+async def wait_for_server(
+    address: str, *, within_seconds: float = 60.0, data_converter: DataConverter | None = None
+) -> Client:
+    """Connect once the server answers (a freshly started dev server needs a few seconds). Pass the
+    engine's converter (wiring.data_converter) when the client is used for callbacks."""
     deadline = asyncio.get_running_loop().time() + within_seconds
     while True:
         try:
-            return await Client.connect(address, data_converter=pydantic_data_converter)
+            return await Client.connect(address, data_converter=data_converter or DataConverter.default)
         except RuntimeError:
             if asyncio.get_running_loop().time() > deadline:
                 raise

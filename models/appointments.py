@@ -15,14 +15,17 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from models.policies import ModificationType, PolicyResult
+from models.workflow_ids import tenant_workflow_id
 
 # Same bound as `appointment_modifications.request_id`; the characters keep the workflow id readable.
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
 
 
 def change_workflow_id(company_id: int, request_id: str) -> str:
-    """Request ids are unique per company (as in the database), so the company is part of the id."""
-    return f"appointment-change-{company_id}-{request_id}"
+    """Request ids are unique per company (as in the database), so the company is part of the id:
+    `c<company>.appointment-change-<request id>` (models/workflow_ids.py), which also makes the payload
+    codec encrypt the change under the company's key."""
+    return tenant_workflow_id(company_id, f"appointment-change-{request_id}")
 
 
 class _Frozen(BaseModel):

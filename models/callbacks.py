@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from models.calcom import Slot
 from models.calendars import BusinessCalendarSpec
 from models.dial_window import DialWindow
+from models.workflow_ids import base_of_workflow_id, tenant_workflow_id
 
 
 class Priority(StrEnum):
@@ -233,7 +234,9 @@ class CallbackState(BaseModel):
 
     @property
     def workflow_id(self) -> str:
-        return callback_workflow_id(self.id)
+        """The id a workflow started for this state gets (a callback started before tenant ids runs under
+        its row's stored id, see `stored_callback_workflow_id`)."""
+        return callback_workflow_id(self.request.company_id, self.id)
 
     @property
     def contact_attempts(self) -> int:
@@ -244,8 +247,35 @@ class CallbackState(BaseModel):
         return len(self.escalations)
 
 
-def callback_workflow_id(callback_id: UUID) -> str:
-    return f"callback-{callback_id}"
+CALLBACK_BASE_PREFIX = "callback-"
+
+
+def callback_base_id(callback_id: UUID) -> str:
+    """`callback-<uuid>`: the workflow id of callbacks started before tenant ids, and the base of the new."""
+    return f"{CALLBACK_BASE_PREFIX}{callback_id}"
+
+
+def callback_workflow_id(company_id: int, callback_id: UUID) -> str:
+    """`c<company>.callback-<uuid>` (models/workflow_ids.py): the payload codec encrypts everything of the
+    workflow with the company's key."""
+    return tenant_workflow_id(company_id, callback_base_id(callback_id))
+
+
+def stored_callback_workflow_id(callback_id: UUID, stored: str | None) -> str:
+    """The workflow of a `callback_requests` row: the id its workflow wrote into the row, or, for rows
+    written before that column existed (NULL), the old form `callback-<uuid>`."""
+    return stored or callback_base_id(callback_id)
+
+
+def callback_id_of_workflow(workflow_id: str) -> UUID | None:
+    """The callback id in a callback workflow id (either form); None for any other id."""
+    base = base_of_workflow_id(workflow_id)
+    if not base.startswith(CALLBACK_BASE_PREFIX):
+        return None
+    try:
+        return UUID(base.removeprefix(CALLBACK_BASE_PREFIX))
+    except ValueError:
+        return None
 
 
 # --- staff actions (Update and Signal arguments) -------------------------------------------------

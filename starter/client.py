@@ -3,6 +3,11 @@
 Creation is Update-With-Start: the call returns the stored callback (row written, staff assigned), and
 the same idempotency key always lands on the same workflow id, so a retried request never starts a
 second callback.
+
+A callback's workflow id is `c<company>.callback-<id>` (models/callbacks.py), so the payload codec
+encrypts it with the company's key. Callbacks started before that run as `callback-<id>`: every method
+after creation takes the workflow id, which the caller reads from the callback's row (`workflow_id`) or
+from a state (`state.workflow_id`).
 """
 
 from __future__ import annotations
@@ -86,17 +91,22 @@ class CallbackClient:
     def temporal(self) -> Client:
         return self._client
 
-    def handle(self, callback_id: UUID) -> WorkflowHandle[CallbackWorkflow, CallbackState]:
-        return self._client.get_workflow_handle_for(CallbackWorkflow.run, callback_workflow_id(callback_id))
+    def handle(self, workflow_id: str) -> WorkflowHandle[CallbackWorkflow, CallbackState]:
+        return self._client.get_workflow_handle_for(CallbackWorkflow.run, workflow_id)
 
-    async def create(self, request: NewCallback, idempotency_key: str | None = None) -> CreatedCallback:
-        """Start the callback's workflow and return it once stored; the same key returns the same callback."""
+    async def create(
+        self, request: NewCallback, idempotency_key: str | None = None, *, workflow_id: str | None = None
+    ) -> CreatedCallback:
+        """Start the callback's workflow and return it once stored; the same key returns the same callback.
+        `workflow_id`: the stored workflow of the key's callback when it already has a row (a retry of a
+        callback started before tenant workflow ids lands on its `callback-<id>` workflow)."""
         callback_id = callback_id_for(request.company_id, idempotency_key)
+        workflow_id = workflow_id or callback_workflow_id(request.company_id, callback_id)
         token = uuid.uuid4().hex
         operation = WithStartWorkflowOperation(
             CallbackWorkflow.run,
             CallbackWorkflowInput(callback_id=callback_id, request=request, request_token=token),
-            id=callback_workflow_id(callback_id),
+            id=workflow_id,
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             # A finished callback is never started again for the same key; a failed creation may be.
@@ -104,6 +114,8 @@ class CallbackClient:
             search_attributes=search_attributes.initial(
                 request.company_id, request.branch_id, request.priority.value
             ),
+            # Memo and summary are payloads: the codec encrypts them with the workflow's company key, so
+            # the UI shows them only to those who read through the codec server (docs/operations.md).
             memo={"customer_name": request.customer_name, "phone": mask_phone(request.phone_number)},
             static_summary=f"Callback for {request.customer_name} ({request.priority.value})",
             task_timeout=timedelta(seconds=10),
@@ -118,12 +130,12 @@ class CallbackClient:
             # The key's callback already finished (the id may not be reused): answer with its final state.
             if isinstance(err, RPCError) and err.status != RPCStatusCode.ALREADY_EXISTS:
                 raise
-            state = await self._final_state(callback_id)
+            state = await self._final_state(workflow_id)
             if state is None:
                 raise
             return CreatedCallback(state=state, created=False)
 
-    async def act(self, callback_id: UUID, command: StaffCommand) -> CallbackState:
+    async def act(self, workflow_id: str, command: StaffCommand) -> CallbackState:
         """Run one staff action as an Update: returns the new state once it is in PostgreSQL.
 
         The command says which action it is (`Assign(...)` is the Update `assign`, rules/staff_actions.py),
@@ -131,44 +143,44 @@ class CallbackClient:
         """
         action = spec_of(command).action
         try:
-            return await self._update(callback_id, action.value, command)
+            return await self._update(workflow_id, action.value, command)
         except WorkflowUpdateFailedError as err:
             raise _refusal(err) from err
         except RPCError as err:
             # A finished workflow takes no Updates; answer like the workflow would have: name the state.
             if err.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
                 raise
-            finished = await self._final_state(callback_id)
+            finished = await self._final_state(workflow_id)
             if finished is None:
-                raise CallbackError(f"no callback {callback_id}", "NotFound") from err
+                raise CallbackError(f"no callback workflow {workflow_id}", "NotFound") from err
             try:
                 check_allowed(action, finished.status)
             except TransitionRefused as refused:
                 raise CallbackError(str(refused), "TransitionRefused") from err
             raise
 
-    async def _final_state(self, callback_id: UUID) -> CallbackState | None:
+    async def _final_state(self, workflow_id: str) -> CallbackState | None:
         try:
-            return await self.state(callback_id)
+            return await self.state(workflow_id)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 return None
             raise
 
-    async def erase_personal_data(self, callback_id: UUID, actor: str = "system") -> CallbackState:
+    async def erase_personal_data(self, workflow_id: str, actor: str = "system") -> CallbackState:
         """Blank the customer's personal data in the running callback (its state and its row); the
         callback goes on. Raises `RPCError` NOT_FOUND when the workflow is no longer running."""
         try:
-            return await self._update(callback_id, "erase_personal_data", ErasePersonalData(actor=actor))
+            return await self._update(workflow_id, "erase_personal_data", ErasePersonalData(actor=actor))
         except WorkflowUpdateFailedError as err:
             raise _refusal(err) from err
 
-    async def _update(self, callback_id: UUID, name: str, argument: object) -> CallbackState:
+    async def _update(self, workflow_id: str, name: str, argument: object) -> CallbackState:
         """Execute an Update; one the server turns away because the workflow's task failed just then
         (e.g. it raced a new event: UnhandledCommand) was never admitted and is sent again."""
         for attempt in range(NOT_READY_RETRIES + 1):
             try:
-                state: CallbackState = await self.handle(callback_id).execute_update(
+                state: CallbackState = await self.handle(workflow_id).execute_update(
                     name, argument, result_type=CallbackState
                 )
                 return state
@@ -178,15 +190,15 @@ class CallbackClient:
                 await asyncio.sleep(NOT_READY_BACKOFF_SECONDS * 2**attempt)
         raise AssertionError("unreachable")
 
-    async def send(self, callback_id: UUID, command: StaffCommand) -> None:
+    async def send(self, workflow_id: str, command: StaffCommand) -> None:
         """The same action as a Signal: fire and forget (a refusal is only logged by the workflow)."""
-        await self.handle(callback_id).signal(spec_of(command).action.value, command)
+        await self.handle(workflow_id).signal(spec_of(command).action.value, command)
 
-    async def staff_deactivated(self, callback_id: UUID, staff_id: UUID, actor: str = "system") -> bool:
+    async def staff_deactivated(self, workflow_id: str, staff_id: UUID, actor: str = "system") -> bool:
         """Tell the callback's workflow that `staff_id` left (Signal `staff_deactivated`): if the callback
         is open and theirs, the workflow reassigns it. False when the workflow has already finished."""
         try:
-            await self.handle(callback_id).signal(
+            await self.handle(workflow_id).signal(
                 CallbackWorkflow.staff_deactivated, StaffDeactivated(staff_id=staff_id, actor=actor)
             )
         except RPCError as err:
@@ -195,5 +207,5 @@ class CallbackClient:
             raise
         return True
 
-    async def state(self, callback_id: UUID) -> CallbackState | None:
-        return await self.handle(callback_id).query(CallbackWorkflow.state)
+    async def state(self, workflow_id: str) -> CallbackState | None:
+        return await self.handle(workflow_id).query(CallbackWorkflow.state)

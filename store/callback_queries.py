@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from models.callbacks import TERMINAL_STATUSES, CallbackStatus, Priority
+from models.callbacks import TERMINAL_STATUSES, CallbackStatus, Priority, stored_callback_workflow_id
 from models.tables import (
     Branch,
     CallbackEscalation,
@@ -145,6 +145,7 @@ def as_dict(row: Any, now: datetime) -> dict[str, Any]:
     return {
         "id": callback.id,
         "company_id": callback.company_id,
+        "workflow_id": stored_callback_workflow_id(callback.id, callback.workflow_id),
         "branch_id": callback.branch_id,
         "branch_name": row.branch_name,
         "service_id": callback.service_id,

@@ -85,9 +85,16 @@ def dial_values(state: CallbackState) -> dict[str, Any]:
     }
 
 
-async def upsert_callback(session: AsyncSession, state: CallbackState) -> bool:
-    """Write the row unless a newer version is already there. Returns whether anything was written."""
+async def upsert_callback(
+    session: AsyncSession, state: CallbackState, *, workflow_id: str | None = None
+) -> bool:
+    """Write the row unless a newer version is already there. Returns whether anything was written.
+
+    `workflow_id`: the workflow the state comes from, recorded so lookups by callback id find it (the
+    workflow's own writes pass it; None leaves the stored one as it is)."""
     values = row_values(state)
+    if workflow_id is not None:
+        values["workflow_id"] = workflow_id
     statement = insert(CallbackRequest).values(**values)
     changed: dict[str, Any] = {
         _column(key): statement.excluded[_column(key)] for key in values if key not in ("id", "created_at")
@@ -255,3 +262,8 @@ async def dead_references(
     dead_staff = wanted - alive
     fields.extend(field for field, staff_id in named.items() if staff_id in dead_staff)
     return DeadReferences(fields=fields, staff=sorted(dead_staff))
+
+
+async def get_row(session: AsyncSession, callback_id: UUID) -> CallbackRequest | None:
+    """The callback's row as stored (soft-deleted included)."""
+    return await session.get(CallbackRequest, callback_id)

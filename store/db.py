@@ -19,8 +19,15 @@ def async_url(url: str | URL) -> URL:
 
 
 def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    """`hide_parameters`: a database error's text leaves the values out (a failed write of a callback
+    would otherwise carry the customer's name and number into logs and activity failures)."""
     return create_async_engine(
-        async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, echo=echo
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        echo=echo,
+        hide_parameters=True,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.callbacks import ERASED, TERMINAL_STATUSES
+from models.callbacks import ERASED, TERMINAL_STATUSES, stored_callback_workflow_id
 from models.notifications import PlannedDelivery, RecipientType
 from models.tables import (
     Appointment,
@@ -45,7 +45,7 @@ class ErasureTarget:
     company_id: int
     already_erased: bool
     callbacks: list[uuid.UUID]
-    open_callbacks: list[uuid.UUID]
+    open_callbacks: list[str]  # the workflow ids of the open ones
 
 
 @dataclass
@@ -75,7 +75,7 @@ async def find_target(
         theirs.append(CallbackRequest.email == customer.email)
     rows = (
         await session.execute(
-            select(CallbackRequest.id, CallbackRequest.status)
+            select(CallbackRequest.id, CallbackRequest.status, CallbackRequest.workflow_id)
             .where(CallbackRequest.company_id == customer.company_id, or_(*theirs))
             .order_by(CallbackRequest.created_at, CallbackRequest.id)
         )
@@ -85,7 +85,9 @@ async def find_target(
         company_id=customer.company_id,
         already_erased=customer.erased_at is not None,
         callbacks=[row.id for row in rows],
-        open_callbacks=[row.id for row in rows if row.status not in TERMINAL],
+        open_callbacks=[
+            stored_callback_workflow_id(row.id, row.workflow_id) for row in rows if row.status not in TERMINAL
+        ],
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.callbacks import (
@@ -108,6 +108,13 @@ async def open_ids_and_versions(
         ).all()
     )
     return open_rows, versions
+
+
+async def set_workflow_id(session: AsyncSession, callback_id: UUID, workflow_id: str) -> None:
+    """Point the row at the workflow the sweep started for it (lookups by callback id read it)."""
+    await session.execute(
+        update(CallbackRequest).where(CallbackRequest.id == callback_id).values(workflow_id=workflow_id)
+    )
 
 
 async def purge_soft_deleted(

@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.callbacks import CallbackStatus
+from models.callbacks import CallbackStatus, stored_callback_workflow_id
 from models.tables import CallbackRequest, Staff, StaffAbsence, StaffService
 
 OPEN_STATUSES = tuple(s.value for s in CallbackStatus if not s.is_terminal)
@@ -73,10 +73,11 @@ async def set_active(session: AsyncSession, staff_id: uuid.UUID, active: bool) -
     return changed.first() is not None
 
 
-async def open_callbacks_of(session: AsyncSession, staff_id: uuid.UUID) -> list[uuid.UUID]:
-    """The open callbacks assigned to the staff member (as the read model knows them), oldest first."""
-    rows = await session.scalars(
-        select(CallbackRequest.id)
+async def open_callbacks_of(session: AsyncSession, staff_id: uuid.UUID) -> list[str]:
+    """The workflows of the open callbacks assigned to the staff member (as the read model knows them),
+    oldest first."""
+    rows = await session.execute(
+        select(CallbackRequest.id, CallbackRequest.workflow_id)
         .where(
             CallbackRequest.assigned_to == staff_id,
             CallbackRequest.status.in_(OPEN_STATUSES),
@@ -84,7 +85,7 @@ async def open_callbacks_of(session: AsyncSession, staff_id: uuid.UUID) -> list[
         )
         .order_by(CallbackRequest.created_at, CallbackRequest.id)
     )
-    return list(rows)
+    return [stored_callback_workflow_id(callback_id, workflow_id) for callback_id, workflow_id in rows]
 
 
 # --- absences ----------------------------------------------------------------------------------------

@@ -8,12 +8,18 @@ Where the ids come from:
 - in the API, a per-request dict that the request middleware opens and the routes fill in (`bind`).
 Lines logged through plain module loggers get the same fields, because the filter reads the context, not
 the logger.
+
+No personal data (docs/design.md §8): our messages name callbacks by id and never carry names; on top,
+every message and exception text is redacted before it is written (`redact`): phone numbers keep their
+country code and last two digits, email addresses are replaced. That catches what third parties put into
+exception texts (an SMTP refusal naming the mailbox, a gateway echoing the number).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -74,13 +80,42 @@ class ContextFilter(logging.Filter):
         return True
 
 
+# International numbers as people and libraries write them. At least 7 digits, so times, versions and
+# counts stay as they are.
+_PHONE = re.compile(
+    r"(?<![\w+])\+\d(?:[\s().\-/]{0,2}\d){6,17}(?!\w)"  # +49 30 1234567, +49 (30) 123-4567
+    r"|(?<![\w\-+])00\d(?:\s?\d){6,17}(?![\w\-])"  # 0049 30 1234567 (not a run of digits in an id)
+)
+_EMAIL = re.compile(r"[\w.+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
+
+
+def _mask_number(found: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", found.group())
+    return f"{found.group()[:3]}…{digits[-2:]}"
+
+
+def redact(text: str) -> str:
+    """The text with phone numbers masked (country code and last two digits stay) and email addresses
+    replaced, for log lines."""
+    if "@" in text:
+        text = _EMAIL.sub("<email>", text)
+    return _PHONE.sub(_mask_number, text)
+
+
+class RedactingFormatter(logging.Formatter):
+    """The text format, redacted like the JSON lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         for key in CONTEXT_FIELDS:
             value = getattr(record, key, None)
@@ -91,7 +126,7 @@ class JsonFormatter(logging.Formatter):
             if value is not None:
                 entry[key] = value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
@@ -106,7 +141,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         activity.logger.activity_info_on_message = False
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(workflow_id)s] %(message)s")
+            RedactingFormatter("%(asctime)s %(levelname)s %(name)s [%(workflow_id)s] %(message)s")
         )
     root = logging.getLogger()
     for existing in list(root.handlers):

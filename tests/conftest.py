@@ -1,5 +1,6 @@
 """Shared fixtures: one PostgreSQL per run (embedded, or the server of DATABASE_URL), a migrated template
-database copied per test, and Temporal's time-skipping and dev servers from the local-stack wheels."""
+database copied per test, and Temporal's time-skipping and dev servers from the local-stack wheels. Every
+Temporal client of the suite encrypts its payloads with the test key ring (tests/codec_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.postgres import EmbeddedPostgres, create_database, drop_database
@@ -21,6 +21,9 @@ from devstack.temporal import binary, register_search_attributes
 from models.search_attributes import ALL_KEYS
 from store.db import async_url, create_engine, session_factory
 from store.migrate import upgrade_async
+from tests.codec_fixtures import CONVERTER, use_test_keys
+
+use_test_keys()
 
 
 def render(url: URL) -> str:
@@ -80,7 +83,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """A fresh time-skipping server per test: its clock is global, and a workflow another test left
     waiting (with no worker any more) would stall every later skip."""
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=CONVERTER,
         test_server_existing_path=binary("temporal-test-server"),
     )
     try:
@@ -93,7 +96,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
+        data_converter=CONVERTER,
         dev_server_existing_path=binary("temporal"),
         search_attributes=ALL_KEYS,
         dev_server_extra_args=["--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000"],

@@ -170,7 +170,9 @@ async def test_reschedule_moves_the_appointment_and_notifies(
     assert recorded.modified_by_id.startswith("service-key:")
 
     # The change published its event: a notification run of its own, under the change's id.
-    notify = time_skipping_env.client.get_workflow_handle(f"notify-appointment-{tenant.company_id}-mv-1")
+    notify = time_skipping_env.client.get_workflow_handle(
+        f"c{tenant.company_id}.notify-appointment-{tenant.company_id}-mv-1"
+    )
     started = await notify.describe()
     assert started.workflow_type == "NotifyEventWorkflow"
 

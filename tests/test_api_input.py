@@ -87,7 +87,7 @@ def bad_bodies(tenant: Tenant) -> list[tuple[str, dict[str, Any] | str, int, str
 
 async def _no_workflow(api: ApiEnv, company_id: int, key: str) -> bool:
     handle = api.callbacks.temporal.get_workflow_handle(
-        callback_workflow_id(callback_id_for(company_id, key))
+        callback_workflow_id(company_id, callback_id_for(company_id, key))
     )
     try:
         await handle.describe()

@@ -229,7 +229,7 @@ async def test_an_applied_cancellation_notifies_and_shows_in_the_delivery_log(
         )
         assert cancelled.status_code == 200, cancelled.text
         notify = time_skipping_env.client.get_workflow_handle(
-            f"notify-appointment-{tenant.company_id}-web-cancel-1"
+            f"c{tenant.company_id}.notify-appointment-{tenant.company_id}-web-cancel-1"
         )
         await notify.result()
 

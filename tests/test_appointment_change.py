@@ -21,7 +21,6 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -36,6 +35,7 @@ from starter.appointments import REQUEST_ID_REUSED, AppointmentChangeError, Appo
 from store.db import transaction
 from store.policies import PolicyResolver, set_policy
 from tests.calcom_fixtures import DAILY, calcom_env, make_client
+from tests.codec_fixtures import CONVERTER
 from tests.factories import Tenant, make_tenant
 from worker import WORKFLOW_RUNNER, build_worker
 from workflows.appointment_change import AppointmentChangeWorkflow
@@ -245,9 +245,9 @@ async def test_reschedule_moves_the_booking_and_stores_the_new_uid(
             )
             history = await client.handle(tenant.company_id, moved.request_id).fetch_history()
         # The sandboxed workflow replays its own history (no nondeterminism, no I/O import).
-        await Replayer(
-            workflows=[AppointmentChangeWorkflow], data_converter=pydantic_data_converter
-        ).replay_workflow(history)
+        await Replayer(workflows=[AppointmentChangeWorkflow], data_converter=CONVERTER).replay_workflow(
+            history
+        )
 
         # 15:00 is outside the event type's hours: Cal.com's 400 ends the change cleanly.
         assert closed.status is ChangeStatus.REFUSED
@@ -351,7 +351,7 @@ async def own_clock() -> AsyncIterator[WorkflowEnvironment]:
     its clock about ten years ahead (3,650 days: a default run timeout, it seems). That jump must not leak
     into the session's shared server, whose other tests read its clock."""
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=binary("temporal-test-server")
+        data_converter=CONVERTER, test_server_existing_path=binary("temporal-test-server")
     )
     try:
         yield env
@@ -436,7 +436,7 @@ async def test_a_change_recorded_before_the_notification_step_still_replays() ->
     history = WorkflowHistory.from_json("appointment-change-before-notify", path.read_text())
     result = await Replayer(
         workflows=[AppointmentChangeWorkflow],
-        data_converter=pydantic_data_converter,
+        data_converter=CONVERTER,
         workflow_runner=WORKFLOW_RUNNER,
     ).replay_workflow(history)
     assert result.replay_failure is None

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
@@ -33,6 +32,7 @@ from store.calcom import load_service_calendar
 from store.db import transaction
 from tests.calcom_fixtures import DAILY, SERVICES, WEEKDAYS, CalcomEnv, calcom_env
 from tests.calcom_workflow import SlotLookupWorkflow
+from tests.codec_fixtures import CONVERTER
 from tests.factories import Tenant, make_tenant
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -43,7 +43,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 async def temporal() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's time-skipping test server; the slot lookup needs no custom search attributes."""
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=binary("temporal-test-server")
+        data_converter=CONVERTER, test_server_existing_path=binary("temporal-test-server")
     )
     try:
         yield env

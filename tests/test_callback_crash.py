@@ -103,7 +103,7 @@ async def test_killed_workers_lose_nothing_and_write_nothing_twice(
     expired = select(func.count()).select_from(CallbackRequest).where(CallbackRequest.status == "expired")
 
     with worker_process(database_url, address, task_queue, log) as first:
-        ids = [(await client.create(new_callback(tenant))).state.id for _ in range(CALLBACKS)]
+        states = [(await client.create(new_callback(tenant))).state for _ in range(CALLBACKS)]
         first.send_signal(signal.SIGKILL)  # 1. while every callback waits on its SLA
     with worker_process(database_url, address, task_queue, log):
         # 2. as soon as the first escalation is written, the others are mid-flight: kill again.
@@ -112,19 +112,19 @@ async def test_killed_workers_lose_nothing_and_write_nothing_twice(
     with worker_process(database_url, address, task_queue, log):
         assert await _until(sessions, expired, CALLBACKS, seconds=90) == CALLBACKS
         # 3. the last worker runs every workflow to its end (rows are written before a run completes).
-        for callback_id in ids:
-            handle = client.handle(callback_id)
+        for state in states:
+            handle = client.handle(state.workflow_id)
             try:
                 final = await asyncio.wait_for(handle.result(), timeout=60)
             except TimeoutError:
                 events = (await handle.fetch_history()).events
                 tail = [event.WhichOneof("attributes") for event in events[-15:]]
-                raise AssertionError(f"{callback_id} did not finish: {tail}") from None
+                raise AssertionError(f"{state.workflow_id} did not finish: {tail}") from None
             assert final.escalation_count == 3
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
     async with sessions() as session:
-        for callback_id in ids:
+        for callback_id in (state.id for state in states):
             sequences = list(
                 await session.scalars(
                     select(CallbackEscalation.sequence)

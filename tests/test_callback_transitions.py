@@ -37,44 +37,32 @@ from workflows.callback import CallbackWorkflow
 Sessions = async_sessionmaker[AsyncSession]
 
 # How to bring a fresh callback (created pending: auto-assign is off) into each state.
-Setup = Callable[[CallbackClient, uuid.UUID, uuid.UUID, WorkflowEnvironment], Awaitable[None]]
+Setup = Callable[[CallbackClient, str, uuid.UUID, WorkflowEnvironment], Awaitable[None]]
 
 
-async def _pending(
-    client: CallbackClient, cid: uuid.UUID, staff: uuid.UUID, env: WorkflowEnvironment
-) -> None:
+async def _pending(client: CallbackClient, wid: str, staff: uuid.UUID, env: WorkflowEnvironment) -> None:
     return None
 
 
-async def _assigned(
-    client: CallbackClient, cid: uuid.UUID, staff: uuid.UUID, env: WorkflowEnvironment
-) -> None:
-    await client.act(cid, Assign(staff_id=staff))
+async def _assigned(client: CallbackClient, wid: str, staff: uuid.UUID, env: WorkflowEnvironment) -> None:
+    await client.act(wid, Assign(staff_id=staff))
 
 
-async def _contacted(
-    client: CallbackClient, cid: uuid.UUID, staff: uuid.UUID, env: WorkflowEnvironment
-) -> None:
-    await client.act(cid, Assign(staff_id=staff))
-    await client.act(cid, MarkContacted())
+async def _contacted(client: CallbackClient, wid: str, staff: uuid.UUID, env: WorkflowEnvironment) -> None:
+    await client.act(wid, Assign(staff_id=staff))
+    await client.act(wid, MarkContacted())
 
 
-async def _completed(
-    client: CallbackClient, cid: uuid.UUID, staff: uuid.UUID, env: WorkflowEnvironment
-) -> None:
-    await client.act(cid, Assign(staff_id=staff))
-    await client.act(cid, Complete(notes="called back, booked a checkup"))
+async def _completed(client: CallbackClient, wid: str, staff: uuid.UUID, env: WorkflowEnvironment) -> None:
+    await client.act(wid, Assign(staff_id=staff))
+    await client.act(wid, Complete(notes="called back, booked a checkup"))
 
 
-async def _cancelled(
-    client: CallbackClient, cid: uuid.UUID, staff: uuid.UUID, env: WorkflowEnvironment
-) -> None:
-    await client.act(cid, Cancel(reason="customer called again"))
+async def _cancelled(client: CallbackClient, wid: str, staff: uuid.UUID, env: WorkflowEnvironment) -> None:
+    await client.act(wid, Cancel(reason="customer called again"))
 
 
-async def _expired(
-    client: CallbackClient, cid: uuid.UUID, staff: uuid.UUID, env: WorkflowEnvironment
-) -> None:
+async def _expired(client: CallbackClient, wid: str, staff: uuid.UUID, env: WorkflowEnvironment) -> None:
     await env.sleep(timedelta(hours=37))  # skips through the whole SLA clock of a normal callback
 
 
@@ -138,14 +126,14 @@ async def test_each_action_in_each_state(
     async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
         for action in StaffAction:
             created = await client.create(new_callback(tenant))
-            cid = created.state.id
-            await SETUPS[status](client, cid, first, time_skipping_env)
+            cid, wid = created.state.id, created.state.workflow_id
+            await SETUPS[status](client, wid, first, time_skipping_env)
             before = await row(sessions, cid)
             assert before.status == status
 
             allowed = status in ALLOWED_FROM[action]
             if allowed:
-                state = await client.act(cid, _command(action, second))
+                state = await client.act(wid, _command(action, second))
                 after = await row(sessions, cid)  # read-your-writes: the row shows it already
                 assert after.version == before.version + 1 == state.version
                 assert after.status == EXPECTED_STATUS.get(action, state.status.value)
@@ -160,7 +148,7 @@ async def test_each_action_in_each_state(
                     assert after.expires_at == after.created_at + timedelta(hours=2)
             else:
                 with pytest.raises(CallbackError) as refused:
-                    await client.act(cid, _command(action, second))
+                    await client.act(wid, _command(action, second))
                 assert refused.value.kind == "TransitionRefused"
                 assert f"the callback is {status}" in str(refused.value)
                 after = await row(sessions, cid)
@@ -180,10 +168,11 @@ async def test_assign_refuses_staff_of_another_company_or_inactive(
     other = await make_tenant(sessions, name="Other")
     foreign = await add_staff(sessions, other)
     async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
-        cid = (await client.create(new_callback(tenant))).state.id
+        state = (await client.create(new_callback(tenant))).state
+        cid, wid = state.id, state.workflow_id
         for staff in (inactive, foreign):
             with pytest.raises(CallbackError) as refused:
-                await client.act(cid, Assign(staff_id=staff))
+                await client.act(wid, Assign(staff_id=staff))
             assert refused.value.kind == "InvalidStaff"
         stored = await row(sessions, cid)
         assert (stored.status, stored.assigned_to, stored.version) == ("pending", None, 1)
@@ -194,12 +183,13 @@ async def test_signals_apply_the_same_transitions(
 ) -> None:
     tenant, first, _ = await _tenant(sessions)
     async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
-        cid = (await client.create(new_callback(tenant))).state.id
-        await client.send(cid, Assign(staff_id=first))
-        await client.send(cid, MarkContacted())
-        await client.send(cid, Complete(notes="reached by phone"))  # refused? no: contacted → completed
-        await client.send(cid, Cancel(reason="too late"))  # refused (completed): logged, workflow carries on
-        final = await client.handle(cid).result()  # a signal answers nothing; the workflow ends completed
+        state = (await client.create(new_callback(tenant))).state
+        cid, wid = state.id, state.workflow_id
+        await client.send(wid, Assign(staff_id=first))
+        await client.send(wid, MarkContacted())
+        await client.send(wid, Complete(notes="reached by phone"))  # refused? no: contacted → completed
+        await client.send(wid, Cancel(reason="too late"))  # refused (completed): logged, workflow carries on
+        final = await client.handle(wid).result()  # a signal answers nothing; the workflow ends completed
         assert final.status.value == "completed"
         assert final.completion_notes == "reached by phone"
         stored = await row(sessions, cid)

@@ -34,25 +34,27 @@ async def test_search_attributes_find_exactly_the_right_callbacks(
     staff = await add_staff(sessions, tenant)
     other = await make_tenant(sessions, name="Other", staff=1)  # auto-assigns: assigned, other company
     async with running_worker(dev_env.client, sessions, task_queue) as client:
-        assigned = [(await client.create(new_callback(tenant))).state.id for _ in range(3)]
-        pending = (await client.create(new_callback(tenant))).state.id
-        foreign = (await client.create(new_callback(other))).state.id
-        for callback_id in assigned:
-            await client.act(callback_id, Assign(staff_id=staff))
+        # Workflow ids: `c<company>.callback-<id>`, the payload codec's company (models/workflow_ids.py).
+        assigned = [(await client.create(new_callback(tenant))).state.workflow_id for _ in range(3)]
+        pending = (await client.create(new_callback(tenant))).state.workflow_id
+        foreign = (await client.create(new_callback(other))).state.workflow_id
+        for workflow_id in assigned:
+            await client.act(workflow_id, Assign(staff_id=staff))
         escalated = assigned[0]
         await client.act(escalated, Escalate(reason="customer upset"))
 
         scope = f'TaskQueue = "{task_queue}"'
         query = f'{scope} AND CallbackStatus = "assigned" AND CompanyId = {tenant.company_id}'
-        assert await _ids(dev_env, query, 3) == {f"callback-{cid}" for cid in assigned}
+        assert await _ids(dev_env, query, 3) == set(assigned)
+        assert all(wid.startswith(f"c{tenant.company_id}.callback-") for wid in assigned)
         pending_query = f'{scope} AND CallbackStatus = "pending"'
-        assert await _ids(dev_env, pending_query, 1) == {f"callback-{pending}"}
+        assert await _ids(dev_env, pending_query, 1) == {pending}
         escalated_query = f"{scope} AND EscalationCount = 1"
-        assert await _ids(dev_env, escalated_query, 1) == {f"callback-{escalated}"}
+        assert await _ids(dev_env, escalated_query, 1) == {escalated}
         staff_query = f'{scope} AND AssignedStaffId = "{staff}"'
         # Nobody else works there, so the escalated callback stays with the same staff member.
-        assert await _ids(dev_env, staff_query, 3) == {f"callback-{cid}" for cid in assigned}
-        assert f"callback-{foreign}" not in await _ids(dev_env, query, 3)
+        assert await _ids(dev_env, staff_query, 3) == set(assigned)
+        assert foreign not in await _ids(dev_env, query, 3)
 
         description = await client.handle(pending).describe()
         memo = await description.memo()

@@ -57,7 +57,9 @@ async def test_create_assigns_and_persists_before_returning(
         ]
         # Nobody has an address or a webhook here: no notification workflow is started for nothing.
         with pytest.raises(RPCError) as missing:
-            await time_skipping_env.client.get_workflow_handle(f"notify-callback-{state.id}-1").describe()
+            await time_skipping_env.client.get_workflow_handle(
+                f"c{tenant.company_id}.notify-callback-{state.id}-1"
+            ).describe()
         assert missing.value.status == RPCStatusCode.NOT_FOUND
 
 
@@ -69,7 +71,7 @@ async def test_normal_callback_nobody_completes_escalates_on_the_cooldown_and_ex
     async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
         state = (await client.create(new_callback(tenant))).state
         await time_skipping_env.sleep(timedelta(hours=37))
-        final = await client.handle(state.id).result()
+        final = await client.handle(state.workflow_id).result()
 
     created = final.created_at
     assert final.status == CallbackStatus.EXPIRED
@@ -112,7 +114,7 @@ async def test_raising_priority_moves_the_deadline_retroactively(
     async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
         state = (await client.create(new_callback(tenant))).state
         await time_skipping_env.sleep(timedelta(hours=1))
-        raised = await client.act(state.id, ChangePriority(priority=Priority.URGENT))
+        raised = await client.act(state.workflow_id, ChangePriority(priority=Priority.URGENT))
         assert raised.expires_at == state.created_at + timedelta(hours=2)
         assert (await row(sessions, state.id)).expires_at == raised.expires_at
         await time_skipping_env.sleep(timedelta(hours=1, minutes=1))
@@ -128,9 +130,9 @@ async def test_three_failed_attempts_escalate(
         state = (await client.create(new_callback(tenant))).state
         first_assignee = state.assigned_to
         for outcome in (AttemptOutcome.NO_ANSWER, AttemptOutcome.BUSY):
-            after = await client.act(state.id, RecordAttempt(outcome=outcome))
+            after = await client.act(state.workflow_id, RecordAttempt(outcome=outcome))
             assert after.escalation_count == 0
-        after = await client.act(state.id, RecordAttempt(outcome=AttemptOutcome.VOICEMAIL))
+        after = await client.act(state.workflow_id, RecordAttempt(outcome=AttemptOutcome.VOICEMAIL))
         assert after.contact_attempts == 3
         escalations = await escalation_rows(sessions, state.id)
         assert [(e.sequence, e.escalation_reason) for e in escalations] == [(1, "multiple_attempts_failed")]
@@ -178,7 +180,7 @@ async def test_without_active_staff_the_callback_stays_pending_and_still_escalat
         state = (await client.create(new_callback(tenant, priority=Priority.HIGH))).state
         assert (state.status, state.assigned_to) == (CallbackStatus.PENDING, None)
         await time_skipping_env.sleep(timedelta(hours=17))
-        final = await client.handle(state.id).result()
+        final = await client.handle(state.workflow_id).result()
     assert final.status == CallbackStatus.EXPIRED
     escalations = await escalation_rows(sessions, state.id)
     assert hours_after(state.created_at, [e.escalated_at for e in escalations]) == [4, 8, 12]
@@ -198,9 +200,9 @@ async def test_same_idempotency_key_returns_the_same_callback_and_starts_one_wor
         assert (first.created, again.created, other.created) == (True, False, True)
         assert again.state.id == first.state.id != other.state.id
         # One workflow run: the second call attached to the first run instead of starting another.
-        description = await client.handle(first.state.id).describe()
-        assert description.run_id == (await client.handle(first.state.id).describe()).run_id
-        history = await client.handle(first.state.id).fetch_history()
+        description = await client.handle(first.state.workflow_id).describe()
+        assert description.run_id == (await client.handle(first.state.workflow_id).describe()).run_id
+        history = await client.handle(first.state.workflow_id).fetch_history()
         starts = [e for e in history.events if e.HasField("workflow_execution_started_event_attributes")]
         assert len(starts) == 1
         async with sessions() as session:
@@ -211,8 +213,8 @@ async def test_same_idempotency_key_returns_the_same_callback_and_starts_one_wor
             assert await session.scalar(select(func.count()).select_from(CallbackRequest)) == 2
 
         # Once finished, the same key still answers with the same (finished) callback.
-        await client.act(first.state.id, Cancel(reason="customer withdrew"))
-        await client.handle(first.state.id).result()
+        await client.act(first.state.workflow_id, Cancel(reason="customer withdrew"))
+        await client.handle(first.state.workflow_id).result()
         after_end = await client.create(new_callback(tenant), idempotency_key="call-4711")
         assert (after_end.created, after_end.state.id, after_end.state.status) == (
             False,
@@ -267,7 +269,7 @@ async def test_free_slots_in_the_preferred_window_are_attached_after_creation(
         assert created.state.suggested_slots is None  # creation does not wait for Cal.com
         state = created.state
         for _ in range(200):  # bounded: the lookup runs right after creation
-            state = await client.state(created.state.id) or state
+            state = await client.state(created.state.workflow_id) or state
             if state.suggested_slots is not None:
                 break
             await asyncio.sleep(0.02)

@@ -298,7 +298,7 @@ async def test_cli_notifications_and_appointments(
         assert "new_start: must be in the future" in moved.err
 
         await time_skipping_env.client.get_workflow_handle(
-            f"notify-appointment-{tenant.company_id}-cli-1"
+            f"c{tenant.company_id}.notify-appointment-{tenant.company_id}-cli-1"
         ).result()
         assert len(world.mail.to("erika@example.org")) == 1
         log = await cli("notifications", "log", "--subject-type", "appointment", env=as_admin)

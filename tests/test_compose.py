@@ -179,3 +179,71 @@ def test_the_dockerfile_builds_the_package_the_tests_install() -> None:
     assert user is not None
     assert user.group(1).split(":")[0] not in ("root", "0")
     assert importlib.util.find_spec("prometheus_client") is not None
+
+
+# --- closed by default (issue 16, docs/operations.md "Personal data") ----------------------------------
+
+
+def published(spec: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(host ip, host port, container port) of every `ports:` entry (short syntax); ip "" = all."""
+    found = []
+    for entry in spec.get("ports") or []:
+        parts = str(entry).split(":")
+        if len(parts) == 1:
+            found.append(("", "", parts[0]))
+        elif len(parts) == 2:
+            found.append(("", parts[0], parts[1]))
+        else:
+            found.append((":".join(parts[:-2]), parts[-2], parts[-1]))
+    return found
+
+
+def test_the_temporal_frontend_is_not_published() -> None:
+    for name, spec in SERVICES.items():
+        for _, host_port, container_port in published(spec):
+            assert "7233" not in (host_port, container_port.split("/")[0]), f"{name} publishes 7233"
+    assert "7233" in [str(port) for port in SERVICES["temporal"].get("expose", [])]
+
+
+def test_the_ui_listens_on_loopback_only_and_decodes_through_the_codec_server() -> None:
+    ui = SERVICES["temporal-ui"]
+    auth = str(ui["environment"].get("TEMPORAL_AUTH_ENABLED", "false")).lower() == "true"
+    for ip, _, _ in published(ui):
+        assert auth or ip == "127.0.0.1", f"the UI is published on {ip or 'every interface'} without auth"
+    endpoint = ui["environment"]["TEMPORAL_CODEC_ENDPOINT"]
+    assert endpoint.endswith("/codec")  # api/codec_server.py serves /codec/decode and /codec/encode
+    api_port = str(SERVICES["api"]["environment"]["CALLBACKS_API_PORT"])
+    assert f":{api_port}}}/codec" in endpoint or f":{api_port}/codec" in endpoint  # `${…:-default}` form
+    assert str(ui["environment"]["TEMPORAL_CODEC_INCLUDE_CREDENTIALS"]).lower() == "true"
+    # The codec server answers the UI's origin (as the operators' browsers see it) with CORS.
+    origins = SERVICES["api"]["environment"]["CALLBACKS_CODEC_CORS_ORIGINS"].split(",")
+    ui_ports = {host_port for _, host_port, _ in published(ui)}
+    assert {f"http://localhost:{port}" for port in ui_ports} <= set(origins)
+
+
+def test_metrics_have_their_own_port_and_are_not_published() -> None:
+    api, worker = SERVICES["api"], SERVICES["worker"]
+    environment = api["environment"]
+    metrics_port = str(environment["CALLBACKS_API_METRICS_PORT"])
+    assert metrics_port != str(environment["CALLBACKS_API_PORT"])
+    assert metrics_port in [str(port) for port in api.get("expose", [])]
+    assert str(environment.get("CALLBACKS_API_PUBLIC_METRICS", "false")).lower() == "false"
+    assert Settings.model_fields["api_public_metrics"].default is False
+    for spec, port in (
+        (api, metrics_port),
+        (worker, str(worker["environment"]["CALLBACKS_WORKER_METRICS_PORT"])),
+    ):
+        assert port not in {container.split("/")[0] for _, _, container in published(spec)}
+
+
+def test_the_engine_reads_its_codec_keys_from_a_secret_and_dev_ports_stay_on_loopback() -> None:
+    for name in ("worker", "api"):
+        spec = SERVICES[name]
+        assert spec["environment"]["CALLBACKS_CODEC_KEYS_FILE"] == "/run/secrets/codec-keys"
+        assert "codec-keys" in spec["secrets"]
+        assert "CALLBACKS_CODEC_KEYS" not in spec["environment"], "keys in plain environment"
+    assert "codec-keys" in COMPOSE["secrets"]
+    assert "deploy/secrets/" in (ROOT / ".gitignore").read_text()
+    for ip, _, _ in published(SERVICES["dev-sinks"]):
+        assert ip == "127.0.0.1"
+    assert (ROOT / "deploy/tls/make-certs.sh").exists()

@@ -114,7 +114,7 @@ async def test_staff_works_a_callback_from_the_browser(
         await rows.first.locator("td.customer a").click()
     await expect(page.locator("h1")).to_have_text("Erika Mustermann")
     await expect(page.locator("#temporal-link")).to_have_attribute(
-        "href", f"http://127.0.0.1:8233/namespaces/default/workflows/callback-{cid}"
+        "href", f"http://127.0.0.1:8233/namespaces/default/workflows/c{tenant.company_id}.callback-{cid}"
     )
     # Only the actions the state allows: an assigned callback can be contacted, not... everything.
     await expect(page.locator("#open-contacted")).to_be_visible()

@@ -37,7 +37,7 @@ async def test_a_customer_deleted_by_sql_is_dropped_and_the_next_staff_action_an
 
         started = time.monotonic()
         async with asyncio.timeout(ANSWER_WITHIN_SECONDS):
-            after = await client.act(state.id, MarkContacted())
+            after = await client.act(state.workflow_id, MarkContacted())
         assert time.monotonic() - started < ANSWER_WITHIN_SECONDS
 
         assert after.status == CallbackStatus.CONTACTED
@@ -49,7 +49,7 @@ async def test_a_customer_deleted_by_sql_is_dropped_and_the_next_staff_action_an
         assert events[-1].payload == {"references": ["customer_id"], "staff_ids": []}
         # The SLA clock goes on: the breach escalates as usual.
         await time_skipping_env.sleep(timedelta(hours=25))
-        assert (await client.state(state.id)).escalation_count == 1  # type: ignore[union-attr]
+        assert (await client.state(state.workflow_id)).escalation_count == 1  # type: ignore[union-attr]
 
 
 async def test_a_deleted_assignee_leaves_the_callback_pending_for_the_sla_clock(
@@ -63,7 +63,7 @@ async def test_a_deleted_assignee_leaves_the_callback_pending_for_the_sla_clock(
         async with transaction(sessions) as session:
             await session.execute(delete(Staff).where(Staff.id == gone))
         async with asyncio.timeout(ANSWER_WITHIN_SECONDS * 5):
-            after = await client.act(state.id, ChangePriority(priority=Priority.URGENT))
+            after = await client.act(state.workflow_id, ChangePriority(priority=Priority.URGENT))
         assert (after.status, after.assigned_to, after.priority) == (
             CallbackStatus.PENDING,
             None,
@@ -78,7 +78,7 @@ async def test_a_deleted_assignee_leaves_the_callback_pending_for_the_sla_clock(
         # A new colleague arrives; the breach escalates to them.
         colleague = await add_staff(sessions, tenant)
         await time_skipping_env.sleep(timedelta(hours=2, minutes=1))
-        escalated = await client.state(state.id)
+        escalated = await client.state(state.workflow_id)
         assert escalated is not None
         assert (escalated.escalation_count, escalated.assigned_to) == (1, colleague)
 
@@ -93,8 +93,8 @@ async def test_a_deleted_branch_ends_the_callback_instead_of_retrying_for_ever(
         async with transaction(sessions) as session:  # the callback's row goes with it (CASCADE)
             await session.execute(delete(Branch).where(Branch.id == tenant.branch_ids[0]))
         async with asyncio.timeout(ANSWER_WITHIN_SECONDS * 5):
-            after = await client.act(state.id, MarkContacted())
-            final = await client.handle(state.id).result()
+            after = await client.act(state.workflow_id, MarkContacted())
+            final = await client.handle(state.workflow_id).result()
         assert after.status == CallbackStatus.CANCELLED
         assert (final.status, final.cancel_reason) == (
             CallbackStatus.CANCELLED,

@@ -43,14 +43,14 @@ async def test_demo_callbacks_in_every_state_then_warnings_escalations_and_reass
         assert first_assignee is not None
 
         await time_skipping_env.sleep(timedelta(minutes=5, seconds=10))
-        later = await client.state(urgent.id)
+        later = await client.state(urgent.workflow_id)
         assert later is not None
         assert later.warnings_sent == [50, 75]
         assert later.escalation_count == 2
         assert first_assignee in later.previous_assignees
         assert later.assigned_to not in (None, first_assignee)
         pending = next(s for s in states.values() if s is not None and s.status is CallbackStatus.PENDING)
-        waiting = await client.state(pending.id)
+        waiting = await client.state(pending.workflow_id)
         assert waiting is not None
         assert waiting.warnings_sent == [50]  # at 5 of its 10 minutes
 

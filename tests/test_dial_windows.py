@@ -102,7 +102,7 @@ async def test_a_business_hours_deadline_before_the_first_dial_window_moves_to_i
         assert state.expires_at == at(tomorrow, 20, 0, LISBON)
         events = await event_rows(sessions, state.id)
         await skip_to(env, at(tomorrow, 10, 0, LISBON))
-        await client.act(state.id, Complete(notes="called at ten"))
+        await client.act(state.workflow_id, Complete(notes="called at ten"))
 
     moved = [e for e in events if e.type == "callback.deadline_moved"]
     assert len(moved) == 1

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities import names
@@ -31,6 +30,7 @@ from models.notifications import (
 from models.tables import Branch
 from store import notification_settings as store
 from store.db import transaction
+from tests.codec_fixtures import CONVERTER
 from tests.notify_fixtures import (
     SECRET,
     People,
@@ -56,7 +56,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     the open workflows of earlier tests, whose timers would make its clock jump while an activity of
     ours runs or make a long skip wait for workflow tasks that no worker will ever pick up."""
     own = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=binary("temporal-test-server")
+        data_converter=CONVERTER, test_server_existing_path=binary("temporal-test-server")
     )
     try:
         yield own

@@ -15,10 +15,10 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.deps import Deps
+from api.metrics import api_metrics_app
 from devstack.calcom_fake import RateLimitConfig
 from devstack.temporal import binary, register_search_attributes
 from models.callbacks import Priority
@@ -32,6 +32,7 @@ from telemetry.runtime import sdk_metrics
 from telemetry.server import metrics_app
 from tests.api_fixtures import running_api
 from tests.calcom_fixtures import DAILY, calcom_env
+from tests.codec_fixtures import CONVERTER
 from tests.factories import make_tenant
 from tests.notify_fixtures import notify_tenant, outside_world
 from wiring.web import create_app
@@ -69,7 +70,7 @@ async def test_metrics_of_the_worker_and_the_api_after_a_short_scenario(
 ) -> None:
     sdk = sdk_metrics()
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=CONVERTER,
         test_server_existing_path=binary("temporal-test-server"),
         runtime=sdk.runtime,
     )
@@ -138,9 +139,12 @@ async def test_metrics_of_the_worker_and_the_api_after_a_short_scenario(
         )
 
         worker_text, worker_after = await scrape(http, f"{worker_url}/metrics")
-        api_response = await client.get("/metrics")
-        assert api_response.status_code == 200
-        api_text, api_after = api_response.text, samples(api_response.text)
+        # The API's metrics are on the scraper's port (api_metrics_app), not on the public API.
+        assert (await client.get("/metrics")).status_code == 404
+        api_metrics = await stack.enter_async_context(
+            serve_asgi(api_metrics_app(sessions, deps.sdk_metrics_url))
+        )
+        api_text, api_after = await scrape(http, f"{api_metrics}/metrics")
 
     def delta(name: str, **labels: str) -> float:
         return value(worker_after, name, **labels) - value(worker_before, name, **labels)

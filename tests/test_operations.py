@@ -76,9 +76,11 @@ async def test_two_concurrent_sweeps_start_an_orphaned_rows_workflow_once_from_t
         assert first.failed == second.failed == 0
         assert first.repersisted == second.repersisted == 0
 
-        described = await env.client.get_workflow_handle(callback_workflow_id(orphan)).describe()
+        described = await env.client.get_workflow_handle(
+            callback_workflow_id(tenant.company_id, orphan)
+        ).describe()
         assert described.status == WorkflowExecutionStatus.RUNNING
-        state = await client.state(orphan)
+        state = await client.state(callback_workflow_id(tenant.company_id, orphan))
         assert state is not None
         # The SLA clock runs from the row's creation, not from the sweep; the version continues.
         assert state.created_at == stored.created_at
@@ -88,7 +90,7 @@ async def test_two_concurrent_sweeps_start_an_orphaned_rows_workflow_once_from_t
         assert state.status is CallbackStatus.ASSIGNED
 
         # The workflow now owns the row: a staff action goes through and is written after version 0.
-        contacted = await client.act(orphan, MarkContacted())
+        contacted = await client.act(callback_workflow_id(tenant.company_id, orphan), MarkContacted())
         assert contacted.version == 1
         assert (await row(sessions, orphan)).status == "contacted"
         assert [e.seq for e in await event_rows(sessions, orphan)] == [1]
@@ -106,7 +108,7 @@ async def test_the_sweep_rewrites_a_drifted_row_and_restarts_a_terminated_callba
     tenant = await make_tenant(sessions, staff=1)
     async with running_worker(env.client, sessions, task_queue) as client:
         drifted = (await client.create(new_callback(tenant))).state.id
-        await client.act(drifted, MarkContacted())
+        await client.act(callback_workflow_id(tenant.company_id, drifted), MarkContacted())
         terminated = (await client.create(new_callback(tenant))).state.id
         # A restored backup: the row is one step behind its workflow.
         async with transaction(sessions) as session:
@@ -115,7 +117,9 @@ async def test_the_sweep_rewrites_a_drifted_row_and_restarts_a_terminated_callba
                 .where(CallbackRequest.id == drifted)
                 .values(status="assigned", contacted_at=None, version=1)
             )
-        await env.client.get_workflow_handle(callback_workflow_id(terminated)).terminate("operator mistake")
+        await env.client.get_workflow_handle(callback_workflow_id(tenant.company_id, terminated)).terminate(
+            "operator mistake"
+        )
 
         with env.auto_time_skipping_disabled():
             report = await _sweep(env, task_queue, "drift")
@@ -124,9 +128,14 @@ async def test_the_sweep_rewrites_a_drifted_row_and_restarts_a_terminated_callba
         repaired = await row(sessions, drifted)
         assert (repaired.status, repaired.version) == ("contacted", 2)
         assert repaired.contacted_at is not None
-        restarted = await env.client.get_workflow_handle(callback_workflow_id(terminated)).describe()
+        restarted = await env.client.get_workflow_handle(
+            callback_workflow_id(tenant.company_id, terminated)
+        ).describe()
         assert restarted.status == WorkflowExecutionStatus.RUNNING
-        completed = await client.act(terminated, Complete(notes="called back after the restart"))
+        completed = await client.act(
+            callback_workflow_id(tenant.company_id, terminated),
+            Complete(notes="called back after the restart"),
+        )
         assert completed.status is CallbackStatus.COMPLETED
         assert (await row(sessions, terminated)).status == "completed"
 

@@ -96,7 +96,7 @@ async def test_schedules_are_created_once_and_the_scheduled_sweep_repairs_both_d
                         expires_at=created + timedelta(hours=4),
                     )
                 )
-            await _eventually_listed(client, task_queue, callback_workflow_id(lost))
+            await _eventually_listed(client, task_queue, callback_workflow_id(tenant.company_id, lost))
 
             run_id = await _triggered_run(client, prefix + RECONCILE_SCHEDULE_ID)
             report = await client.get_workflow_handle(run_id, result_type=SweepReport).result()
@@ -104,10 +104,12 @@ async def test_schedules_are_created_once_and_the_scheduled_sweep_repairs_both_d
 
             restored = await row(sessions, lost)
             assert (restored.status, restored.version) == ("assigned", 1)
-            started = await client.get_workflow_handle(callback_workflow_id(orphan)).describe()
+            started = await client.get_workflow_handle(
+                callback_workflow_id(tenant.company_id, orphan)
+            ).describe()
             assert started.status == WorkflowExecutionStatus.RUNNING
-            await callbacks.act(orphan, Cancel(reason="test over"))
-            await callbacks.act(lost, Cancel(reason="test over"))
+            await callbacks.act(callback_workflow_id(tenant.company_id, orphan), Cancel(reason="test over"))
+            await callbacks.act(callback_workflow_id(tenant.company_id, lost), Cancel(reason="test over"))
     finally:
         for item, _ in first:
             await client.get_schedule_handle(item.schedule_id).delete()

@@ -54,7 +54,7 @@ async def test_urgent_on_friday_afternoon_breaches_on_monday_morning_with_warnin
         assert state.settings.sla_clock.value == "business_hours"
         assert close_to(state.expires_at, at(monday, 10, 30))
         assert state.assigned_to == first  # 16:30 on a Friday: the branch is open, staff on shift
-        described = await client.handle(state.id).describe()
+        described = await client.handle(state.workflow_id).describe()
         deadline_attribute = described.typed_search_attributes.get(search_attributes.SLA_DEADLINE)
         assert deadline_attribute is not None
         assert close_to(deadline_attribute, at(monday, 10, 30))
@@ -206,7 +206,7 @@ async def test_a_priority_change_recomputes_on_business_hours_from_creation(
         # 24 open hours from Friday 16:00: 1 on Friday, 8 on Monday, 8 on Tuesday, 7 on Wednesday.
         assert close_to(state.expires_at, at(monday + timedelta(days=2), 16, 0))
         await skip_to(env, at(friday, 18, 0))
-        raised = await client.act(state.id, ChangePriority(priority=Priority.HIGH))
+        raised = await client.act(state.workflow_id, ChangePriority(priority=Priority.HIGH))
         assert close_to(raised.expires_at, at(monday, 12, 0))  # 4 open hours from Friday 16:00
         events = await event_rows(sessions, state.id)
     changed = [e for e in events if e.type == "callback.priority_changed"]

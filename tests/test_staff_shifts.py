@@ -50,7 +50,7 @@ async def test_the_only_colleague_on_shift_is_on_vacation_so_the_escalation_wait
 
         await skip_to(env, at(monday, 11, 1))
         assert await escalation_rows(sessions, state.id) == []  # nobody else on shift at 11:00
-        waiting = await client.state(state.id)
+        waiting = await client.state(state.workflow_id)
         assert waiting is not None
         assert waiting.escalation_waits_until == at(monday, 13, 0)
 
@@ -85,7 +85,7 @@ async def test_an_assignee_whose_absence_begins_hands_the_callback_to_a_colleagu
         state = (await client.create(new_callback(tenant, preferred_staff_id=falls_ill))).state
         assert (state.assigned_to, state.assignee_away_at) == (falls_ill, at(monday, 10, 0))
         await skip_to(env, at(monday, 10, 1))
-        after = await client.state(state.id)
+        after = await client.state(state.workflow_id)
         events = await event_rows(sessions, state.id)
 
     assert after is not None

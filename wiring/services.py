@@ -4,8 +4,8 @@ Before this module the API, the worker and the dev stack each wired the same par
 dev API had no slot cache, the dev worker no policy-change listener). Now `open_services` builds them once:
 the database engine and sessions, the hierarchical settings (policies and notification settings, each
 with its cache, both kept current by one LISTEN connection), the Cal.com client with its limiter, the
-cached slot finder, and the Temporal client with the data converter. Whoever opens it owns it; leaving
-the context closes all of it.
+cached slot finder, and the Temporal client with the data converter (payloads encrypted by the codec,
+over TLS when certificates are configured). Whoever opens it owns it; leaving the context closes all of it.
 """
 
 from __future__ import annotations
@@ -16,15 +16,17 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
+from temporalio.service import TLSConfig
 
 from activities.calcom import store_resolver
 from api.deps import Deps
 from calcom.cache import TTLCache
 from calcom.client import CalcomClient
 from calcom.finder import SlotFinder
+from codec.converter import encrypted_data_converter
+from codec.keys import CodecSettings, KeyConfigError, KeyRing, load_keyring
 from config import LOCAL_TEMPORAL_ADDRESS, Settings, database_url_of
 from models.calcom import Slot
 from starter.client import CallbackClient
@@ -35,10 +37,49 @@ from store.settings_cache import SettingsListener
 from telemetry.runtime import SdkMetrics, sdk_metrics
 
 
-def data_converter(settings: Settings) -> DataConverter:
-    """The converter of every client, worker and replayer (pydantic models as JSON)."""
-    del settings  # the payload codec will read its keys from here
-    return pydantic_data_converter
+def codec_keyring(settings: Settings) -> KeyRing:
+    """The payload codec's keys: CALLBACKS_CODEC_* (variables or files), else the local stack's key file.
+    KeyConfigError when there are none: a process must not write personal data unencrypted."""
+    keys_file = settings.codec_keys_file
+    if settings.codec_keys is None and keys_file is None:
+        local = settings.local_codec_keys()
+        if not local.exists():
+            raise KeyConfigError(
+                "no codec keys: set CALLBACKS_CODEC_KEYS or CALLBACKS_CODEC_KEYS_FILE (generate a key with "
+                f"`python -m codec.keys new`), or start `make dev`, which writes {local}"
+            )
+        keys_file = local
+    return load_keyring(
+        CodecSettings.model_construct(
+            keys=settings.codec_keys,
+            keys_file=keys_file,
+            company_keys=settings.codec_company_keys,
+            company_keys_file=settings.codec_company_keys_file,
+            shredded=settings.codec_shredded,
+            shredded_file=settings.codec_shredded_file,
+        )
+    )
+
+
+def data_converter(settings: Settings, keyring: KeyRing | None = None) -> DataConverter:
+    """The converter of every client, worker and replayer: pydantic models as JSON, every payload
+    compressed and encrypted with its company's key (codec/), failure messages included."""
+    return encrypted_data_converter(keyring if keyring is not None else codec_keyring(settings))
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """TLS to the Temporal frontend from TEMPORAL_TLS_* (config/settings.py); False = plaintext."""
+    cert, key, ca = settings.temporal_tls_cert, settings.temporal_tls_key, settings.temporal_tls_ca
+    if (cert is None) != (key is None):
+        raise ValueError("set both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY for mutual TLS, or neither")
+    if cert is None and ca is None and settings.temporal_tls_server_name is None:
+        return settings.temporal_tls
+    return TLSConfig(
+        server_root_ca_cert=ca.read_bytes() if ca else None,
+        client_cert=cert.read_bytes() if cert else None,
+        client_private_key=key.read_bytes() if key else None,
+        domain=settings.temporal_tls_server_name,
+    )
 
 
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
@@ -47,6 +88,7 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
         settings.temporal_address or LOCAL_TEMPORAL_ADDRESS,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
+        tls=tls_config(settings),
         runtime=runtime,
     )
 

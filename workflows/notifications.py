@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         PlannedDelivery,
         StartNotifications,
     )
+    from models.workflow_ids import company_of_workflow_id, tenant_workflow_id
     from rules.notifications import events_to_notify
 
 RESOLVE_TIMEOUT = timedelta(seconds=15)
@@ -42,6 +43,14 @@ DELIVERY_TIMEOUT = timedelta(seconds=60)
 
 def notify_workflow_id(subject_type: str, subject_id: object, seq: int) -> str:
     return f"notify-{subject_type}-{subject_id}-{seq}"
+
+
+def under_own_tenant(base_id: str) -> str:
+    """A notification run's id under the company of the workflow that starts it (`c42.callback-…` starts
+    `c42.notify-…`, so the payload codec encrypts the event with company 42's key). Workflows started
+    before tenant ids keep the old form: a reset of one of them finds the runs it already started."""
+    company = company_of_workflow_id(workflow.info().workflow_id)
+    return base_id if company is None else tenant_workflow_id(company, base_id)
 
 
 def delivery_retry(planned: PlannedDelivery) -> RetryPolicy:
@@ -102,7 +111,7 @@ async def notify(events: Sequence[CallbackEvent], state: CallbackState) -> None:
     await _start(
         [
             NotificationStart(
-                workflow_id=notify_workflow_id("callback", state.id, event.seq),
+                workflow_id=under_own_tenant(notify_workflow_id("callback", state.id, event.seq)),
                 event=NotifyEvent.for_callback(event, state),
             )
             for event in events_to_notify(events)
@@ -111,8 +120,9 @@ async def notify(events: Sequence[CallbackEvent], state: CallbackState) -> None:
 
 
 async def notify_event(event: NotifyEvent, workflow_id: str) -> None:
-    """The same for any event (e.g. an appointment change): the caller chooses a deterministic id."""
-    await _start([NotificationStart(workflow_id=workflow_id, event=event)])
+    """The same for any event (e.g. an appointment change): the caller chooses a deterministic id (put
+    under the caller's company like the callbacks' runs)."""
+    await _start([NotificationStart(workflow_id=under_own_tenant(workflow_id), event=event)])
 
 
 async def _start(starts: list[NotificationStart]) -> None:

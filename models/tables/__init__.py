@@ -7,6 +7,7 @@ names the seed reused on several tables are prefixed with their table (index nam
 """
 
 from models.tables.appointments import Appointment, AppointmentModification, AppointmentModificationStat
+from models.tables.audit import CODEC_OPERATIONS, CodecAudit
 from models.tables.base import (
     ABSENCE_KINDS,
     API_KEY_ROLES,
@@ -49,6 +50,7 @@ __all__ = [
     "APPOINTMENT_STATUSES",
     "CALLBACK_STATUSES",
     "CHANNELS",
+    "CODEC_OPERATIONS",
     "CONFIGURABLE_TYPES",
     "DELIVERY_STATUSES",
     "MODIFICATION_TYPES",
@@ -67,6 +69,7 @@ __all__ = [
     "CallbackEscalation",
     "CallbackEventRow",
     "CallbackRequest",
+    "CodecAudit",
     "Company",
     "Customer",
     "NotificationConfiguration",

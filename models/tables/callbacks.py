@@ -36,7 +36,8 @@ from models.tables.base import (
 
 
 class CallbackRequest(Timestamps, SoftDelete, Base):
-    """The read model of one callback; its workflow (`callback-<id>`) is the only writer of its state."""
+    """The read model of one callback; its workflow (`c<company>.callback-<id>`, or `callback-<id>` for
+    callbacks started before tenant workflow ids) is the only writer of its state."""
 
     __tablename__ = "callback_requests"
 
@@ -78,6 +79,9 @@ class CallbackRequest(Timestamps, SoftDelete, Base):
     dial_window_end: Mapped[time | None] = mapped_column(Time)
     dial_not_before: Mapped[datetime | None]
     dial_not_after: Mapped[datetime | None]
+    # The workflow that writes this row, as it wrote it; NULL for rows written before the column existed,
+    # whose workflow is `callback-<id>` (models/callbacks.py: stored_callback_workflow_id).
+    workflow_id: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
         CheckConstraint(one_of("priority", PRIORITIES), name="priority"),

@@ -17,7 +17,11 @@ from store import notifications as notification_store
 from tests.api_fixtures import ApiEnv, Sessions, running_api
 from tests.factories import make_tenant
 
-HOURS = {"mon": [["08:00", "12:00"], ["13:00", "18:00"]], "fri": [["08:00", "14:00"]]}
+# Open around the clock (in two intervals a day): the callback below must find staff on shift whenever the
+# suite runs (staff work their branch's hours).
+HOURS = {
+    day: [["00:00", "12:00"], ["12:00", "23:59"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+}
 PUBLIC_HOOK = "https://93.184.215.14/hooks/callbacks"
 
 

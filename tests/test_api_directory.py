@@ -140,7 +140,7 @@ async def test_a_new_tenant_moves_in_through_http_only(api: ApiEnv) -> None:
         {"reason": "staff_deactivated", "previous_staff_id": holder, "staff_id": other}
     ]
     assert reassigned[0]["actor"].startswith("admin-key:")
-    state = await api.callbacks.state(created["id"])
+    state = await api.callbacks.state(created["workflow_id"])
     assert state is not None
     assert state.assigned_to is not None
     assert str(state.assigned_to) == other

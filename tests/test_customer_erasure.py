@@ -130,8 +130,9 @@ async def test_erasing_a_customer_with_two_open_callbacks(
 
     assert await _traces_in_postgres(sessions) == []
     ids = [uuid.UUID(opened[0]), uuid.UUID(opened[1]), uuid.UUID(unlinked.json()["id"])]
+    workflows = {cid: (await admin.get(f"/v1/callbacks/{cid}")).json()["workflow_id"] for cid in ids}
     for callback_id in ids:
-        state = await api.callbacks.state(callback_id)
+        state = await api.callbacks.state(workflows[callback_id])
         assert state is not None
         dumped = state.model_dump_json()
         assert not [trace for trace in TRACES if trace.lower() in dumped.lower()], dumped
@@ -162,18 +163,20 @@ async def test_erasing_a_customer_with_two_open_callbacks(
     assert other["customer_name"] == "Erika Mustermann"
 
     # Both callbacks still run their SLA clock: warnings, then the breach escalates.
-    versions = {callback_id: (await api.callbacks.state(callback_id)).version for callback_id in ids[:2]}  # type: ignore[union-attr]
+    versions = {
+        callback_id: (await api.callbacks.state(workflows[callback_id])).version for callback_id in ids[:2]
+    }  # type: ignore[union-attr]
     await time_skipping_env.sleep(timedelta(hours=4, minutes=1))
-    high = await api.callbacks.state(ids[0])
+    high = await api.callbacks.state(workflows[ids[0]])
     assert high is not None
     assert high.version > versions[ids[0]]
     assert high.warnings_sent == [50, 75]
     assert high.escalation_count >= 1
-    normal = await api.callbacks.state(ids[1])
+    normal = await api.callbacks.state(workflows[ids[1]])
     assert normal is not None
     assert normal.warnings_sent == []  # its first warning is due at 12 h
     await time_skipping_env.sleep(timedelta(hours=8))
-    normal = await api.callbacks.state(ids[1])
+    normal = await api.callbacks.state(workflows[ids[1]])
     assert normal is not None
     assert normal.warnings_sent == [50]
     assert await _traces_in_postgres(sessions) == []

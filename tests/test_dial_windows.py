@@ -71,7 +71,7 @@ async def test_a_portuguese_customer_at_half_past_seven_lisbon_time_is_callable_
         return [item["id"] for item in found.json()["items"]]
 
     assert (await listed(False), await listed(True)) == ([body["id"]], [])
-    state = await api.callbacks.state(body["id"])
+    state = await api.callbacks.state(body["workflow_id"])
     assert state is not None
     assert state.dial_window is not None
     assert (state.callable_now, state.next_callable_at) == (False, at(day, 8, 0, LISBON))

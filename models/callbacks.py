@@ -17,7 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from models.calcom import Slot
 from models.calendars import BusinessCalendarSpec
 from models.dial_window import DialWindow
-from models.workflow_ids import base_of_workflow_id, tenant_workflow_id
+
+# The callback workflow ids live beside the tenant id convention; imported from here by most callers.
+from models.workflow_ids import CALLBACK_BASE_PREFIX as CALLBACK_BASE_PREFIX
+from models.workflow_ids import callback_base_id as callback_base_id
+from models.workflow_ids import callback_id_of_workflow as callback_id_of_workflow
+from models.workflow_ids import callback_workflow_id as callback_workflow_id
+from models.workflow_ids import stored_callback_workflow_id as stored_callback_workflow_id
 
 
 class Priority(StrEnum):
@@ -245,37 +251,6 @@ class CallbackState(BaseModel):
     @property
     def escalation_count(self) -> int:
         return len(self.escalations)
-
-
-CALLBACK_BASE_PREFIX = "callback-"
-
-
-def callback_base_id(callback_id: UUID) -> str:
-    """`callback-<uuid>`: the workflow id of callbacks started before tenant ids, and the base of the new."""
-    return f"{CALLBACK_BASE_PREFIX}{callback_id}"
-
-
-def callback_workflow_id(company_id: int, callback_id: UUID) -> str:
-    """`c<company>.callback-<uuid>` (models/workflow_ids.py): the payload codec encrypts everything of the
-    workflow with the company's key."""
-    return tenant_workflow_id(company_id, callback_base_id(callback_id))
-
-
-def stored_callback_workflow_id(callback_id: UUID, stored: str | None) -> str:
-    """The workflow of a `callback_requests` row: the id its workflow wrote into the row, or, for rows
-    written before that column existed (NULL), the old form `callback-<uuid>`."""
-    return stored or callback_base_id(callback_id)
-
-
-def callback_id_of_workflow(workflow_id: str) -> UUID | None:
-    """The callback id in a callback workflow id (either form); None for any other id."""
-    base = base_of_workflow_id(workflow_id)
-    if not base.startswith(CALLBACK_BASE_PREFIX):
-        return None
-    try:
-        return UUID(base.removeprefix(CALLBACK_BASE_PREFIX))
-    except ValueError:
-        return None
 
 
 # --- staff actions (Update and Signal arguments) -------------------------------------------------

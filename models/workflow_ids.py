@@ -17,6 +17,7 @@ Free of I/O imports: the workflow sandbox may load this module.
 from __future__ import annotations
 
 import re
+from uuid import UUID
 
 TENANT_PREFIX = "c"
 TENANT_SEPARATOR = "."
@@ -51,3 +52,36 @@ def base_of_workflow_id(workflow_id: str) -> str:
     """The id without its company prefix (ids outside the convention come back unchanged)."""
     found = _TENANT_ID.match(workflow_id)
     return found["base"] if found else workflow_id
+
+
+# --- callbacks -------------------------------------------------------------------------------------
+
+CALLBACK_BASE_PREFIX = "callback-"
+
+
+def callback_base_id(callback_id: UUID) -> str:
+    """`callback-<uuid>`: the workflow id of callbacks started before tenant ids, and the base of the new."""
+    return f"{CALLBACK_BASE_PREFIX}{callback_id}"
+
+
+def callback_workflow_id(company_id: int, callback_id: UUID) -> str:
+    """`c<company>.callback-<uuid>` (models/workflow_ids.py): the payload codec encrypts everything of the
+    workflow with the company's key."""
+    return tenant_workflow_id(company_id, callback_base_id(callback_id))
+
+
+def stored_callback_workflow_id(callback_id: UUID, stored: str | None) -> str:
+    """The workflow of a `callback_requests` row: the id its workflow wrote into the row, or, for rows
+    written before that column existed (NULL), the old form `callback-<uuid>`."""
+    return stored or callback_base_id(callback_id)
+
+
+def callback_id_of_workflow(workflow_id: str) -> UUID | None:
+    """The callback id in a callback workflow id (either form); None for any other id."""
+    base = base_of_workflow_id(workflow_id)
+    if not base.startswith(CALLBACK_BASE_PREFIX):
+        return None
+    try:
+        return UUID(base.removeprefix(CALLBACK_BASE_PREFIX))
+    except ValueError:
+        return None

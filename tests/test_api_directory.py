@@ -5,6 +5,7 @@ key, lists search and page, and webhook secrets rotate (bad input: tests/test_ap
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from models.callbacks import callback_workflow_id
 from models.tables import Company
 from store import notifications as notification_store
 from tests.api_fixtures import ApiEnv, Sessions, running_api
@@ -140,7 +142,7 @@ async def test_a_new_tenant_moves_in_through_http_only(api: ApiEnv) -> None:
         {"reason": "staff_deactivated", "previous_staff_id": holder, "staff_id": other}
     ]
     assert reassigned[0]["actor"].startswith("admin-key:")
-    state = await api.callbacks.state(created["workflow_id"])
+    state = await api.callbacks.state(callback_workflow_id(created["company_id"], uuid.UUID(created["id"])))
     assert state is not None
     assert state.assigned_to is not None
     assert str(state.assigned_to) == other

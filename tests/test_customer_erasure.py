@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, text
 from temporalio.testing import WorkflowEnvironment
 
-from models.callbacks import ERASED
+from models.callbacks import ERASED, callback_workflow_id
 from models.tables import Appointment, Base, Customer
 from store.db import transaction
 from tests.api_fixtures import ApiEnv, Sessions, running_api
@@ -130,7 +130,10 @@ async def test_erasing_a_customer_with_two_open_callbacks(
 
     assert await _traces_in_postgres(sessions) == []
     ids = [uuid.UUID(opened[0]), uuid.UUID(opened[1]), uuid.UUID(unlinked.json()["id"])]
-    workflows = {cid: (await admin.get(f"/v1/callbacks/{cid}")).json()["workflow_id"] for cid in ids}
+    workflows = {
+        cid: callback_workflow_id((await admin.get(f"/v1/callbacks/{cid}")).json()["company_id"], cid)
+        for cid in ids
+    }
     for callback_id in ids:
         state = await api.callbacks.state(workflows[callback_id])
         assert state is not None

@@ -5,6 +5,7 @@ reads its clock from `api.callback_service.now`, which these tests set to the se
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
@@ -12,7 +13,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from api import callback_service
-from models.callbacks import Complete, Priority
+from models.callbacks import Complete, Priority, callback_workflow_id
 from store import callback_queries
 from tests.api_fixtures import ApiEnv, running_api
 from tests.calendar_fixtures import LISBON, Sessions, at, close_to, next_day, skip_to
@@ -71,7 +72,7 @@ async def test_a_portuguese_customer_at_half_past_seven_lisbon_time_is_callable_
         return [item["id"] for item in found.json()["items"]]
 
     assert (await listed(False), await listed(True)) == ([body["id"]], [])
-    state = await api.callbacks.state(body["workflow_id"])
+    state = await api.callbacks.state(callback_workflow_id(body["company_id"], uuid.UUID(body["id"])))
     assert state is not None
     assert state.dial_window is not None
     assert (state.callable_now, state.next_callable_at) == (False, at(day, 8, 0, LISBON))

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -46,10 +45,11 @@ with workflow.unsafe.imports_passed_through():
     from rules.callback_machine import StaffNeeded, StaffRefused, Step
     from rules.shifts import ignoring_shifts, without_calendars
     from rules.sla import Deadline, next_deadline
-    from rules.staff_actions import STAFF_ACTIONS, StaffActionSpec
+    from rules.staff_actions import StaffActionSpec
     from rules.transitions import TransitionRefused, check_allowed
     from workflows.calcom import find_slots
     from workflows.notifications import notify
+    from workflows.staff_handlers import with_staff_actions
 
 DB_TIMEOUT = timedelta(seconds=15)
 DB_RETRY = RetryPolicy(
@@ -66,57 +66,9 @@ MAX_DROPS = 3
 CLOCK_TOLERANCE = timedelta(milliseconds=5)
 CALENDARS_PATCH = "sla-business-hours-v1"  # business hours, dial windows, shifts: older runs replay without
 
-W = TypeVar("W", bound=type)
-
-
-def _handlers(
-    spec: StaffActionSpec[Any],
-) -> tuple[Callable[..., Any], Callable[..., None], Callable[..., Any]]:
-    """The Update, its validator and the Signal of one staff action, typed with the action's command model
-    so the data converter hands them that model (as the written-out methods were)."""
-
-    async def update(self: CallbackWorkflow, command: StaffCommand) -> CallbackState:
-        return await self._perform(spec, command)
-
-    def validator(self: CallbackWorkflow, command: StaffCommand) -> None:
-        self._validate(spec)
-
-    async def signal(self: CallbackWorkflow, command: StaffCommand) -> None:
-        await self._from_signal(spec, command)
-
-    name = spec.action.value
-    for fn, suffix, returns in (
-        (update, "", CallbackState),
-        (validator, "_validator", None),
-        (signal, "_signal", None),
-    ):
-        fn.__name__ = f"{name}{suffix}"
-        fn.__qualname__ = f"CallbackWorkflow.{name}{suffix}"
-        fn.__annotations__ = {"command": spec.command, "return": returns}
-    return update, validator, signal
-
-
-def _with_staff_actions(cls: W) -> W:
-    """Give the workflow an Update (with validator) and a Signal per row of the staff-action table.
-
-    They are put on the class before `@workflow.defn` reads it, so to the SDK they are ordinary
-    `@workflow.update(name=...)` / `@workflow.signal(name=...)` methods with the same names, argument types
-    and handling order as when they were written out, and recorded histories replay. (Registering them at
-    run time with `workflow.set_update_handler` / `set_signal_handler` from `__init__` would hold back a
-    Signal of the first workflow task until after that task's Updates: a different order on replay.)
-    """
-    for spec in STAFF_ACTIONS.values():
-        update, validator, signal = _handlers(spec)
-        name = spec.action.value
-        registered = workflow.update(name=name, description=spec.summary)(update)
-        registered.validator(validator)
-        setattr(cls, name, registered)
-        setattr(cls, f"{name}_signal", workflow.signal(name=name, description=spec.summary)(signal))
-    return cls
-
 
 @workflow.defn
-@_with_staff_actions
+@with_staff_actions
 class CallbackWorkflow:
     @workflow.init
     def __init__(self, params: CallbackWorkflowInput) -> None:

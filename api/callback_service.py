@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import schemas
-from api.auth import Principal
+from api.auth import ADMINS, Principal
 from api.deps import Deps
 from api.phones import default_region, to_e164
 from api.problems import ApiProblem, FieldError, invalid, not_found
@@ -54,6 +54,20 @@ def refusal(err: CallbackError) -> ApiProblem:
     if err.kind in ("InvalidCallback", "InvalidReference"):
         return ApiProblem(422, str(err), slug="invalid-callback", title="Invalid callback")
     return ApiProblem(409, str(err), slug="refused", title="Refused")
+
+
+def may_read_deleted(principal: Principal) -> bool:
+    """Soft-deleted callbacks are an admin's business (they deleted them, they may restore them)."""
+    return principal.role in ADMINS
+
+
+def check_include_deleted(principal: Principal, include_deleted: bool) -> None:
+    if include_deleted and not may_read_deleted(principal):
+        raise ApiProblem(
+            403,
+            f"a {principal.role.value} key may not read deleted callbacks (admin only)",
+            slug="forbidden",
+        )
 
 
 async def load(deps: Deps, principal: Principal, callback_id: uuid.UUID, **kwargs: Any) -> dict[str, Any]:

@@ -91,6 +91,7 @@ async def list_callbacks(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
+    service.check_include_deleted(principal, include_deleted)
     if q is not None:
         try:
             q = schemas.single_line(q)
@@ -129,6 +130,7 @@ async def summary(
 async def get_callback(
     callback_id: uuid.UUID, principal: Reader, deps: DepsDep, include_deleted: bool = False
 ) -> dict[str, Any]:
+    service.check_include_deleted(principal, include_deleted)
     return await service.detail(deps, principal, callback_id, include_deleted=include_deleted)
 
 

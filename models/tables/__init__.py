@@ -25,6 +25,7 @@ from models.tables.base import (
     Timestamps,
 )
 from models.tables.callbacks import CallbackEscalation, CallbackEventRow, CallbackRequest
+from models.tables.console import ConsoleSessionRow
 from models.tables.notifications import (
     NotificationConfiguration,
     NotificationDelivery,
@@ -65,6 +66,7 @@ __all__ = [
     "CallbackEventRow",
     "CallbackRequest",
     "Company",
+    "ConsoleSessionRow",
     "Customer",
     "NotificationConfiguration",
     "NotificationDelivery",

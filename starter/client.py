@@ -2,13 +2,17 @@
 
 Creation is Update-With-Start: the call returns the stored callback (row written, staff assigned), and
 the same idempotency key always lands on the same workflow id, so a retried request never starts a
-second callback.
+second callback. A staff action given an idempotency key runs as an Update whose id derives from it, so
+a retried action is applied once (Temporal answers a repeated Update id with the stored outcome, also
+once the workflow has finished). Every call has the client's deadline (starter/deadlines.py).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from datetime import timedelta
+from typing import TypeVar
 from uuid import UUID
 
 from temporalio.client import (
@@ -34,12 +38,15 @@ from models.callbacks import (
 )
 from rules.staff_actions import spec_of
 from rules.transitions import TransitionRefused, check_allowed
+from starter.deadlines import bounded, rpc_timeout
 from workflows.callback import CallbackWorkflow
 
 # Idempotency keys map to callback ids inside this namespace (uuid5), per company.
 IDEMPOTENCY_NAMESPACE = UUID("5f0c6d2e-7d0b-4c43-9a59-6a3c1b2d9e10")
 
-__all__ = ["CallbackClient", "CallbackError", "StaffCommand", "callback_id_for"]
+__all__ = ["CallbackClient", "CallbackError", "StaffCommand", "callback_id_for", "update_id_for"]
+
+T = TypeVar("T")
 
 
 class CallbackError(Exception):
@@ -56,6 +63,11 @@ def callback_id_for(company_id: int, idempotency_key: str | None) -> UUID:
     return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{company_id}:{idempotency_key}")
 
 
+def update_id_for(action: str, idempotency_key: str) -> str:
+    """The Update id of a staff action sent with `idempotency_key`: the same key and action, the same id."""
+    return f"{action}-{uuid.uuid5(IDEMPOTENCY_NAMESPACE, f'{action}:{idempotency_key}')}"
+
+
 def _refusal(err: WorkflowUpdateFailedError) -> CallbackError:
     cause = err.cause
     if isinstance(cause, ApplicationError):
@@ -64,9 +76,14 @@ def _refusal(err: WorkflowUpdateFailedError) -> CallbackError:
 
 
 class CallbackClient:
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(self, client: Client, task_queue: str, timeout: float | None = None) -> None:
+        """`timeout`: the deadline of each call in seconds (None: wait as long as the connection does)."""
         self._client = client
         self._task_queue = task_queue
+        self._timeout = timeout
+
+    async def _bounded(self, call: Awaitable[T]) -> T:
+        return await bounded(self._client, self._timeout, call)
 
     @property
     def temporal(self) -> Client:
@@ -95,8 +112,13 @@ class CallbackClient:
             task_timeout=timedelta(seconds=10),
         )
         try:
-            return await self._client.execute_update_with_start_workflow(
-                CallbackWorkflow.created, token, start_workflow_operation=operation
+            return await self._bounded(
+                self._client.execute_update_with_start_workflow(
+                    CallbackWorkflow.created,
+                    token,
+                    start_workflow_operation=operation,
+                    rpc_timeout=rpc_timeout(self._timeout),
+                )
             )
         except WorkflowUpdateFailedError as err:
             raise _refusal(err) from err
@@ -109,16 +131,26 @@ class CallbackClient:
                 raise
             return CreatedCallback(state=state, created=False)
 
-    async def act(self, callback_id: UUID, command: StaffCommand) -> CallbackState:
+    async def act(
+        self, callback_id: UUID, command: StaffCommand, idempotency_key: str | None = None
+    ) -> CallbackState:
         """Run one staff action as an Update: returns the new state once it is in PostgreSQL.
 
         The command says which action it is (`Assign(...)` is the Update `assign`, rules/staff_actions.py),
-        so a new action needs nothing new here.
+        so a new action needs nothing new here. With `idempotency_key` the Update's id derives from it: a
+        retry gets the first call's outcome and changes nothing.
         """
         action = spec_of(command).action
+        update_id = update_id_for(action.value, idempotency_key) if idempotency_key else None
         try:
-            state: CallbackState = await self.handle(callback_id).execute_update(
-                action.value, command, result_type=CallbackState
+            state: CallbackState = await self._bounded(
+                self.handle(callback_id).execute_update(
+                    action.value,
+                    command,
+                    id=update_id,
+                    result_type=CallbackState,
+                    rpc_timeout=rpc_timeout(self._timeout),
+                )
             )
             return state
         except WorkflowUpdateFailedError as err:
@@ -146,14 +178,22 @@ class CallbackClient:
 
     async def send(self, callback_id: UUID, command: StaffCommand) -> None:
         """The same action as a Signal: fire and forget (a refusal is only logged by the workflow)."""
-        await self.handle(callback_id).signal(spec_of(command).action.value, command)
+        await self._bounded(
+            self.handle(callback_id).signal(
+                spec_of(command).action.value, command, rpc_timeout=rpc_timeout(self._timeout)
+            )
+        )
 
     async def staff_deactivated(self, callback_id: UUID, staff_id: UUID, actor: str = "system") -> bool:
         """Tell the callback's workflow that `staff_id` left (Signal `staff_deactivated`): if the callback
         is open and theirs, the workflow reassigns it. False when the workflow has already finished."""
         try:
-            await self.handle(callback_id).signal(
-                CallbackWorkflow.staff_deactivated, StaffDeactivated(staff_id=staff_id, actor=actor)
+            await self._bounded(
+                self.handle(callback_id).signal(
+                    CallbackWorkflow.staff_deactivated,
+                    StaffDeactivated(staff_id=staff_id, actor=actor),
+                    rpc_timeout=rpc_timeout(self._timeout),
+                )
             )
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
@@ -162,4 +202,6 @@ class CallbackClient:
         return True
 
     async def state(self, callback_id: UUID) -> CallbackState | None:
-        return await self.handle(callback_id).query(CallbackWorkflow.state)
+        return await self._bounded(
+            self.handle(callback_id).query(CallbackWorkflow.state, rpc_timeout=rpc_timeout(self._timeout))
+        )

@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
+from temporalio.service import RetryConfig
 
 from activities.calcom import store_resolver
 from api.deps import Deps
@@ -28,6 +29,7 @@ from calcom.finder import SlotFinder
 from config import LOCAL_TEMPORAL_ADDRESS, Settings, database_url_of
 from models.calcom import Slot
 from starter.client import CallbackClient
+from starter.deadlines import api_retry_config
 from store.db import create_engine, session_factory
 from store.notification_settings import NotificationSettings, NotificationSettingsCache
 from store.policies import PolicyCache, PolicyResolver
@@ -41,13 +43,17 @@ def data_converter(settings: Settings) -> DataConverter:
     return pydantic_data_converter
 
 
-async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
-    """`runtime`: the process's Temporal runtime when its SDK metrics are exported (telemetry/runtime.py)."""
+async def connect(
+    settings: Settings, runtime: Runtime | None = None, retry_config: RetryConfig | None = None
+) -> Client:
+    """`runtime`: the process's Temporal runtime when its SDK metrics are exported (telemetry/runtime.py);
+    `retry_config`: how the SDK retries failed calls on its own (None: its defaults)."""
     return await Client.connect(
         settings.temporal_address or LOCAL_TEMPORAL_ADDRESS,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
         runtime=runtime,
+        retry_config=retry_config,
     )
 
 
@@ -76,6 +82,7 @@ async def open_services(
     database_url: str | None = None,
     temporal: Client | None = None,
     export_sdk_metrics: bool = True,
+    retry_config: RetryConfig | None = None,
 ) -> AsyncIterator[Services]:
     """Build the engine's shared parts; `database_url` / `temporal` override the settings (tests, dev
     stack). With `export_sdk_metrics` the Temporal client runs on a runtime whose metrics `/metrics` merges
@@ -101,7 +108,9 @@ async def open_services(
             chunk_days=settings.calcom_search_chunk_days,
         )
         sdk = sdk_metrics() if temporal is None and export_sdk_metrics else None
-        client = temporal or await connect(settings, runtime=sdk.runtime if sdk else None)
+        client = temporal or await connect(
+            settings, runtime=sdk.runtime if sdk else None, retry_config=retry_config
+        )
         yield Services(
             settings=settings,
             database_url=url,
@@ -122,7 +131,11 @@ def api_deps(services: Services) -> Deps:
     return Deps.build(
         services.settings,
         services.sessions,
-        CallbackClient(services.temporal, services.settings.task_queue),
+        CallbackClient(
+            services.temporal,
+            services.settings.task_queue,
+            timeout=services.settings.api_temporal_timeout_seconds,
+        ),
         services.slots,
         policies=services.policies,
         sdk_metrics_url=services.sdk.url if services.sdk else None,
@@ -132,6 +145,9 @@ def api_deps(services: Services) -> Deps:
 
 @contextlib.asynccontextmanager
 async def open_api_deps(settings: Settings) -> AsyncIterator[Deps]:
-    """What an API process opens at startup (the app's lifespan) and closes at shutdown."""
-    async with open_services(settings) as services:
+    """What an API process opens at startup (the app's lifespan) and closes at shutdown. Its Temporal
+    client gives up retrying on its own well within the API's deadline, so that a refusal (too many
+    Updates in flight) reaches the caller as a 429 and not as a timeout."""
+    retries = api_retry_config(settings.api_temporal_timeout_seconds)
+    async with open_services(settings, retry_config=retries) as services:
         yield api_deps(services)

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import (
+    engine_errors,
     routes_appointments,
     routes_branches,
     routes_callbacks,
@@ -170,6 +171,7 @@ def create_app(
     if deps is not None:
         app.state.deps = deps
     install(app)
+    engine_errors.install(app)
     app.include_router(routes_callbacks.bulk_router)
     app.include_router(routes_callbacks.router)
     app.include_router(routes_policies.router)

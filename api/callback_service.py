@@ -21,6 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api import schemas
 from api.auth import ADMINS, Principal
 from api.deps import Deps
+from api.engine_errors import problem_for
 from api.phones import default_region, to_e164
 from api.problems import ApiProblem, FieldError, invalid, not_found
 from api.ratelimit import retry_after_header
@@ -28,6 +29,7 @@ from models.callbacks import CallbackStatus, NewCallback, StaffAction, StaffComm
 from rules.staff_actions import STAFF_ACTIONS
 from rules.transitions import TransitionRefused, check_allowed
 from starter.client import CallbackError, callback_id_for
+from starter.deadlines import TemporalCallFailed
 from store import callback_queries as queries
 from store import tenant_lookups
 from store.callbacks import callback_exists, reference_errors
@@ -93,17 +95,29 @@ async def act(
     callback_id: uuid.UUID,
     action: StaffAction,
     command: StaffCommand,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """Run one staff action through the workflow; returns the row as it is after the Update."""
+    """Run one staff action through the workflow; returns the row as it is after the Update.
+
+    With an Idempotency-Key the action is an Update whose id derives from the key (and the API key that
+    sent it): a retry, even after a timeout or once the action finished the callback, answers the first
+    call's outcome and applies nothing twice. So the row's state is not checked first then: the first call
+    may be what changed it."""
     row = await load(deps, principal, callback_id)
+    if idempotency_key is None:
+        try:
+            check_allowed(action, CallbackStatus(row["status"]))
+        except TransitionRefused as refused:
+            raise ApiProblem(
+                409, str(refused), slug="transition-refused", title="Transition refused"
+            ) from None
+    scoped_key = f"{principal.key_id}:{idempotency_key}" if idempotency_key is not None else None
     try:
-        check_allowed(action, CallbackStatus(row["status"]))
-    except TransitionRefused as refused:
-        raise ApiProblem(409, str(refused), slug="transition-refused", title="Transition refused") from None
-    try:
-        await deps.callbacks.act(callback_id, command)
+        await deps.callbacks.act(callback_id, command, scoped_key)
     except CallbackError as err:
         raise refusal(err) from err
+    except TemporalCallFailed as err:
+        raise problem_for(err, "the action") from err
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
@@ -154,8 +168,10 @@ async def bulk(
     ids: list[uuid.UUID],
     action: StaffAction,
     command: Callable[[], StaffCommand],
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """One result per id; a refused or unknown callback does not stop the others."""
+    """One result per id; a refused or unknown callback does not stop the others. An Idempotency-Key
+    applies to each callback's action (Update ids are per workflow)."""
     if len(ids) > deps.settings.api_bulk_max_ids:
         raise invalid("ids", f"at most {deps.settings.api_bulk_max_ids} ids per request")
     async with deps.sessions() as session:
@@ -168,7 +184,7 @@ async def bulk(
         else:
             async with gate:
                 try:
-                    row = await act(deps, principal, callback_id, action, command())
+                    row = await act(deps, principal, callback_id, action, command(), idempotency_key)
                     return schemas.BulkItemResult(id=callback_id, ok=True, status=row["status"])
                 except ApiProblem as caught:
                     problem = caught
@@ -255,6 +271,8 @@ async def create(
         result = await deps.callbacks.create(request, idempotency_key)
     except CallbackError as err:
         raise refusal(err) from err
+    except TemporalCallFailed as err:
+        raise problem_for(err, "the callback", "may still be created") from err
     if not result.created and result.state.request != request:
         raise ApiProblem(
             422,

@@ -92,6 +92,7 @@ async def _detail_page(
         priorities=list(Priority),
         outcomes=list(AttemptOutcome),
         temporal_url=temporal_link(ctx.state.settings, found["id"]),
+        submission=actions.new_nonce(),
         error=error,
         done=done,
     )

@@ -89,6 +89,15 @@ class CallbackActivities:
     async def persist_transition(self, transition: Transition) -> None:
         """Row, escalation and audit events in one transaction: all of a step is visible, or none."""
         async with transaction(self._sessions) as session:
+            if transition.claim is not None and not await store.claim_capacity(
+                session, transition.claim, transition.state.id
+            ):
+                raise ApplicationError(
+                    f"staff {transition.claim} has no open place left (max_open_callbacks)",
+                    str(transition.claim),
+                    type=names.CAPACITY_FULL,
+                    non_retryable=True,
+                )
             written = await store.upsert_callback(session, transition.state)
             if transition.escalation is not None:
                 await store.insert_escalation(session, transition.state, transition.escalation)

@@ -3,6 +3,8 @@
 PREPARE_CALLBACK = "prepare_callback"
 LOAD_STAFF_CANDIDATES = "load_staff_candidates"
 PERSIST_TRANSITION = "persist_transition"
+# A write's claim on a staff member's capacity came too late (details: the staff id): pick someone else.
+CAPACITY_FULL = "CapacityFull"
 
 # Policy engine (activities/policies.py)
 REFRESH_MODIFICATION_STATS = "refresh_modification_stats"

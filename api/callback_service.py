@@ -51,6 +51,8 @@ def aware(moment: datetime | None) -> datetime | None:
 def refusal(err: CallbackError) -> ApiProblem:
     if err.kind == "TransitionRefused":
         return ApiProblem(409, str(err), slug="transition-refused", title="Transition refused")
+    if err.kind == "AlreadyTaken":
+        return ApiProblem(409, str(err), slug="already-taken", title="Already taken")
     if err.kind == "InvalidStaff":
         return invalid("staff_id", str(err))
     if err.kind in ("InvalidCallback", "InvalidReference"):

@@ -140,6 +140,11 @@ class CreateCallback(Body):
 
 class AssignBody(Body):
     staff_id: uuid.UUID | None = Field(default=None, description="default: the staff key's own staff member")
+    if_unassigned: bool = Field(
+        default=False,
+        description='"take it": refused (409) when someone else already holds the callback, so of two '
+        "people taking it at once exactly one gets it",
+    )
 
 
 class AttemptBody(Body):

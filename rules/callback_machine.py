@@ -8,7 +8,7 @@ same state from the same inputs (no clock, no randomness: `now` and the staff ar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,6 +42,10 @@ class StaffRefused(ValueError):
     """The chosen staff member cannot take the callback (the API answers 422 on `staff_id`)."""
 
 
+class AlreadyTaken(ValueError):
+    """ "Take it" (`Assign.if_unassigned`) on a callback someone else holds (the API answers 409)."""
+
+
 @dataclass(frozen=True)
 class StaffNeeded:
     """A step needs the company's staff candidates loaded first; `include` are looked up even when they
@@ -64,6 +68,8 @@ class Step:
         self.now = now
         self.events: list[CallbackEvent] = []
         self.escalation: Escalation | None = None
+        # The staff member the rules picked, whose capacity the write must claim (see `Transition.claim`).
+        self.claim: UUID | None = None
 
     def emit(self, event_type: str, **payload: Any) -> None:
         self.state.event_count += 1
@@ -128,8 +134,15 @@ def status_after_assignment(status: CallbackStatus) -> CallbackStatus:
 # --- the steps the engine takes on its own --------------------------------------------------------
 
 
-def open_callback(callback_id: UUID, request: NewCallback, prepared: PreparedCallback, now: datetime) -> Step:
-    """The first step: the SLA deadline, and an assignee where the rules auto-assign."""
+def open_callback(
+    callback_id: UUID,
+    request: NewCallback,
+    prepared: PreparedCallback,
+    now: datetime,
+    full: Collection[UUID] = (),
+) -> Step:
+    """The first step: the SLA deadline, and an assignee where the rules auto-assign. `full`: staff whose
+    capacity turned out taken when the step was written (concurrent creations): pick among the others."""
     blank = CallbackState(
         id=callback_id,
         request=request,
@@ -142,11 +155,13 @@ def open_callback(callback_id: UUID, request: NewCallback, prepared: PreparedCal
     step = Step(blank, actor="system", now=now)
     step.emit("created", priority=request.priority.value, expires_at=step.state.expires_at.isoformat())
     if should_auto_assign(request.priority, prepared.settings.auto_assign):
+        candidates = [c for c in prepared.candidates if c.id not in full]
         chosen = choose_assignee(
-            prepared.candidates, branch_id=request.branch_id, preferred=request.preferred_staff_id
+            candidates, branch_id=request.branch_id, preferred=request.preferred_staff_id
         )
         if chosen is not None:
             step.assign_to(chosen)
+            step.claim = chosen
     return step
 
 
@@ -243,6 +258,16 @@ def staff_for_attempt(state: CallbackState, command: RecordAttempt) -> StaffNeed
 def attempts_exhausted(attempt_number: int, state: CallbackState) -> bool:
     """Every `max_contact_attempts`-th failed attempt escalates (the 3rd, the 6th, ... by default)."""
     return attempt_number % state.settings.max_contact_attempts == 0
+
+
+def no_guard(state: CallbackState, command: StaffCommand) -> None:
+    return None
+
+
+def assign_guard(state: CallbackState, command: Assign) -> None:
+    """ "Take it" is refused once someone else holds the callback (taking one's own again is fine)."""
+    if command.if_unassigned and state.assigned_to not in (None, command.staff_id):
+        raise AlreadyTaken(f"cannot take the callback: it is already assigned to {state.assigned_to}")
 
 
 def assign(step: Step, command: Assign, staff: Sequence[StaffCandidate]) -> None:

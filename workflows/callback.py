@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar
+from uuid import UUID
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -39,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
         Transition,
     )
     from rules import callback_machine as machine
-    from rules.callback_machine import StaffNeeded, StaffRefused, Step
+    from rules.callback_machine import AlreadyTaken, StaffNeeded, StaffRefused, Step
     from rules.sla import Deadline, next_deadline
     from rules.staff_actions import STAFF_ACTIONS, StaffActionSpec
     from rules.transitions import TransitionRefused, check_allowed
@@ -69,7 +70,7 @@ def _handlers(
         return await self._perform(spec, command)
 
     def validator(self: CallbackWorkflow, command: StaffCommand) -> None:
-        self._validate(spec)
+        self._validate(spec, command)
 
     async def signal(self: CallbackWorkflow, command: StaffCommand) -> None:
         await self._from_signal(spec, command)
@@ -174,9 +175,20 @@ class CallbackWorkflow:
             retry_policy=DB_RETRY,
         )
         self._bookable = prepared.bookable
-        await self._commit(
-            machine.open_callback(params.callback_id, params.request, prepared, workflow.now())
-        )
+        # Whom the rules pick is claimed in the write (its capacity re-checked under a lock): when
+        # concurrent creations took the last place first, pick again among the others.
+        now, full = workflow.now(), list[UUID]()
+        while True:
+            try:
+                await self._commit(
+                    machine.open_callback(params.callback_id, params.request, prepared, now, full)
+                )
+                return
+            except (ActivityError, ApplicationError) as err:
+                taken = _capacity_full(err)
+                if taken is None or taken in full:
+                    raise
+                full.append(taken)
 
     async def _on_deadline(self, deadline: Deadline) -> None:
         now = workflow.now()
@@ -194,7 +206,7 @@ class CallbackWorkflow:
         """Persist the step, then make it the current state: a failed write changes nothing."""
         await workflow.execute_local_activity(
             names.PERSIST_TRANSITION,
-            Transition(state=step.state, events=step.events, escalation=step.escalation),
+            Transition(state=step.state, events=step.events, escalation=step.escalation, claim=step.claim),
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
         )
@@ -264,13 +276,16 @@ class CallbackWorkflow:
                 step = spec.apply(self._current, command, now, staff)
             except StaffRefused as refused:
                 raise ApplicationError(str(refused), type="InvalidStaff", non_retryable=True) from None
+            except AlreadyTaken as taken:
+                raise ApplicationError(str(taken), type="AlreadyTaken", non_retryable=True) from None
             await self._commit(step)
             return self._current
 
-    def _validate(self, spec: StaffActionSpec[Any]) -> None:
+    def _validate(self, spec: StaffActionSpec[Any], command: StaffCommand) -> None:
         """Update validators refuse early (nothing is written to history); the handler re-checks."""
         if self._state is not None:
             check_allowed(spec.action, self._state.status)
+            spec.guard(self._state, command)
 
     async def _from_signal(self, spec: StaffActionSpec[Any], command: StaffCommand) -> None:
         """A signal cannot answer, so a refused one is logged and the workflow carries on."""
@@ -318,3 +333,12 @@ class CallbackWorkflow:
     @workflow.query
     def state(self) -> CallbackState | None:
         return self._state
+
+
+def _capacity_full(err: ActivityError | ApplicationError) -> UUID | None:
+    """The staff member whose capacity a failed write found taken (activities/callbacks.py), or None for
+    any other failure."""
+    cause = err.cause if isinstance(err, ActivityError) else err
+    if not isinstance(cause, ApplicationError) or cause.type != names.CAPACITY_FULL or not cause.details:
+        return None
+    return UUID(str(cause.details[0]))

@@ -51,6 +51,8 @@ def aware(moment: datetime | None) -> datetime | None:
 def refusal(err: CallbackError) -> ApiProblem:
     if err.kind == "TransitionRefused":
         return ApiProblem(409, str(err), slug="transition-refused", title="Transition refused")
+    if err.kind == "CallbackStopped":
+        return ApiProblem(409, str(err), slug="callback-stopped", title="Callback stopped")
     if err.kind == "AlreadyTaken":
         return ApiProblem(409, str(err), slug="already-taken", title="Already taken")
     if err.kind == "InvalidStaff":
@@ -270,7 +272,7 @@ async def create(
             422, "; ".join(problems), slug="validation-error", title="Invalid request", errors=errors
         )
     try:
-        result = await deps.callbacks.create(request, idempotency_key)
+        result = await deps.callbacks.create(request, idempotency_key, stored=retry)
     except CallbackError as err:
         raise refusal(err) from err
     except TemporalCallFailed as err:

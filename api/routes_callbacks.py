@@ -232,7 +232,8 @@ async def delete_callback(callback_id: uuid.UUID, principal: Admin, deps: DepsDe
         try:
             await deps.callbacks.act(callback_id, Cancel(reason="deleted", actor=principal.actor))
         except CallbackError as err:
-            if err.kind != "TransitionRefused":
+            # Finished meanwhile, or its workflow was stopped by an operator: nothing left to cancel.
+            if err.kind not in ("TransitionRefused", "CallbackStopped"):
                 raise service.refusal(err) from err
         except TemporalCallFailed as err:
             raise problem_for(err, "the cancel before deleting") from err

@@ -9,6 +9,7 @@ once the workflow has finished). Every call has the client's deadline (starter/d
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Awaitable
 from datetime import timedelta
@@ -63,6 +64,14 @@ def callback_id_for(company_id: int, idempotency_key: str | None) -> UUID:
     return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{company_id}:{idempotency_key}")
 
 
+STOPPED_HOW = {
+    "TERMINATED": "was terminated",
+    "CANCELED": "was cancelled",
+    "TIMED_OUT": "timed out",
+    "FAILED": "failed",
+}
+
+
 def update_id_for(action: str, idempotency_key: str) -> str:
     """The Update id of a staff action sent with `idempotency_key`: the same key and action, the same id."""
     return f"{action}-{uuid.uuid5(IDEMPOTENCY_NAMESPACE, f'{action}:{idempotency_key}')}"
@@ -92,8 +101,15 @@ class CallbackClient:
     def handle(self, callback_id: UUID) -> WorkflowHandle[CallbackWorkflow, CallbackState]:
         return self._client.get_workflow_handle_for(CallbackWorkflow.run, callback_workflow_id(callback_id))
 
-    async def create(self, request: NewCallback, idempotency_key: str | None = None) -> CreatedCallback:
-        """Start the callback's workflow and return it once stored; the same key returns the same callback."""
+    async def create(
+        self, request: NewCallback, idempotency_key: str | None = None, *, stored: bool = False
+    ) -> CreatedCallback:
+        """Start the callback's workflow and return it once stored; the same key returns the same callback.
+
+        `stored`: the caller found the key's callback row already written. Its workflow is then never
+        started again: a fresh run would begin at version 0 beneath the stored row (its writes skipped,
+        its events dropped). If that workflow no longer runs although the callback is open (an operator
+        terminated it), the call is refused with `CallbackStopped`, which says how to restore it."""
         callback_id = callback_id_for(request.company_id, idempotency_key)
         token = uuid.uuid4().hex
         operation = WithStartWorkflowOperation(
@@ -102,8 +118,13 @@ class CallbackClient:
             id=callback_workflow_id(callback_id),
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            # A finished callback is never started again for the same key; a failed creation may be.
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            # A finished callback is never started again for the same key; a failed creation may be (it
+            # stored nothing), a stored callback whose workflow was stopped may not.
+            id_reuse_policy=(
+                WorkflowIDReusePolicy.REJECT_DUPLICATE
+                if stored
+                else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+            ),
             search_attributes=search_attributes.initial(
                 request.company_id, request.branch_id, request.priority.value
             ),
@@ -129,6 +150,8 @@ class CallbackClient:
             state = await self._final_state(callback_id)
             if state is None:
                 raise
+            if not state.status.is_terminal:
+                raise await self._stopped(callback_id, state) from err
             return CreatedCallback(state=state, created=False)
 
     async def act(
@@ -166,7 +189,25 @@ class CallbackClient:
                 check_allowed(action, finished.status)
             except TransitionRefused as refused:
                 raise CallbackError(str(refused), "TransitionRefused") from err
-            raise
+            raise await self._stopped(callback_id, finished) from err
+
+    async def _stopped(self, callback_id: UUID, state: CallbackState) -> CallbackError:
+        """The refusal for an open callback whose workflow no longer runs (terminated by an operator, or
+        failed): nothing drives it, and starting it over would lose its history, so say how to restore it."""
+        how = "was stopped"
+        with contextlib.suppress(RPCError):
+            described = await self._bounded(
+                self.handle(callback_id).describe(rpc_timeout=rpc_timeout(self._timeout))
+            )
+            if described.status is not None:
+                how = STOPPED_HOW.get(described.status.name, how)
+        workflow_id = callback_workflow_id(callback_id)
+        return CallbackError(
+            f"callback {callback_id} is {state.status.value}, but its workflow {how} and no longer runs; "
+            f"an operator can restore it with `temporal workflow reset --workflow-id {workflow_id} "
+            "--type LastWorkflowTask --reason restore` (it carries on where it stopped), or delete it",
+            "CallbackStopped",
+        )
 
     async def _final_state(self, callback_id: UUID) -> CallbackState | None:
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,9 +15,20 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from models.callbacks import (
+    Assign,
+    CallbackStatus,
+    PreparedCallback,
+    Priority,
+    StaffAction,
+    StaffCandidate,
+)
+from rules import callback_machine as machine
+from rules.staff_actions import STAFF_ACTIONS
 from tests.api_fixtures import ApiEnv, Sessions, running_api
 from tests.console_fixtures import http_sign_in
 from tests.factories import Tenant, add_staff, make_tenant, set_callback_policy
+from tests.test_callback_machine import ANNA, BERT, SETTINGS, T0, request, staff
 
 
 @pytest.fixture
@@ -125,3 +137,34 @@ async def test_two_people_taking_one_callback_at_once_one_wins(api: ApiEnv, sess
     assert (await api.http(keys[anna]).get(f"/v1/callbacks/{second['id']}")).json()["assigned_to"] == str(
         anna
     )
+
+
+# --- the pure rules behind it (no Temporal, no database) ---------------------------------------------
+
+
+def test_open_callback_claims_whom_it_picks_and_skips_the_full() -> None:
+    prepared = PreparedCallback(settings=SETTINGS, candidates=staff(ANNA, BERT, loads=(0, 1)))
+    callback_id = uuid.UUID(int=99)
+    first = machine.open_callback(callback_id, request(Priority.URGENT), prepared, T0)
+    assert (first.state.assigned_to, first.claim) == (ANNA, ANNA)
+    second = machine.open_callback(callback_id, request(Priority.URGENT), prepared, T0, full=[ANNA])
+    assert (second.state.assigned_to, second.claim) == (BERT, BERT)
+    nobody = machine.open_callback(callback_id, request(Priority.URGENT), prepared, T0, full=[ANNA, BERT])
+    assert (nobody.state.assigned_to, nobody.claim, nobody.state.status) == (
+        None,
+        None,
+        CallbackStatus.PENDING,
+    )
+
+
+def test_take_it_is_refused_only_when_someone_else_holds_the_callback() -> None:
+    spec = STAFF_ACTIONS[StaffAction.ASSIGN]
+    prepared = PreparedCallback(settings=SETTINGS, candidates=[])
+    pending = machine.open_callback(uuid.UUID(int=5), request(), prepared, T0).state
+    team = [StaffCandidate(id=ANNA, branch_id=7), StaffCandidate(id=BERT, branch_id=7)]
+    taken = spec.apply(pending, Assign(staff_id=ANNA, if_unassigned=True), T0, team).state
+    assert taken.assigned_to == ANNA
+    spec.guard(taken, Assign(staff_id=ANNA, if_unassigned=True))  # one's own again: fine
+    spec.guard(taken, Assign(staff_id=BERT))  # a plain assign (a manager's reassign): fine
+    with pytest.raises(machine.AlreadyTaken, match=f"already assigned to {ANNA}"):
+        spec.apply(taken, Assign(staff_id=BERT, if_unassigned=True), T0, team)

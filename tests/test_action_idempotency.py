@@ -240,8 +240,9 @@ async def test_updates_temporal_refuses_answer_429(api: ApiEnv, sessions: Sessio
 async def test_the_in_flight_limit_reaches_an_api_caller_as_a_refusal(
     dev_env: WorkflowEnvironment, task_queue: str
 ) -> None:
-    """Against the dev server: its limit of 10 Updates in flight per workflow, reached as the API's client
-    (its retry settings, its deadline) would reach it: `TemporalBusy`, not a timeout."""
+    """Against the dev server: its limit of 10 Updates in flight per workflow, reached by a client with the
+    API's retry settings: `TemporalBusy` well within a deadline, not a timeout (the SDK's default retries
+    would hide the refusal until any deadline of ours ran out)."""
     target = dev_env.client.service_client.config.target_host
     api_client = await Client.connect(target, retry_config=api_retry_config(3.0))
     async with Worker(dev_env.client, task_queue=task_queue, workflows=[Wedged]):
@@ -251,7 +252,7 @@ async def test_the_in_flight_limit_reaches_an_api_caller_as_a_refusal(
         for n in range(10):
             await handle.start_update(Wedged.act, id=f"u-{n}", wait_for_stage=WorkflowUpdateStage.ACCEPTED)
         with pytest.raises(TemporalBusy, match="in-flight updates"):
-            await bounded(api_client, 3.0, api_client.get_workflow_handle(handle.id).execute_update("act"))
+            await bounded(api_client, 8.0, api_client.get_workflow_handle(handle.id).execute_update("act"))
         # An Update id already in flight is not a new Update: it waits for the same outcome.
         with pytest.raises(TemporalTimeout):
             await bounded(

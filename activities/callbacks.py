@@ -124,6 +124,15 @@ class CallbackActivities:
         retried by the workflow's retry policy."""
         try:
             async with transaction(self._sessions) as session:
+                if transition.claim is not None and not await store.claim_capacity(
+                    session, transition.claim, transition.state.id
+                ):
+                    raise ApplicationError(
+                        f"staff {transition.claim} has no open place left (max_open_callbacks)",
+                        str(transition.claim),
+                        type=names.CAPACITY_FULL,
+                        non_retryable=True,
+                    )
                 # The row records which workflow writes it: lookups by callback id find
                 # `c<company>.callback-…` and the callbacks started before tenant ids (`callback-…`) alike.
                 written = await store.upsert_callback(

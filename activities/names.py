@@ -7,6 +7,8 @@ PERSIST_TRANSITION = "persist_transition"
 # callback (details: models.callbacks.DeadReferences), or the database refused the data for good.
 DEAD_REFERENCE = "DeadReference"
 PERSIST_REFUSED = "PersistRefused"
+# A write's claim on a staff member's capacity came too late (details: the staff id): pick someone else.
+CAPACITY_FULL = "CapacityFull"
 
 # Policy engine (activities/policies.py)
 REFRESH_MODIFICATION_STATS = "refresh_modification_stats"

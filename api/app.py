@@ -24,6 +24,7 @@ from api import (
     calcom_webhooks,
     codec_server,
     customers_erase,
+    engine_errors,
     routes_appointments,
     routes_branches,
     routes_callbacks,
@@ -188,6 +189,7 @@ def create_app(
     if deps is not None:
         app.state.deps = deps
     install(app)
+    engine_errors.install(app)
     app.include_router(routes_callbacks.bulk_router)
     app.include_router(routes_callbacks.router)
     app.include_router(routes_policies.router)

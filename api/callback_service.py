@@ -19,8 +19,9 @@ from pydantic import BaseModel, ValidationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import schemas
-from api.auth import Principal
+from api.auth import ADMINS, Principal
 from api.deps import Deps
+from api.engine_errors import problem_for
 from api.phones import default_region, to_e164
 from api.problems import ApiProblem, FieldError, invalid, not_found
 from api.ratelimit import retry_after_header
@@ -34,6 +35,7 @@ from models.callbacks import (
 from rules.staff_actions import STAFF_ACTIONS
 from rules.transitions import TransitionRefused, check_allowed
 from starter.client import CallbackError, callback_id_for
+from starter.deadlines import TemporalCallFailed
 from store import callback_queries as queries
 from store import tenant_lookups
 from store.callbacks import get_row, reference_errors
@@ -55,11 +57,29 @@ def aware(moment: datetime | None) -> datetime | None:
 def refusal(err: CallbackError) -> ApiProblem:
     if err.kind == "TransitionRefused":
         return ApiProblem(409, str(err), slug="transition-refused", title="Transition refused")
+    if err.kind == "CallbackStopped":
+        return ApiProblem(409, str(err), slug="callback-stopped", title="Callback stopped")
+    if err.kind == "AlreadyTaken":
+        return ApiProblem(409, str(err), slug="already-taken", title="Already taken")
     if err.kind == "InvalidStaff":
         return invalid("staff_id", str(err))
     if err.kind in ("InvalidCallback", "InvalidReference"):
         return ApiProblem(422, str(err), slug="invalid-callback", title="Invalid callback")
     return ApiProblem(409, str(err), slug="refused", title="Refused")
+
+
+def may_read_deleted(principal: Principal) -> bool:
+    """Soft-deleted callbacks are an admin's business (they deleted them, they may restore them)."""
+    return principal.role in ADMINS
+
+
+def check_include_deleted(principal: Principal, include_deleted: bool) -> None:
+    if include_deleted and not may_read_deleted(principal):
+        raise ApiProblem(
+            403,
+            f"a {principal.role.value} key may not read deleted callbacks (admin only)",
+            slug="forbidden",
+        )
 
 
 async def load(deps: Deps, principal: Principal, callback_id: uuid.UUID, **kwargs: Any) -> dict[str, Any]:
@@ -85,17 +105,29 @@ async def act(
     callback_id: uuid.UUID,
     action: StaffAction,
     command: StaffCommand,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """Run one staff action through the workflow; returns the row as it is after the Update."""
+    """Run one staff action through the workflow; returns the row as it is after the Update.
+
+    With an Idempotency-Key the action is an Update whose id derives from the key (and the API key that
+    sent it): a retry, even after a timeout or once the action finished the callback, answers the first
+    call's outcome and applies nothing twice. So the row's state is not checked first then: the first call
+    may be what changed it."""
     row = await load(deps, principal, callback_id)
+    if idempotency_key is None:
+        try:
+            check_allowed(action, CallbackStatus(row["status"]))
+        except TransitionRefused as refused:
+            raise ApiProblem(
+                409, str(refused), slug="transition-refused", title="Transition refused"
+            ) from None
+    scoped_key = f"{principal.key_id}:{idempotency_key}" if idempotency_key is not None else None
     try:
-        check_allowed(action, CallbackStatus(row["status"]))
-    except TransitionRefused as refused:
-        raise ApiProblem(409, str(refused), slug="transition-refused", title="Transition refused") from None
-    try:
-        await deps.callbacks.act(row["workflow_id"], command)
+        await deps.callbacks.act(row["workflow_id"], command, scoped_key)
     except CallbackError as err:
         raise refusal(err) from err
+    except TemporalCallFailed as err:
+        raise problem_for(err, "the action") from err
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
@@ -146,8 +178,10 @@ async def bulk(
     ids: list[uuid.UUID],
     action: StaffAction,
     command: Callable[[], StaffCommand],
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """One result per id; a refused or unknown callback does not stop the others."""
+    """One result per id; a refused or unknown callback does not stop the others. An Idempotency-Key
+    applies to each callback's action (Update ids are per workflow)."""
     if len(ids) > deps.settings.api_bulk_max_ids:
         raise invalid("ids", f"at most {deps.settings.api_bulk_max_ids} ids per request")
     async with deps.sessions() as session:
@@ -160,7 +194,7 @@ async def bulk(
         else:
             async with gate:
                 try:
-                    row = await act(deps, principal, callback_id, action, command())
+                    row = await act(deps, principal, callback_id, action, command(), idempotency_key)
                     return schemas.BulkItemResult(id=callback_id, ok=True, status=row["status"])
                 except ApiProblem as caught:
                     problem = caught
@@ -247,9 +281,13 @@ async def create(
             422, "; ".join(problems), slug="validation-error", title="Invalid request", errors=errors
         )
     try:
-        result = await deps.callbacks.create(request, idempotency_key, workflow_id=existing_workflow)
+        result = await deps.callbacks.create(
+            request, idempotency_key, workflow_id=existing_workflow, stored=retry
+        )
     except CallbackError as err:
         raise refusal(err) from err
+    except TemporalCallFailed as err:
+        raise problem_for(err, "the callback", "may still be created") from err
     if not result.created and result.state.request != request:
         raise ApiProblem(
             422,

@@ -26,6 +26,8 @@ from telemetry.server import metrics_app
 log = logging.getLogger("callbacks.api")
 
 SLA_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+# The method label takes these values only: a client choosing the method must not choose the label set.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class ReadModelGauges:
@@ -75,6 +77,11 @@ def api_metrics_app(sessions: async_sessionmaker[AsyncSession], sdk_metrics_url:
     return metrics_app(sdk_metrics_url, before_scrape=lambda: read_model_gauges.refresh(sessions))
 
 
+def method_label(method: str) -> str:
+    """The method as a metric label: one of the HTTP methods the API serves, anything else "other"."""
+    return method if method in KNOWN_METHODS else "other"
+
+
 class RequestLog:
     """Opens the log context of a request (so every line logged while handling it carries the request
     id, and the company and workflow id once the route knows them), then writes one access line and
@@ -112,10 +119,11 @@ class RequestLog:
                 with contextlib.suppress(ValueError):
                     # The route did not find the row (e.g. 404): the callback id, in its base form.
                     context["workflow_id"] = callback_base_id(uuid.UUID(str(callback_id)))
-            method = scope.get("method", "GET")
+            method = str(scope.get("method", "GET"))[:16]
             if template != "/metrics":
-                metrics.API_REQUESTS.labels(method, template, str(status)).inc()
-                metrics.API_LATENCY.labels(method, template).observe(elapsed)
+                label = method_label(method)
+                metrics.API_REQUESTS.labels(label, template, str(status)).inc()
+                metrics.API_LATENCY.labels(label, template).observe(elapsed)
                 log.info(
                     "%s %s %d",
                     method,

@@ -23,10 +23,12 @@ from api import schemas
 from api.action_bodies import body_for, body_optional
 from api.auth import Admin, Creator, Principal, Reader, Worker
 from api.deps import Deps, get_deps
+from api.engine_errors import problem_for
 from api.problems import ApiProblem, invalid
 from models.callbacks import Assign, CallbackStatus, Cancel, Complete, Priority, StaffAction
 from rules.staff_actions import STAFF_ACTIONS, StaffActionSpec
 from starter.client import CallbackError
+from starter.deadlines import TemporalCallFailed
 from store import callback_queries as queries
 from store.db import transaction
 
@@ -38,6 +40,14 @@ DepsDep = Annotated[Deps, Depends(get_deps)]
 MAX_ID = 2**63 - 1
 SORT_PATTERN = "^-?(" + "|".join(queries.SORT_KEYS) + ")$"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+ActionKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="the same key applies the action once: a retry answers the first call's outcome",
+    ),
+]
 
 
 # --- create --------------------------------------------------------------------------------------
@@ -94,6 +104,7 @@ async def list_callbacks(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
+    service.check_include_deleted(principal, include_deleted)
     if q is not None:
         try:
             q = schemas.single_line(q)
@@ -133,6 +144,7 @@ async def summary(
 async def get_callback(
     callback_id: uuid.UUID, principal: Reader, deps: DepsDep, include_deleted: bool = False
 ) -> dict[str, Any]:
+    service.check_include_deleted(principal, include_deleted)
     return await service.detail(deps, principal, callback_id, include_deleted=include_deleted)
 
 
@@ -145,16 +157,21 @@ def _action_route(spec: StaffActionSpec[Any]) -> Callable[..., Awaitable[dict[st
     body_model = body_for(spec.action)
 
     async def endpoint(
-        callback_id: uuid.UUID, principal: Principal, deps: Deps, body: BaseModel | None = None
+        callback_id: uuid.UUID,
+        principal: Principal,
+        deps: Deps,
+        body: BaseModel | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         command = service.command_for(spec.action, principal, body)
-        return await service.act(deps, principal, callback_id, spec.action, command)
+        return await service.act(deps, principal, callback_id, spec.action, command, idempotency_key)
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     parameters = [
         inspect.Parameter("callback_id", keyword, annotation=uuid.UUID),
         inspect.Parameter("principal", keyword, annotation=Worker),
         inspect.Parameter("deps", keyword, annotation=DepsDep),
+        inspect.Parameter("idempotency_key", keyword, annotation=ActionKey, default=None),
     ]
     if body_model is not None and body_optional(body_model):
         parameters.append(inspect.Parameter("body", keyword, annotation=body_model | None, default=None))
@@ -180,7 +197,9 @@ for _spec in STAFF_ACTIONS.values():
 
 
 @bulk_router.post("/assign", response_model=schemas.BulkResult)
-async def bulk_assign(body: schemas.BulkAssignBody, principal: Worker, deps: DepsDep) -> dict[str, Any]:
+async def bulk_assign(
+    body: schemas.BulkAssignBody, principal: Worker, deps: DepsDep, idempotency_key: ActionKey = None
+) -> dict[str, Any]:
     staff_id = service.staff_for(principal, body.staff_id)
     return await service.bulk(
         deps,
@@ -188,17 +207,21 @@ async def bulk_assign(body: schemas.BulkAssignBody, principal: Worker, deps: Dep
         body.ids,
         StaffAction.ASSIGN,
         lambda: Assign(staff_id=staff_id, actor=principal.actor),
+        idempotency_key,
     )
 
 
 @bulk_router.post("/complete", response_model=schemas.BulkResult)
-async def bulk_complete(body: schemas.BulkCompleteBody, principal: Worker, deps: DepsDep) -> dict[str, Any]:
+async def bulk_complete(
+    body: schemas.BulkCompleteBody, principal: Worker, deps: DepsDep, idempotency_key: ActionKey = None
+) -> dict[str, Any]:
     return await service.bulk(
         deps,
         principal,
         body.ids,
         StaffAction.COMPLETE,
         lambda: Complete(notes=body.notes, actor=principal.actor),
+        idempotency_key,
     )
 
 
@@ -213,8 +236,11 @@ async def delete_callback(callback_id: uuid.UUID, principal: Admin, deps: DepsDe
         try:
             await deps.callbacks.act(row["workflow_id"], Cancel(reason="deleted", actor=principal.actor))
         except CallbackError as err:
-            if err.kind != "TransitionRefused":
+            # Finished meanwhile, or its workflow was stopped by an operator: nothing left to cancel.
+            if err.kind not in ("TransitionRefused", "CallbackStopped"):
                 raise service.refusal(err) from err
+        except TemporalCallFailed as err:
+            raise problem_for(err, "the cancel before deleting") from err
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise

@@ -47,6 +47,7 @@ from api.directory_bodies import (
 )
 from api.problems import FieldError, not_found
 from models.tables import Branch, Service, Staff
+from starter.deadlines import TemporalCallFailed
 from store import directory, staff_directory
 from store.db import transaction
 
@@ -135,7 +136,7 @@ async def reassign_open_callbacks(deps: Deps, staff_id: uuid.UUID, actor: str) -
         async with gate:
             try:
                 await deps.callbacks.staff_deactivated(workflow_id, staff_id, actor)
-            except RPCError as err:
+            except (RPCError, TemporalCallFailed) as err:  # not reached in time: listed, to try again
                 log.warning("could not signal callback %s about staff %s: %s", workflow_id, staff_id, err)
                 return workflow_id
         return None

@@ -141,6 +141,8 @@ class CreateCallback(Body):
 
 class AssignBody(Body):
     staff_id: uuid.UUID | None = Field(default=None, description="default: the staff key's own staff member")
+    # "Take it": refused (409) when someone else already holds it, so of two people one gets it.
+    if_unassigned: bool = Field(default=False, description='"take it": 409 when someone else holds it')
 
 
 class AttemptBody(Body):

@@ -96,8 +96,17 @@ class ApiClient:
         found: dict[str, Any] = self.request("GET", f"/v1/callbacks/{callback_id}")
         return found
 
-    def act(self, callback_id: str, action: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        changed: dict[str, Any] = self.request("POST", f"/v1/callbacks/{callback_id}/{action}", json=body)
+    def act(
+        self,
+        callback_id: str,
+        action: str,
+        body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        changed: dict[str, Any] = self.request(
+            "POST", f"/v1/callbacks/{callback_id}/{action}", json=body, headers=headers
+        )
         return changed
 
     def summary(self) -> dict[str, Any]:

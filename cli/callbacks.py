@@ -63,8 +63,10 @@ def _show_callback(record: dict[str, Any]) -> str:
     return text
 
 
-def _action(callback_id: str, action: str, body: dict[str, Any] | None, as_json: bool) -> None:
-    changed = call(lambda client: client.act(callback_id, action, body))
+def _action(
+    callback_id: str, action: str, body: dict[str, Any] | None, as_json: bool, idempotency_key: str | None
+) -> None:
+    changed = call(lambda client: client.act(callback_id, action, body, idempotency_key))
     emit(
         changed,
         as_json,
@@ -163,6 +165,10 @@ def callbacks_show(callback_id: str, as_json: JsonOption = False) -> None:
 
 # --- staff actions: one command per row of rules/staff_actions.py ----------------------------------------
 
+ActionKey = Annotated[
+    str | None,
+    typer.Option(help="the same key applies the action once: a retry prints the first call's outcome"),
+]
 # Taken as an argument, not an option, as people already type it: `callbacks callbacks priority ID high`.
 ARGUMENTS: dict[StaffAction, str] = {StaffAction.CHANGE_PRIORITY: "priority"}
 
@@ -184,11 +190,15 @@ def _action_command(spec: StaffActionSpec[Any]) -> Callable[..., None]:
     body_model = body_for(spec.action)
     fields = body_model.model_fields if body_model is not None else {}
 
-    def command(callback_id: str, as_json: bool = False, **given: str | None) -> None:
+    def command(
+        callback_id: str, as_json: bool = False, idempotency_key: str | None = None, **given: Any
+    ) -> None:
         body = (
-            None if body_model is None else {key: value for key, value in given.items() if value is not None}
+            None
+            if body_model is None
+            else {key: value for key, value in given.items() if value is not None and value is not False}
         )
-        _action(callback_id, spec.path, body, as_json)
+        _action(callback_id, spec.path, body, as_json, idempotency_key)
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     parameters = [inspect.Parameter("callback_id", keyword, annotation=str)]
@@ -198,6 +208,9 @@ def _action_command(spec: StaffActionSpec[Any]) -> Callable[..., None]:
             parameters.append(
                 inspect.Parameter(name, keyword, annotation=Annotated[str, typer.Argument(help=help_)])
             )
+        elif field.annotation is bool:
+            flag = Annotated[bool, typer.Option(f"--{name.replace('_', '-')}", help=help_)]
+            parameters.append(inspect.Parameter(name, keyword, annotation=flag, default=False))
         elif field.is_required():
             parameters.append(
                 inspect.Parameter(name, keyword, annotation=Annotated[str, typer.Option(help=help_)])
@@ -205,6 +218,7 @@ def _action_command(spec: StaffActionSpec[Any]) -> Callable[..., None]:
         else:
             option = Annotated[str | None, typer.Option(help=help_)]
             parameters.append(inspect.Parameter(name, keyword, annotation=option, default=None))
+    parameters.append(inspect.Parameter("idempotency_key", keyword, annotation=ActionKey, default=None))
     parameters.append(inspect.Parameter("as_json", keyword, annotation=JsonOption, default=False))
     command.__signature__ = inspect.Signature(parameters, return_annotation=None)  # type: ignore[attr-defined]
     command.__annotations__ = {}

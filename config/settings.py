@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     api_create_burst: PositiveInt = 20
     api_max_body_bytes: PositiveInt = 256 * 1024
     api_bulk_max_ids: PositiveInt = 100
+    # The deadline of each call the API makes into Temporal: a slower answer is a 504 (the action may
+    # still be applied; a retry with the same Idempotency-Key is safe), an unreachable server a 503.
+    api_temporal_timeout_seconds: PositiveFloat = 10.0
 
     # The tenant directory (api/routes_companies.py … api/routes_import.py).
     webhook_allow_private: bool = Field(

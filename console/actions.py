@@ -10,6 +10,8 @@ table is a new button with no edit here.
 
 from __future__ import annotations
 
+import re
+import secrets
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -26,6 +28,13 @@ from rules.staff_actions import BY_VERB, STAFF_ACTIONS
 ACTIONS: dict[str, StaffAction] = {spec.verb: action for action, spec in STAFF_ACTIONS.items()}
 # The actions the queue offers on several selected rows at once.
 BULK_ACTIONS = ("assign", "complete")
+# The hidden field with the nonce of one rendered action form (its idempotency key).
+FORM_NONCE = "submission"
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def new_nonce() -> str:
+    return secrets.token_urlsafe(18)
 
 
 def allowed_actions(row: Mapping[str, Any]) -> list[str]:
@@ -53,9 +62,23 @@ def command(ctx: Ctx, action: str, form: Mapping[str, list[str]]) -> StaffComman
     return service.command_for(spec.action, ctx.principal, body)
 
 
+def idempotency_key(form: Mapping[str, list[str]]) -> str | None:
+    """The key of one form submission: the page puts a fresh nonce in every action form it renders, so
+    the same form sent twice (a double click, a reload that re-posts) is applied once."""
+    key = form_value(form, FORM_NONCE)
+    return key if IDEMPOTENCY_KEY.fullmatch(key) else None
+
+
 async def act(ctx: Ctx, callback_id: uuid.UUID, action: str, form: Mapping[str, list[str]]) -> None:
     """Run one action; the engine's refusal comes back as the API's `ApiProblem`."""
-    await service.act(ctx.deps, ctx.principal, callback_id, ACTIONS[action], command(ctx, action, form))
+    await service.act(
+        ctx.deps,
+        ctx.principal,
+        callback_id,
+        ACTIONS[action],
+        command(ctx, action, form),
+        idempotency_key(form),
+    )
 
 
 async def bulk(ctx: Ctx, action: str, ids: list[uuid.UUID], form: Mapping[str, list[str]]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ proof is a double-submit token in a short-lived cookie.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -35,7 +36,7 @@ from console.session import (
     LOGIN_FORM_SECONDS,
     SESSION_COOKIE,
 )
-from store import api_keys
+from store import api_keys, console_sessions
 from store.db import transaction
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -74,7 +75,10 @@ async def login(request: Request, deps: Annotated[Deps, Depends(get_deps)]) -> R
         return again(t("login.bad_key"), 401)
     if Role(record.role) not in WORKERS:
         return again(t("login.wrong_role", role=record.role), 403)
-    cookie, _ = state.signer.issue(record.id, state.settings.console_session_hours * 3600)
+    cookie, opened = state.signer.issue(record.id, state.settings.console_session_hours * 3600)
+    async with transaction(deps.sessions) as session:
+        expires = datetime.fromtimestamp(opened.expires, UTC)
+        await console_sessions.open_session(session, opened.nonce, record.id, expires)
     response = RedirectResponse(target, status_code=303)
     for path in (COOKIE_PATH, CODEC_COOKIE_PATH):  # the codec server reads the same session
         set_cookie(
@@ -92,7 +96,10 @@ async def login(request: Request, deps: Annotated[Deps, Depends(get_deps)]) -> R
 
 @router.post("/logout")
 async def logout(ctx: Console) -> Response:
+    """Ends the session on the server too: a copy of the cookie opens nothing afterwards."""
     await checked_form(ctx)
+    async with transaction(ctx.deps.sessions) as session:
+        await console_sessions.end_session(session, ctx.session.nonce, service.now())
     response = RedirectResponse("/console/login", status_code=303)
     for path in (COOKIE_PATH, CODEC_COOKIE_PATH):
         response.delete_cookie(SESSION_COOKIE, path=path)

@@ -24,7 +24,7 @@ from config import Settings
 from console.badge import PendingBadge
 from console.i18n import pick_language, relative, translator
 from console.session import CSRF_FIELD, CSRF_HEADER, LANGUAGE_COOKIE, SESSION_COOKIE, ConsoleSession, Signer
-from store import api_keys, tenant_lookups
+from store import api_keys, console_sessions, tenant_lookups
 
 
 class SignInRequired(Exception):
@@ -108,6 +108,8 @@ async def signed_in(request: Request, deps: Annotated[Deps, Depends(get_deps)]) 
         record = await api_keys.get_active(db, session.key_id)
         if record is None or not record.staff_active:
             raise SignInRequired
+        if not await console_sessions.is_live(db, session.nonce, session.key_id, service.now()):
+            raise SignInRequired  # signed out (anywhere), or a cookie of a session never opened here
         principal = principal_of(record)
         if principal.role not in WORKERS:
             raise SignInRequired

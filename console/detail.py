@@ -45,7 +45,9 @@ async def _detail_page(
     ctx: Ctx, callback_id: uuid.UUID, *, status: int = 200, error: str | None = None, done: str | None = None
 ) -> Response:
     try:
-        found = await service.detail(ctx.deps, ctx.principal, callback_id, include_deleted=True)
+        found = await service.detail(
+            ctx.deps, ctx.principal, callback_id, include_deleted=service.may_read_deleted(ctx.principal)
+        )
     except ApiProblem as problem:
         if problem.status != 404:
             raise
@@ -90,6 +92,7 @@ async def _detail_page(
         priorities=list(Priority),
         outcomes=list(AttemptOutcome),
         temporal_url=temporal_link(ctx.state.settings, found["workflow_id"]),
+        submission=actions.new_nonce(),
         error=error,
         done=done,
     )
@@ -104,7 +107,9 @@ async def detail(ctx: Console, callback_id: uuid.UUID, done: str | None = None) 
 async def slots(ctx: Console, callback_id: uuid.UUID) -> Response:
     """Loaded after the page: Cal.com may be slow or down, and the rest of the page must not wait for it."""
     try:
-        row = await service.load(ctx.deps, ctx.principal, callback_id, include_deleted=True)
+        row = await service.load(
+            ctx.deps, ctx.principal, callback_id, include_deleted=service.may_read_deleted(ctx.principal)
+        )
     except ApiProblem:
         return render(ctx, ctx.request, "_slots.html", slots=[], message=ctx.t("error.not_found"))
     stored = row.get("suggested_slots") or []

@@ -17,6 +17,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from api import callback_service as service
 from api import schemas
 from api.problems import ApiProblem
 from console import actions
@@ -156,6 +157,9 @@ class QueueQuery:
 
 async def _queue_values(ctx: Ctx, query: QueueQuery) -> dict[str, Any]:
     size = ctx.state.settings.console_page_size
+    trash_allowed = service.may_read_deleted(ctx.principal)
+    if not trash_allowed:
+        query = replace(query, trashed="")  # deleted callbacks are for admins only
     async with ctx.deps.sessions() as session:
         found = await queries.list_callbacks(
             session,
@@ -173,6 +177,7 @@ async def _queue_values(ctx: Ctx, query: QueueQuery) -> dict[str, Any]:
         "pages": pages,
         "sortable": SORTABLE,
         "rows_url": query.url("/console/queue/rows"),
+        "trash_allowed": trash_allowed,
     }
 
 

@@ -2,7 +2,9 @@
 
 The cookie never carries the API key itself, only its id, an expiry and a random nonce, signed with
 HMAC-SHA256, so a stolen cookie is worth one session and not a long-lived credential. The key is re-read
-on every request: revoking it (`callbacks keys revoke`) ends its console sessions at once.
+on every request: revoking it (`callbacks keys revoke`) ends its console sessions at once. The nonce is also
+the session's id on the server (`console_sessions`, store/console_sessions.py): signing out deletes that row,
+so the session ends everywhere, not only in the browser that dropped its cookie.
 
 CSRF: every session has a token derived from its nonce (HMAC again, so nothing is stored server-side);
 every POST must carry it as a form field or an `X-CSRF-Token` header. The sign-in form, which has no
@@ -40,6 +42,12 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _same(given: str | None, expected: str) -> bool:
+    """Constant-time comparison of text a client sent (any characters at all: `hmac.compare_digest`
+    refuses non-ASCII `str` with a TypeError, which would answer 500) with text we made."""
+    return given is not None and hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
+
+
 @dataclass(frozen=True)
 class ConsoleSession:
     key_id: int
@@ -58,7 +66,7 @@ class Signer:
         return self._mac(purpose, payload)
 
     def verify(self, purpose: str, payload: str, mac: str) -> bool:
-        return hmac.compare_digest(mac, self._mac(purpose, payload))
+        return _same(mac, self._mac(purpose, payload))
 
     def issue(self, key_id: int, lifetime_seconds: float) -> tuple[str, ConsoleSession]:
         session = ConsoleSession(key_id, int(time.time() + lifetime_seconds), secrets.token_urlsafe(16))
@@ -67,10 +75,10 @@ class Signer:
 
     def read(self, cookie: str | None) -> ConsoleSession | None:
         """The session of a cookie this process signed and that has not expired; None for anything else."""
-        if not cookie or cookie.count(".") != 1 or len(cookie) > 512:
+        if not cookie or not cookie.isascii() or cookie.count(".") != 1 or len(cookie) > 512:
             return None
         payload, mac = cookie.split(".")
-        if not hmac.compare_digest(mac, self._mac("session", payload)):
+        if not _same(mac, self._mac("session", payload)):
             return None
         try:
             data = json.loads(_unb64(payload))
@@ -85,7 +93,7 @@ class Signer:
         return self._mac("csrf", session.nonce)
 
     def csrf_ok(self, session: ConsoleSession, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(str(token), self.csrf_token(session))
+        return bool(token) and _same(token, self.csrf_token(session))
 
     def login_token(self) -> str:
         """A fresh token for the sign-in form: sent both as a cookie and as a hidden field."""
@@ -93,10 +101,12 @@ class Signer:
         return f"{nonce}.{self._mac('login', nonce)}"
 
     def login_ok(self, cookie: str | None, field: str | None) -> bool:
-        if not cookie or not field or not hmac.compare_digest(cookie, field) or cookie.count(".") != 1:
+        if not cookie or not field or not cookie.isascii() or not _same(field, cookie):
+            return False
+        if cookie.count(".") != 1:
             return False
         nonce, mac = cookie.split(".")
-        if not hmac.compare_digest(mac, self._mac("login", nonce)):
+        if not _same(mac, self._mac("login", nonce)):
             return False
         issued = nonce.split("-", 1)[0]
         return issued.isdigit() and time.time() - int(issued) < LOGIN_FORM_SECONDS

@@ -264,6 +264,8 @@ class StaffCommand(Frozen):
 
 class Assign(StaffCommand):
     staff_id: UUID
+    # "Take it": only while nobody else holds the callback (two clicks at once: one wins, one is refused).
+    if_unassigned: bool = False
 
 
 class MarkContacted(StaffCommand):
@@ -360,6 +362,9 @@ class Transition(Frozen):
     state: CallbackState
     events: list[CallbackEvent]
     escalation: Escalation | None = None
+    # A staff member the rules picked: the write claims a place within their `max_open_callbacks`, or
+    # fails with `CapacityFull` when concurrent writes took the last one first.
+    claim: UUID | None = None
 
 
 class CallbackWorkflowInput(Frozen):

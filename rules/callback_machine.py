@@ -8,7 +8,7 @@ same state from the same inputs (no clock, no randomness: `now` and the staff ar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,13 +37,17 @@ from models.callbacks import (
     StaffCommand,
 )
 from rules import staffing
-from rules.assignment import choose_assignee, choose_escalation_target, should_auto_assign
+from rules.assignment import choose_escalation_target, should_auto_assign
 from rules.dial_window import callable_status, deadline_after_dial_window, parse_preferred
 from rules.sla import Deadline, DueKind, sla_deadline
 
 
 class StaffRefused(ValueError):
     """The chosen staff member cannot take the callback (the API answers 422 on `staff_id`)."""
+
+
+class AlreadyTaken(ValueError):
+    """ "Take it" (`Assign.if_unassigned`) on a callback someone else holds (the API answers 409)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class Step:
         self.escalation: Escalation | None = None
         if state.dial_window is not None:
             self.state.callable_now, self.state.next_callable_at = callable_status(state.dial_window, now)
+        # The staff member the rules picked, whose capacity the write must claim (see `Transition.claim`).
+        self.claim: UUID | None = None
 
     def emit(self, event_type: str, **payload: Any) -> None:
         self.state.event_count += 1
@@ -149,9 +155,16 @@ def status_after_assignment(status: CallbackStatus) -> CallbackStatus:
 # --- the steps the engine takes on its own --------------------------------------------------------
 
 
-def open_callback(callback_id: UUID, request: NewCallback, prepared: PreparedCallback, now: datetime) -> Step:
+def open_callback(
+    callback_id: UUID,
+    request: NewCallback,
+    prepared: PreparedCallback,
+    now: datetime,
+    full: Collection[UUID] = (),
+) -> Step:
     """The first step: the SLA deadline, and an assignee where the rules auto-assign (or, with nobody on
-    shift, the moment to choose one)."""
+    shift, the moment to choose one). `full`: staff whose capacity turned out taken when the step was
+    written (concurrent creations): pick among the others; the one picked is claimed by the write."""
     blank = CallbackState(
         id=callback_id,
         request=request,
@@ -169,7 +182,9 @@ def open_callback(callback_id: UUID, request: NewCallback, prepared: PreparedCal
     if moved_from is not None:
         step.emit_deadline_moved(moved_from)
     if should_auto_assign(request.priority, prepared.settings.auto_assign):
-        staffing.choose_or_wait(step, prepared.candidates, reason="assignment")
+        candidates = [c for c in prepared.candidates if c.id not in full]
+        staffing.choose_or_wait(step, candidates, reason="assignment")
+        step.claim = step.state.assigned_to
     return step
 
 
@@ -282,6 +297,16 @@ def attempts_exhausted(attempt_number: int, state: CallbackState) -> bool:
     return attempt_number % state.settings.max_contact_attempts == 0
 
 
+def no_guard(state: CallbackState, command: StaffCommand) -> None:
+    return None
+
+
+def assign_guard(state: CallbackState, command: Assign) -> None:
+    """ "Take it" is refused once someone else holds the callback (taking one's own again is fine)."""
+    if command.if_unassigned and state.assigned_to not in (None, command.staff_id):
+        raise AlreadyTaken(f"cannot take the callback: it is already assigned to {state.assigned_to}")
+
+
 def assign(step: Step, command: Assign, staff: Sequence[StaffCandidate]) -> None:
     candidate = next((c for c in staff if c.id == command.staff_id), None)
     if candidate is None or not candidate.active:
@@ -348,51 +373,3 @@ def change_priority(step: Step, command: ChangePriority, staff: Sequence[StaffCa
     )
     if moved_from is not None:
         step.emit_deadline_moved(moved_from)
-
-
-# --- the assignee left (their staff record was deactivated) -----------------------------------------
-
-
-def assignee_left_applies(state: CallbackState, staff_id: UUID) -> bool:
-    """Whether `staff_id` leaving concerns this callback: it is still open and it is theirs."""
-    return not state.status.is_terminal and state.assigned_to == staff_id
-
-
-def staff_for_assignee_left(state: CallbackState, staff_id: UUID) -> StaffNeeded | None:
-    return StaffNeeded() if assignee_left_applies(state, staff_id) else None
-
-
-def assignee_left(
-    state: CallbackState,
-    staff_id: UUID,
-    now: datetime,
-    staff: Sequence[StaffCandidate],
-    *,
-    actor: str = "system",
-) -> Step | None:
-    """The assignee was deactivated: the callback goes to whoever the assignment rules pick among the
-    others (preferred staff, then staff linked to the service, then the least loaded of the branch).
-    When nobody else can take it, it waits unassigned: an assigned callback is pending again, a contacted
-    one keeps its progress. None when the callback is not (or no longer) theirs: nothing to do."""
-    if not assignee_left_applies(state, staff_id):
-        return None
-    others = [candidate for candidate in staff if candidate.id != staff_id]
-    target = choose_assignee(
-        others, branch_id=state.request.branch_id, preferred=state.request.preferred_staff_id
-    )
-    step = Step(state, actor=actor, now=now)
-    step.emit(
-        "reassigned",
-        reason="staff_deactivated",
-        previous_staff_id=str(staff_id),
-        staff_id=str(target) if target is not None else None,
-    )
-    if target is not None:
-        step.assign_to(target)
-    else:
-        step.state.previous_assignees.append(staff_id)
-        step.state.assigned_to = None
-        step.state.assigned_at = None
-        if step.state.status == CallbackStatus.ASSIGNED:
-            step.state.status = CallbackStatus.PENDING
-    return step

@@ -56,12 +56,16 @@ class StaffActionSpec(Generic[C]):
     summary: str
     # The staff candidates the effect needs loaded first (None: none), decided before the effect runs.
     staff: Callable[[CallbackState, C], StaffNeeded | None] = machine.no_staff
+    # What the command itself requires of the state beyond `allowed_from` (raises AlreadyTaken); checked
+    # by the Update's validator and again, under the workflow's lock, when the action is applied.
+    guard: Callable[[CallbackState, C], None] = machine.no_guard
 
     def allows(self, status: CallbackStatus) -> bool:
         return status in self.allowed_from
 
     def apply(self, state: CallbackState, command: C, now: datetime, staff: Sequence[StaffCandidate]) -> Step:
         """The action as a step on a copy of `state` (the caller persists it, then makes it current)."""
+        self.guard(state, command)
         step = Step(state, actor=command.actor, now=now)
         self.effect(step, command, staff)
         return step
@@ -76,6 +80,7 @@ STAFF_ACTIONS: Mapping[StaffAction, StaffActionSpec[Any]] = {
             allowed_from=OPEN,
             effect=machine.assign,
             staff=machine.staff_to_assign,
+            guard=machine.assign_guard,
             path="assign",
             verb="assign",
             summary="Assign the callback to a staff member (a staff key: to itself by default).",

@@ -7,14 +7,20 @@ second callback.
 A callback's workflow id is `c<company>.callback-<id>` (models/callbacks.py), so the payload codec
 encrypts it with the company's key. Callbacks started before that run as `callback-<id>`: every method
 after creation takes the workflow id, which the caller reads from the callback's row (`workflow_id`) or
-from a state (`state.workflow_id`).
+from a state (`state.workflow_id`). A staff action given an idempotency key runs as an Update whose
+id derives from it, so a retried action is applied once (Temporal answers a repeated Update id with the
+stored outcome, also once the workflow has finished). Every call has the client's deadline
+(starter/deadlines.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import Awaitable
 from datetime import timedelta
+from typing import TypeVar
 from uuid import UUID
 
 from temporalio.client import (
@@ -41,12 +47,15 @@ from models.callbacks import (
 )
 from rules.staff_actions import spec_of
 from rules.transitions import TransitionRefused, check_allowed
+from starter.deadlines import bounded, rpc_timeout
 from workflows.callback import CallbackWorkflow
 
 # Idempotency keys map to callback ids inside this namespace (uuid5), per company.
 IDEMPOTENCY_NAMESPACE = UUID("5f0c6d2e-7d0b-4c43-9a59-6a3c1b2d9e10")
 
-__all__ = ["CallbackClient", "CallbackError", "StaffCommand", "callback_id_for"]
+__all__ = ["CallbackClient", "CallbackError", "StaffCommand", "callback_id_for", "update_id_for"]
+
+T = TypeVar("T")
 
 
 class CallbackError(Exception):
@@ -75,6 +84,19 @@ def _workflow_not_ready(err: RPCError) -> bool:
     return any(detail.type_url.endswith("WorkflowNotReadyFailure") for detail in err.grpc_status.details)
 
 
+STOPPED_HOW = {
+    "TERMINATED": "was terminated",
+    "CANCELED": "was cancelled",
+    "TIMED_OUT": "timed out",
+    "FAILED": "failed",
+}
+
+
+def update_id_for(action: str, idempotency_key: str) -> str:
+    """The Update id of a staff action sent with `idempotency_key`: the same key and action, the same id."""
+    return f"{action}-{uuid.uuid5(IDEMPOTENCY_NAMESPACE, f'{action}:{idempotency_key}')}"
+
+
 def _refusal(err: WorkflowUpdateFailedError) -> CallbackError:
     cause = err.cause
     if isinstance(cause, ApplicationError):
@@ -83,9 +105,14 @@ def _refusal(err: WorkflowUpdateFailedError) -> CallbackError:
 
 
 class CallbackClient:
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(self, client: Client, task_queue: str, timeout: float | None = None) -> None:
+        """`timeout`: the deadline of each call in seconds (None: wait as long as the connection does)."""
         self._client = client
         self._task_queue = task_queue
+        self._timeout = timeout
+
+    async def _bounded(self, call: Awaitable[T]) -> T:
+        return await bounded(self._client, self._timeout, call)
 
     @property
     def temporal(self) -> Client:
@@ -95,11 +122,21 @@ class CallbackClient:
         return self._client.get_workflow_handle_for(CallbackWorkflow.run, workflow_id)
 
     async def create(
-        self, request: NewCallback, idempotency_key: str | None = None, *, workflow_id: str | None = None
+        self,
+        request: NewCallback,
+        idempotency_key: str | None = None,
+        *,
+        workflow_id: str | None = None,
+        stored: bool = False,
     ) -> CreatedCallback:
         """Start the callback's workflow and return it once stored; the same key returns the same callback.
         `workflow_id`: the stored workflow of the key's callback when it already has a row (a retry of a
-        callback started before tenant workflow ids lands on its `callback-<id>` workflow)."""
+        callback started before tenant workflow ids lands on its `callback-<id>` workflow).
+
+        `stored`: the caller found the key's callback row already written. Its workflow is then never
+        started again: a fresh run would begin at version 0 beneath the stored row (its writes skipped,
+        its events dropped). If that workflow no longer runs although the callback is open (an operator
+        terminated it), the call is refused with `CallbackStopped`, which says how to restore it."""
         callback_id = callback_id_for(request.company_id, idempotency_key)
         workflow_id = workflow_id or callback_workflow_id(request.company_id, callback_id)
         token = uuid.uuid4().hex
@@ -109,8 +146,13 @@ class CallbackClient:
             id=workflow_id,
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            # A finished callback is never started again for the same key; a failed creation may be.
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            # A finished callback is never started again for the same key; a failed creation may be (it
+            # stored nothing), a stored callback whose workflow was stopped may not.
+            id_reuse_policy=(
+                WorkflowIDReusePolicy.REJECT_DUPLICATE
+                if stored
+                else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+            ),
             search_attributes=search_attributes.initial(
                 request.company_id, request.branch_id, request.priority.value
             ),
@@ -121,8 +163,13 @@ class CallbackClient:
             task_timeout=timedelta(seconds=10),
         )
         try:
-            return await self._client.execute_update_with_start_workflow(
-                CallbackWorkflow.created, token, start_workflow_operation=operation
+            return await self._bounded(
+                self._client.execute_update_with_start_workflow(
+                    CallbackWorkflow.created,
+                    token,
+                    start_workflow_operation=operation,
+                    rpc_timeout=rpc_timeout(self._timeout),
+                )
             )
         except WorkflowUpdateFailedError as err:
             raise _refusal(err) from err
@@ -133,17 +180,23 @@ class CallbackClient:
             state = await self._final_state(workflow_id)
             if state is None:
                 raise
+            if not state.status.is_terminal:
+                raise await self._stopped(workflow_id, state) from err
             return CreatedCallback(state=state, created=False)
 
-    async def act(self, workflow_id: str, command: StaffCommand) -> CallbackState:
+    async def act(
+        self, workflow_id: str, command: StaffCommand, idempotency_key: str | None = None
+    ) -> CallbackState:
         """Run one staff action as an Update: returns the new state once it is in PostgreSQL.
 
         The command says which action it is (`Assign(...)` is the Update `assign`, rules/staff_actions.py),
-        so a new action needs nothing new here.
+        so a new action needs nothing new here. With `idempotency_key` the Update's id derives from it: a
+        retry gets the first call's outcome and changes nothing.
         """
         action = spec_of(command).action
+        update_id = update_id_for(action.value, idempotency_key) if idempotency_key else None
         try:
-            return await self._update(workflow_id, action.value, command)
+            return await self._update(workflow_id, action.value, command, update_id)
         except WorkflowUpdateFailedError as err:
             raise _refusal(err) from err
         except RPCError as err:
@@ -157,7 +210,24 @@ class CallbackClient:
                 check_allowed(action, finished.status)
             except TransitionRefused as refused:
                 raise CallbackError(str(refused), "TransitionRefused") from err
-            raise
+            raise await self._stopped(workflow_id, finished) from err
+
+    async def _stopped(self, workflow_id: str, state: CallbackState) -> CallbackError:
+        """The refusal for an open callback whose workflow no longer runs (terminated by an operator, or
+        failed): nothing drives it, and starting it over would lose its history, so say how to restore it."""
+        how = "was stopped"
+        with contextlib.suppress(RPCError):
+            described = await self._bounded(
+                self.handle(workflow_id).describe(rpc_timeout=rpc_timeout(self._timeout))
+            )
+            if described.status is not None:
+                how = STOPPED_HOW.get(described.status.name, how)
+        return CallbackError(
+            f"callback {state.id} is {state.status.value}, but its workflow {how} and no longer runs; "
+            f"an operator can restore it with `temporal workflow reset --workflow-id {workflow_id} "
+            "--type LastWorkflowTask --reason restore` (it carries on where it stopped), or delete it",
+            "CallbackStopped",
+        )
 
     async def _final_state(self, workflow_id: str) -> CallbackState | None:
         try:
@@ -175,13 +245,22 @@ class CallbackClient:
         except WorkflowUpdateFailedError as err:
             raise _refusal(err) from err
 
-    async def _update(self, workflow_id: str, name: str, argument: object) -> CallbackState:
-        """Execute an Update; one the server turns away because the workflow's task failed just then
-        (e.g. it raced a new event: UnhandledCommand) was never admitted and is sent again."""
+    async def _update(
+        self, workflow_id: str, name: str, argument: object, update_id: str | None = None
+    ) -> CallbackState:
+        """Execute an Update within the client's deadline; one the server turns away because the
+        workflow's task failed just then (e.g. it raced a new event: UnhandledCommand) was never admitted
+        and is sent again."""
         for attempt in range(NOT_READY_RETRIES + 1):
             try:
-                state: CallbackState = await self.handle(workflow_id).execute_update(
-                    name, argument, result_type=CallbackState
+                state: CallbackState = await self._bounded(
+                    self.handle(workflow_id).execute_update(
+                        name,
+                        argument,
+                        id=update_id,
+                        result_type=CallbackState,
+                        rpc_timeout=rpc_timeout(self._timeout),
+                    )
                 )
                 return state
             except RPCError as err:
@@ -192,14 +271,22 @@ class CallbackClient:
 
     async def send(self, workflow_id: str, command: StaffCommand) -> None:
         """The same action as a Signal: fire and forget (a refusal is only logged by the workflow)."""
-        await self.handle(workflow_id).signal(spec_of(command).action.value, command)
+        await self._bounded(
+            self.handle(workflow_id).signal(
+                spec_of(command).action.value, command, rpc_timeout=rpc_timeout(self._timeout)
+            )
+        )
 
     async def staff_deactivated(self, workflow_id: str, staff_id: UUID, actor: str = "system") -> bool:
         """Tell the callback's workflow that `staff_id` left (Signal `staff_deactivated`): if the callback
         is open and theirs, the workflow reassigns it. False when the workflow has already finished."""
         try:
-            await self.handle(workflow_id).signal(
-                CallbackWorkflow.staff_deactivated, StaffDeactivated(staff_id=staff_id, actor=actor)
+            await self._bounded(
+                self.handle(workflow_id).signal(
+                    CallbackWorkflow.staff_deactivated,
+                    StaffDeactivated(staff_id=staff_id, actor=actor),
+                    rpc_timeout=rpc_timeout(self._timeout),
+                )
             )
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
@@ -208,4 +295,6 @@ class CallbackClient:
         return True
 
     async def state(self, workflow_id: str) -> CallbackState | None:
-        return await self.handle(workflow_id).query(CallbackWorkflow.state)
+        return await self._bounded(
+            self.handle(workflow_id).query(CallbackWorkflow.state, rpc_timeout=rpc_timeout(self._timeout))
+        )

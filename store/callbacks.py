@@ -203,6 +203,26 @@ async def load_candidates(
     ]
 
 
+async def claim_capacity(session: AsyncSession, staff_id: UUID, callback_id: UUID) -> bool:
+    """Whether `staff_id` can take `callback_id` without going over their `max_open_callbacks`, decided
+    under a lock on their row held until the caller's transaction ends: concurrent claims for one staff
+    member queue here, and each counts the callbacks the ones before it committed."""
+    limit = await session.scalar(
+        select(Staff.max_open_callbacks).where(Staff.id == staff_id).with_for_update(key_share=True)
+    )
+    if limit is None:
+        return True  # no cap (or no such staff: the write's foreign key tells)
+    taken = await session.scalar(
+        select(func.count()).where(
+            CallbackRequest.assigned_to == staff_id,
+            CallbackRequest.status.in_(OPEN_WORK),
+            CallbackRequest.deleted_at.is_(None),
+            CallbackRequest.id != callback_id,
+        )
+    )
+    return int(taken or 0) < limit
+
+
 async def service_is_bookable(session: AsyncSession, service_id: int) -> bool:
     """Whether the service has a Cal.com event type (only then are free slots worth looking up)."""
     event_type = await session.scalar(select(Service.calcom_event_type_id).where(Service.id == service_id))

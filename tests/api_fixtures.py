@@ -94,7 +94,7 @@ async def running_api(
     ):
         extra = {"clock": finder_clock} if finder_clock else {}
         finder = SlotFinder(calcom, _no_resolver, cache=TTLCache[list[Slot]](45.0), **extra)
-        callbacks = CallbackClient(client, task_queue)
+        callbacks = CallbackClient(client, task_queue, timeout=settings.api_temporal_timeout_seconds)
         deps = Deps.build(settings, sessions, callbacks, finder)
         env = ApiEnv(create_app(settings, deps), deps, sessions, callbacks)
         try:

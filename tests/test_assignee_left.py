@@ -16,6 +16,7 @@ from models.callbacks import (
     Priority,
     StaffCandidate,
 )
+from rules import assignee_left
 from rules import callback_machine as machine
 from tests.test_callback_machine import ANNA, BERT, BRANCH, CARLA, SETTINGS, T0, act, event_types, staff
 
@@ -41,8 +42,8 @@ def test_goes_to_the_least_loaded_colleague_and_says_why() -> None:
     state = assigned_to_anna()
     # Anna is inactive by now (the API deactivates before it signals); Bert is busier than Carla.
     candidates = [*staff(ANNA, active=False), *staff(BERT, CARLA, loads=[3, 1])]
-    assert machine.staff_for_assignee_left(state, ANNA) is not None
-    step = machine.assignee_left(state, ANNA, LATER, candidates, actor="admin-key:abcd")
+    assert assignee_left.staff_for_assignee_left(state, ANNA) is not None
+    step = assignee_left.assignee_left(state, ANNA, LATER, candidates, actor="admin-key:abcd")
     assert step is not None
     assert step.state.assigned_to == CARLA
     assert step.state.status is CallbackStatus.ASSIGNED
@@ -66,7 +67,7 @@ def test_prefers_staff_linked_to_the_service_and_never_the_leaver() -> None:
         StaffCandidate(id=BERT, branch_id=BRANCH, linked_to_service=True, open_callbacks=5),
         StaffCandidate(id=CARLA, branch_id=BRANCH, open_callbacks=0),
     ]
-    step = machine.assignee_left(state, ANNA, LATER, candidates)
+    step = assignee_left.assignee_left(state, ANNA, LATER, candidates)
     assert step is not None
     assert step.state.assigned_to == BERT
 
@@ -75,7 +76,7 @@ def test_nobody_else_leaves_it_pending() -> None:
     state = assigned_to_anna()
     full = StaffCandidate(id=BERT, branch_id=BRANCH, open_callbacks=2, max_open_callbacks=2)
     other_branch = StaffCandidate(id=CARLA, branch_id=BRANCH + 1)
-    step = machine.assignee_left(state, ANNA, LATER, [*staff(ANNA, active=False), full, other_branch])
+    step = assignee_left.assignee_left(state, ANNA, LATER, [*staff(ANNA, active=False), full, other_branch])
     assert step is not None
     assert step.state.status is CallbackStatus.PENDING
     assert step.state.assigned_to is None
@@ -89,11 +90,11 @@ def test_nobody_else_leaves_it_pending() -> None:
 
 def test_a_contacted_callback_keeps_its_progress() -> None:
     contacted = act(assigned_to_anna(), MarkContacted()).state
-    alone = machine.assignee_left(contacted, ANNA, LATER, staff(ANNA, active=False))
+    alone = assignee_left.assignee_left(contacted, ANNA, LATER, staff(ANNA, active=False))
     assert alone is not None
     assert alone.state.status is CallbackStatus.CONTACTED
     assert alone.state.assigned_to is None
-    handed = machine.assignee_left(contacted, ANNA, LATER, staff(BERT))
+    handed = assignee_left.assignee_left(contacted, ANNA, LATER, staff(BERT))
     assert handed is not None
     assert handed.state.status is CallbackStatus.CONTACTED
     assert handed.state.assigned_to == BERT
@@ -101,16 +102,16 @@ def test_a_contacted_callback_keeps_its_progress() -> None:
 
 def test_nothing_to_do_when_it_is_not_theirs_or_no_longer_open() -> None:
     state = assigned_to_anna()
-    assert machine.assignee_left(state, BERT, LATER, staff(CARLA)) is None
-    assert machine.staff_for_assignee_left(state, BERT) is None
+    assert assignee_left.assignee_left(state, BERT, LATER, staff(CARLA)) is None
+    assert assignee_left.staff_for_assignee_left(state, BERT) is None
     cancelled = act(state, Cancel(reason="x")).state
-    assert machine.assignee_left(cancelled, ANNA, LATER, staff(BERT)) is None
-    assert machine.staff_for_assignee_left(cancelled, ANNA) is None
+    assert assignee_left.assignee_left(cancelled, ANNA, LATER, staff(BERT)) is None
+    assert assignee_left.staff_for_assignee_left(cancelled, ANNA) is None
 
 
 def test_the_preferred_staff_member_wins_when_active() -> None:
     state = assigned_to_anna(preferred=ANNA)
     # Anna was preferred and leaves; the next choice follows the rules among the others.
-    step = machine.assignee_left(state, ANNA, LATER, [*staff(ANNA, active=False), *staff(BERT, CARLA)])
+    step = assignee_left.assignee_left(state, ANNA, LATER, [*staff(ANNA, active=False), *staff(BERT, CARLA)])
     assert step is not None
     assert step.state.assigned_to == BERT  # equal loads: the lowest id

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
-from temporalio.service import TLSConfig
+from temporalio.service import RetryConfig, TLSConfig
 
 from activities.calcom import store_resolver
 from api.deps import Deps
@@ -30,6 +30,7 @@ from codec.keys import CodecSettings, KeyConfigError, KeyRing, load_keyring
 from config import LOCAL_TEMPORAL_ADDRESS, Settings, database_url_of
 from models.calcom import Slot
 from starter.client import CallbackClient
+from starter.deadlines import api_retry_config
 from store.db import create_engine, session_factory
 from store.notification_settings import NotificationSettings, NotificationSettingsCache
 from store.policies import PolicyCache, PolicyResolver
@@ -82,14 +83,18 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     )
 
 
-async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
-    """`runtime`: the process's Temporal runtime when its SDK metrics are exported (telemetry/runtime.py)."""
+async def connect(
+    settings: Settings, runtime: Runtime | None = None, retry_config: RetryConfig | None = None
+) -> Client:
+    """`runtime`: the process's Temporal runtime when its SDK metrics are exported (telemetry/runtime.py);
+    `retry_config`: how the SDK retries failed calls on its own (None: its defaults)."""
     return await Client.connect(
         settings.temporal_address or LOCAL_TEMPORAL_ADDRESS,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
         tls=tls_config(settings),
         runtime=runtime,
+        retry_config=retry_config,
     )
 
 
@@ -118,6 +123,7 @@ async def open_services(
     database_url: str | None = None,
     temporal: Client | None = None,
     export_sdk_metrics: bool = True,
+    retry_config: RetryConfig | None = None,
 ) -> AsyncIterator[Services]:
     """Build the engine's shared parts; `database_url` / `temporal` override the settings (tests, dev
     stack). With `export_sdk_metrics` the Temporal client runs on a runtime whose metrics `/metrics` merges
@@ -143,7 +149,9 @@ async def open_services(
             chunk_days=settings.calcom_search_chunk_days,
         )
         sdk = sdk_metrics() if temporal is None and export_sdk_metrics else None
-        client = temporal or await connect(settings, runtime=sdk.runtime if sdk else None)
+        client = temporal or await connect(
+            settings, runtime=sdk.runtime if sdk else None, retry_config=retry_config
+        )
         yield Services(
             settings=settings,
             database_url=url,
@@ -164,7 +172,11 @@ def api_deps(services: Services) -> Deps:
     return Deps.build(
         services.settings,
         services.sessions,
-        CallbackClient(services.temporal, services.settings.task_queue),
+        CallbackClient(
+            services.temporal,
+            services.settings.task_queue,
+            timeout=services.settings.api_temporal_timeout_seconds,
+        ),
         services.slots,
         policies=services.policies,
         sdk_metrics_url=services.sdk.url if services.sdk else None,
@@ -174,6 +186,9 @@ def api_deps(services: Services) -> Deps:
 
 @contextlib.asynccontextmanager
 async def open_api_deps(settings: Settings) -> AsyncIterator[Deps]:
-    """What an API process opens at startup (the app's lifespan) and closes at shutdown."""
-    async with open_services(settings) as services:
+    """What an API process opens at startup (the app's lifespan) and closes at shutdown. Its Temporal
+    client gives up retrying on its own well within the API's deadline, so that a refusal (too many
+    Updates in flight) reaches the caller as a 429 and not as a timeout."""
+    retries = api_retry_config(settings.api_temporal_timeout_seconds)
+    async with open_services(settings, retry_config=retries) as services:
         yield api_deps(services)

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -40,9 +41,9 @@ with workflow.unsafe.imports_passed_through():
         StaffDeactivated,
         Transition,
     )
+    from rules import assignee_left, dead_references, personal_data
     from rules import callback_machine as machine
-    from rules import dead_references, personal_data
-    from rules.callback_machine import StaffNeeded, StaffRefused, Step
+    from rules.callback_machine import AlreadyTaken, StaffNeeded, StaffRefused, Step
     from rules.shifts import ignoring_shifts, without_calendars
     from rules.sla import Deadline, next_deadline
     from rules.staff_actions import StaffActionSpec
@@ -138,9 +139,20 @@ class CallbackWorkflow:
         )
         prepared = prepared if workflow.patched(CALENDARS_PATCH) else without_calendars(prepared)
         self._bookable = prepared.bookable
-        await self._commit(
-            machine.open_callback(params.callback_id, params.request, prepared, workflow.now())
-        )
+        # Whom the rules pick is claimed in the write (its capacity re-checked under a lock): when
+        # concurrent creations took the last place first, pick again among the others.
+        now, full = workflow.now(), list[UUID]()
+        while True:
+            try:
+                await self._commit(
+                    machine.open_callback(params.callback_id, params.request, prepared, now, full)
+                )
+                return
+            except (ActivityError, ApplicationError) as err:
+                taken = _capacity_full(err)
+                if taken is None or taken in full:
+                    raise
+                full.append(taken)
 
     async def _on_deadline(self, deadline: Deadline) -> None:
         now = workflow.now()  # shifts are read at the deadline itself, even if the timer fired a hair early
@@ -164,7 +176,9 @@ class CallbackWorkflow:
             try:
                 await workflow.execute_local_activity(
                     names.PERSIST_TRANSITION,
-                    Transition(state=step.state, events=step.events, escalation=step.escalation),
+                    Transition(
+                        state=step.state, events=step.events, escalation=step.escalation, claim=step.claim
+                    ),
                     start_to_close_timeout=DB_TIMEOUT,
                     retry_policy=DB_RETRY,
                 )
@@ -250,13 +264,16 @@ class CallbackWorkflow:
                 step = spec.apply(self._current, command, now, staff)
             except StaffRefused as refused:
                 raise ApplicationError(str(refused), type="InvalidStaff", non_retryable=True) from None
+            except AlreadyTaken as taken:
+                raise ApplicationError(str(taken), type="AlreadyTaken", non_retryable=True) from None
             await self._commit(step)
             return self._current
 
-    def _validate(self, spec: StaffActionSpec[Any]) -> None:
+    def _validate(self, spec: StaffActionSpec[Any], command: StaffCommand) -> None:
         """Update validators refuse early (nothing is written to history); the handler re-checks."""
         if self._state is not None:
             check_allowed(spec.action, self._state.status)
+            spec.guard(self._state, command)
 
     async def _from_signal(self, spec: StaffActionSpec[Any], command: StaffCommand) -> None:
         """A signal cannot answer, so a refused one is logged and the workflow carries on."""
@@ -272,7 +289,7 @@ class CallbackWorkflow:
         description="The staff member was deactivated: hand their callback to someone else.",
     )
     async def staff_deactivated(self, signal: StaffDeactivated) -> None:
-        """Reassign (rules/callback_machine.py `assignee_left`) if the callback is open and still theirs;
+        """Reassign (rules/assignee_left.py) if the callback is open and still theirs;
         persisted like every other step. Sent by the API for each open callback of a deactivated member."""
         await workflow.wait_condition(lambda: self._state is not None or self._creation_error is not None)
         # During a rolling deploy a worker of the previous release may have taken this signal without a
@@ -280,9 +297,9 @@ class CallbackWorkflow:
         if self._creation_error is not None or not workflow.patched("staff-deactivated-v1"):
             return
         async with self._lock:
-            needed = machine.staff_for_assignee_left(self._current, signal.staff_id)
+            needed = assignee_left.staff_for_assignee_left(self._current, signal.staff_id)
             staff = await self._candidates(needed, workflow.now())
-            step = machine.assignee_left(
+            step = assignee_left.assignee_left(
                 self._current, signal.staff_id, workflow.now(), staff, actor=signal.actor
             )
             if step is not None:
@@ -330,3 +347,12 @@ def _dead_references(err: ActivityError | ApplicationError) -> DeadReferences | 
     if not isinstance(cause, ApplicationError) or cause.type != names.DEAD_REFERENCE or not cause.details:
         return None
     return DeadReferences.model_validate(cause.details[0])
+
+
+def _capacity_full(err: ActivityError | ApplicationError) -> UUID | None:
+    """The staff member whose capacity a failed write found taken (activities/callbacks.py), or None for
+    any other failure."""
+    cause = err.cause if isinstance(err, ActivityError) else err
+    if not isinstance(cause, ApplicationError) or cause.type != names.CAPACITY_FULL or not cause.details:
+        return None
+    return UUID(str(cause.details[0]))

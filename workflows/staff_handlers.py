@@ -30,7 +30,7 @@ def _handlers(
         return state
 
     def validator(self: Any, command: StaffCommand) -> None:
-        self._validate(spec)
+        self._validate(spec, command)
 
     async def signal(self: Any, command: StaffCommand) -> None:
         await self._from_signal(spec, command)

@@ -27,6 +27,7 @@ from models.tables.base import (
 )
 from models.tables.calcom import CalcomBookingUid, CalcomWebhookDelivery
 from models.tables.callbacks import CallbackEscalation, CallbackEventRow, CallbackRequest
+from models.tables.console import ConsoleSessionRow
 from models.tables.notifications import (
     NotificationConfiguration,
     NotificationDelivery,
@@ -71,6 +72,7 @@ __all__ = [
     "CallbackRequest",
     "CodecAudit",
     "Company",
+    "ConsoleSessionRow",
     "Customer",
     "NotificationConfiguration",
     "NotificationDelivery",

@@ -26,7 +26,6 @@ from temporalio.client import (
     StartWorkflowUpdateWithStartInput,
     WorkflowUpdateStage,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -35,6 +34,7 @@ from models.tables import CallbackRequest
 from starter.client import CallbackClient
 from starter.deadlines import TemporalBusy, TemporalTimeout, api_retry_config, bounded
 from tests.api_fixtures import ApiEnv, Sessions, running_api, serve_api
+from tests.codec_fixtures import CONVERTER
 from tests.console_fixtures import http_sign_in
 from tests.factories import Tenant, add_staff, make_tenant
 from tests.wedged_workflow import Wedged
@@ -244,7 +244,7 @@ async def test_the_in_flight_limit_reaches_an_api_caller_as_a_refusal(
     API's retry settings: `TemporalBusy` well within a deadline, not a timeout (the SDK's default retries
     would hide the refusal until any deadline of ours ran out)."""
     target = dev_env.client.service_client.config.target_host
-    api_client = await Client.connect(target, retry_config=api_retry_config(3.0))
+    api_client = await Client.connect(target, data_converter=CONVERTER, retry_config=api_retry_config(3.0))
     async with Worker(dev_env.client, task_queue=task_queue, workflows=[Wedged]):
         handle = await dev_env.client.start_workflow(
             Wedged.run, id=f"wedged-{task_queue}", task_queue=task_queue
@@ -322,7 +322,7 @@ async def test_an_unreachable_temporal_answers_503(
         through = await Client.connect(
             f"127.0.0.1:{proxy.port}",
             namespace="default",
-            data_converter=pydantic_data_converter,
+            data_converter=CONVERTER,
             retry_config=api_retry_config(2.0),
         )
         api.deps.callbacks = CallbackClient(through, task_queue, timeout=2.0)

@@ -22,6 +22,7 @@ from models.callbacks import (
     Priority,
     StaffAction,
     StaffCandidate,
+    callback_workflow_id,
 )
 from rules import callback_machine as machine
 from rules.staff_actions import STAFF_ACTIONS
@@ -66,7 +67,9 @@ async def test_concurrent_creations_respect_max_open_callbacks(api: ApiEnv, sess
 
     # What the workflows hold is what the rows say (a refused claim was re-decided, not half written).
     for answer in answers:
-        state = await api.callbacks.state(answer.json()["id"])
+        state = await api.callbacks.state(
+            callback_workflow_id(answer.json()["company_id"], uuid.UUID(answer.json()["id"]))
+        )
         assert state is not None
         assert (str(state.assigned_to) if state.assigned_to else None) == answer.json()["assigned_to"]
     listed = (await service.get("/v1/callbacks", params={"page_size": 50})).json()["items"]

@@ -5,6 +5,7 @@ callback, and so are staff actions. Resetting the workflow, as the answer says, 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
+from models.callbacks import callback_workflow_id
 from tests.api_fixtures import ApiEnv, Sessions, running_api
 from tests.factories import Tenant, add_staff, make_tenant
 
@@ -45,7 +47,7 @@ async def test_a_retried_create_after_a_terminate_is_refused_and_starts_nothing(
     assert (await worker.post(f"{path}/contacted")).status_code == 200
     before = (await worker.get(path)).json()
 
-    handle = api.callbacks.handle(callback["id"])
+    handle = api.callbacks.handle(callback_workflow_id(callback["company_id"], uuid.UUID(callback["id"])))
     terminated_run = (await handle.describe()).run_id
     await handle.terminate(reason="operator: stuck")
 
@@ -54,7 +56,8 @@ async def test_a_retried_create_after_a_terminate_is_refused_and_starts_nothing(
     problem = retried.json()
     assert problem["type"] == "/problems/callback-stopped"
     assert "its workflow was terminated" in problem["detail"]
-    assert f"temporal workflow reset --workflow-id callback-{callback['id']}" in problem["detail"]
+    workflow_id = callback_workflow_id(callback["company_id"], uuid.UUID(callback["id"]))
+    assert f"temporal workflow reset --workflow-id {workflow_id}" in problem["detail"]
     # Nothing was started: the terminated run is still the latest, and the row is as it was.
     described = await handle.describe()
     assert (described.run_id, described.status) == (terminated_run, WorkflowExecutionStatus.TERMINATED)
@@ -84,7 +87,7 @@ async def test_the_restore_the_answer_names_brings_the_callback_back(
         key = {"Idempotency-Key": f"restore-{task_queue}"}
         callback = (await worker.post("/v1/callbacks", json=body(tenant), headers=key)).json()
         path = f"/v1/callbacks/{callback['id']}"
-        handle = api.callbacks.handle(callback["id"])
+        handle = api.callbacks.handle(callback_workflow_id(callback["company_id"], uuid.UUID(callback["id"])))
         await handle.terminate(reason="operator: stuck")
         assert (await worker.post("/v1/callbacks", json=body(tenant), headers=key)).status_code == 409
 

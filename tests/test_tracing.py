@@ -11,11 +11,16 @@ import json
 from collections.abc import Iterator
 
 import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from sqlalchemy import update
 from sqlalchemy.engine import URL
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from temporalio.testing import WorkflowEnvironment
 
 from activities import names
@@ -24,6 +29,7 @@ from devstack.calcom_fake import FakeCalcom, serve_fake
 from models.tables import Service
 from store import api_keys
 from store.db import transaction
+from telemetry.asgi_server import serve_asgi
 from telemetry.private_spans import clean_attributes, without_query_values
 from telemetry.tracing import Tracing, otlp_traces_endpoint, tracing_from_settings
 from tests.api_fixtures import Sessions
@@ -202,6 +208,39 @@ def test_urls_lose_their_query_values_and_the_client_address_is_dropped() -> Non
         "db.statement": "SELECT 1 WHERE id = $1",
         "http.status_code": 200,
     }
+
+
+async def test_with_an_endpoint_spans_go_out_by_otlp_over_http_cleaned() -> None:
+    """The real exporter against a loopback OTLP receiver: what leaves the process is what PrivateSpans made
+    of the span."""
+    received: list[ExportTraceServiceRequest] = []
+
+    async def traces(request: Request) -> Response:
+        received.append(ExportTraceServiceRequest.FromString(await request.body()))
+        return Response(b"", media_type="application/x-protobuf")
+
+    receiver = Starlette(routes=[Route("/v1/traces", traces, methods=["POST"])])
+    async with serve_asgi(receiver) as url:
+        tracing = tracing_from_settings(Settings(otel_exporter_otlp_endpoint=url), "callbacks-api")
+        assert tracing.provider is not None
+        with tracing.provider.get_tracer("test").start_as_current_span(
+            "GET /v1/callbacks", attributes={"http.url": f"http://api/v1/callbacks?q={NATIONAL}"}
+        ):
+            pass
+        await asyncio.to_thread(tracing.shutdown)  # flushes the batch; the receiver answers meanwhile
+    spans = [
+        span
+        for request in received
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    ]
+    assert [span.name for span in spans] == ["GET /v1/callbacks"]
+    attributes = {item.key: item.value.string_value for item in spans[0].attributes}
+    assert attributes == {"http.url": "http://api/v1/callbacks?q=…"}
+    resource = received[0].resource_spans[0].resource
+    service = {item.key: item.value.string_value for item in resource.attributes}
+    assert service["service.name"] == "callbacks-api"
 
 
 def test_tracing_is_off_without_an_endpoint_and_follows_the_otlp_rules_with_one() -> None:

@@ -29,6 +29,7 @@ from store.policies import PolicyResolver
 from telemetry.asgi_server import serve_asgi
 from telemetry.logs import ActivityLogContext, configure_logging
 from telemetry.server import metrics_app
+from telemetry.tracing import Tracing, process_tracing
 from wiring import Services, open_services
 from workflows.appointment_change import AppointmentChangeWorkflow
 from workflows.calcom_sync import CalcomBookingSyncWorkflow
@@ -131,8 +132,11 @@ def worker_for(services: Services) -> Worker:
     )
 
 
-async def run(settings: Settings) -> None:
-    async with open_services(settings) as services:
+WORKER_SERVICE = "callbacks-worker"
+
+
+async def run(settings: Settings, tracing: Tracing | None = None) -> None:
+    async with open_services(settings, tracing=tracing) as services:
         # Every worker makes sure the schedules match its code: the first start creates them, a deploy of
         # new settings updates them, and a scaled-out fleet only repeats the same idempotent update.
         for item, created in await ensure_schedules(services.temporal, settings):
@@ -162,7 +166,12 @@ async def run(settings: Settings) -> None:
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(run(settings))
+    # Traced when OTEL_EXPORTER_OTLP_ENDPOINT is set: the client's interceptor covers this worker's tasks.
+    tracing = process_tracing(settings, WORKER_SERVICE)
+    try:
+        asyncio.run(run(settings, tracing))
+    finally:
+        tracing.shutdown()
 
 
 if __name__ == "__main__":

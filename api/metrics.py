@@ -65,6 +65,13 @@ class ReadModelGauges:
             in_window = [met for at, met in closed if at is not None and at >= since]
             met = sum(1 for value in in_window if value)
             metrics.SLA_COMPLIANCE.labels(name).set(met / len(in_window) if in_window else 1.0)
+        # Per branch: only branches that closed callbacks in the window have a series (no 1.0 for a branch
+        # that did nothing); branches that stopped closing any lose theirs.
+        windows = {name: now - window for name, window in SLA_WINDOWS.items()}
+        by_branch = await callback_gauges.compliance_by_branch(session, windows)
+        metrics.SLA_COMPLIANCE_BY_BRANCH.clear()
+        for (branch_id, name), (closed_count, met_count) in by_branch.items():
+            metrics.SLA_COMPLIANCE_BY_BRANCH.labels(str(branch_id), name).set(met_count / closed_count)
 
 
 read_model_gauges = ReadModelGauges()

@@ -8,7 +8,7 @@ exceeded, refuses everything for a block (60 s) that retries do not shorten. So 
 * slows down with exponential backoff once fewer than `slowdown_below` (5) are left, and sends nothing
   more once none are left until the window resets (`X-RateLimit-Reset-*`, seconds);
 * after a 429 waits `Retry-After`, else the reset seconds, else 60 s, and sends nothing in between;
-* counts requests, 429s and waits.
+* counts requests, 429s and waits, and reports the budget it sees (limit, requests left) as gauges.
 
 One limiter belongs to one event loop (no thread safety); share it across all calls with one API key.
 """
@@ -120,6 +120,7 @@ class RateLimiter:
                 self._sent += 1
                 if self._remaining is not None:
                     self._remaining -= 1
+                    self._report()
                 self._last_send = self._clock()
                 self.stats.requests += 1
                 return ticket
@@ -155,6 +156,7 @@ class RateLimiter:
         reset_at = None if reset_seconds is None else now + reset_seconds
         new_window = self._remaining is None or estimate > self._remaining
         self._remaining = estimate
+        self._report()
         if reset_at is not None:
             # Cal.com rounds Reset up to whole seconds: within one window the smallest bound is the best.
             if new_window or self._reset_at is None:
@@ -174,6 +176,7 @@ class RateLimiter:
         self._remaining = 0
         self._reset_at = self._blocked_until
         self._last_observed_ticket = max(self._last_observed_ticket, ticket)
+        self._report()
 
     def _roll(self, now: float) -> None:
         """When the window is over by our clock, start a new one: the full limit, if we know it."""
@@ -181,3 +184,11 @@ class RateLimiter:
             self._reset_at = None
             self._remaining = self._limit
             self._window_first_ticket = self._sent
+            self._report()
+
+    def _report(self) -> None:
+        """The budget gauges (Cal.com's limit, what is left of it) follow this limiter's view."""
+        if self._limit is not None:
+            metrics.CALCOM_BUDGET_LIMIT.set(self._limit)
+        if self._remaining is not None:
+            metrics.CALCOM_BUDGET_REMAINING.set(max(0, self._remaining))

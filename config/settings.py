@@ -189,6 +189,25 @@ class Settings(BaseSettings):
     api_metrics_host: str = "127.0.0.1"
     api_metrics_port: NonNegativeInt = 9465
     api_public_metrics: bool = False
+    # Tracing (telemetry/tracing.py) under OpenTelemetry's own names: spans go by OTLP over HTTP to the
+    # endpoint (`/v1/traces` is appended, as the OTLP exporters do); unset or empty = tracing off. The
+    # exporter reads the other OTEL_EXPORTER_OTLP_* variables (headers, timeout, compression) itself.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "otel_exporter_otlp_endpoint"),
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "otel_exporter_otlp_traces_endpoint"
+        ),
+        description="the full traces URL, instead of OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces",
+    )
+    otel_service_name: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_SERVICE_NAME", "otel_service_name"),
+        description="default: callbacks-worker / callbacks-api",
+    )
 
     # Temporal Schedules of the periodic jobs (starter/schedules.py).
     reconcile_every_minutes: PositiveFloat = 10.0

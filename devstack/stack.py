@@ -37,6 +37,7 @@ from devstack.temporal import register_search_attributes, start_dev_server, wait
 from starter.schedules import ensure_schedules
 from store.migrate import upgrade_async
 from telemetry.asgi_server import serve_asgi
+from telemetry.tracing import process_tracing
 from wiring import Services, api_deps, open_services
 from wiring.web import create_app
 from worker import worker_for
@@ -46,6 +47,7 @@ log = logging.getLogger("callbacks.dev")
 APP_DATABASE = LOCAL_DATABASE
 TEMPORAL_PORT = 7233
 TEMPORAL_UI_PORT = 8233
+DEV_SERVICE = "callbacks-dev"
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,10 @@ def codec_endpoint(settings: Settings) -> str:
 async def dev_processes(settings: Settings, database_url: str) -> AsyncIterator[DevProcesses]:
     """Worker and API built by the same composition root as the production processes (`worker.py`,
     `wiring.web`), so the dev stack cannot drift from production wiring."""
-    async with open_services(settings, database_url=database_url) as services:
-        yield DevProcesses(services, worker_for(services), create_app(settings, api_deps(services)))
+    tracing = process_tracing(settings, DEV_SERVICE)
+    async with open_services(settings, database_url=database_url, tracing=tracing) as services:
+        app = create_app(settings, api_deps(services), tracing=tracing)
+        yield DevProcesses(services, worker_for(services), app)
 
 
 async def run_dev(settings: Settings) -> None:

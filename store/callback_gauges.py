@@ -1,9 +1,10 @@
 """The facts about the whole queue that the API's gauges report (`api/metrics.py`): open callbacks per
 status and priority with how many are overdue, and the callbacks closed recently with whether they met
-their SLA. Read from PostgreSQL so that every API replica reports the same numbers."""
+their SLA, in all and per branch. Read from PostgreSQL so that every API replica reports the same numbers."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -37,3 +38,36 @@ async def closed_since(session: AsyncSession, oldest: datetime) -> list[tuple[da
         )
     )
     return [(at, bool(met)) for at, met in rows.all()]
+
+
+async def compliance_by_branch(
+    session: AsyncSession, windows: Mapping[str, datetime]
+) -> dict[tuple[int, str], tuple[int, int]]:
+    """(branch id, window name) → (callbacks closed since the window's start, of which met their SLA), for
+    the branches that closed any; `windows` maps a window's name to its start. Counted in the database:
+    one row per branch, whatever the volume."""
+    closed_at = func.coalesce(CR.completed_at, CR.expired_at)
+    met = CR.completed_at.is_not(None) & (CR.completed_at <= CR.expires_at)
+    names = list(windows)
+    counts = []
+    for name in names:
+        counts += [
+            func.count().filter(closed_at >= windows[name]),
+            func.count().filter(met & (closed_at >= windows[name])),
+        ]
+    rows = await session.execute(
+        select(CR.branch_id, *counts)
+        .where(
+            CR.deleted_at.is_(None),
+            CR.status.in_([CallbackStatus.COMPLETED.value, CallbackStatus.EXPIRED.value]),
+            closed_at >= min(windows.values()),
+        )
+        .group_by(CR.branch_id)
+    )
+    found: dict[tuple[int, str], tuple[int, int]] = {}
+    for branch_id, *values in rows.all():
+        for index, name in enumerate(names):
+            closed, on_time = values[2 * index], values[2 * index + 1]
+            if closed:
+                found[(branch_id, name)] = (closed, on_time)
+    return found

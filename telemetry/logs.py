@@ -5,7 +5,9 @@ Where the ids come from:
 - inside an activity, `temporalio.activity.info()` (workflow id, activity type) and the activity's input
   (company id, found by `ActivityLogContext` before the activity runs);
 - inside a workflow, the `temporal_workflow` extra that `workflow.logger` attaches;
-- in the API, a per-request dict that the request middleware opens and the routes fill in (`bind`).
+- in the API, a per-request dict that the request middleware opens and the routes fill in (`bind`);
+- with tracing on (telemetry/tracing.py), the trace and span id of the span current when the line is
+  written, so a line leads to its trace and a trace to its lines.
 Lines logged through plain module loggers get the same fields, because the filter reads the context, not
 the logger.
 
@@ -26,11 +28,13 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import trace
 from pydantic import BaseModel
 from temporalio import activity, workflow
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 CONTEXT_FIELDS = ("workflow_id", "run_id", "workflow_type", "activity_type", "company_id", "request_id")
+TRACE_FIELDS = ("trace_id", "span_id")
 
 _context: ContextVar[dict[str, Any] | None] = ContextVar("callbacks_log_context", default=None)
 
@@ -77,6 +81,11 @@ class ContextFilter(logging.Filter):
         for key in CONTEXT_FIELDS:
             if getattr(record, key, None) is None:
                 setattr(record, key, fields.get(key))
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid and getattr(record, "trace_id", None) is None:
+            # The W3C forms trace backends search by: 32 and 16 hex digits.
+            record.trace_id = format(span.trace_id, "032x")
+            record.span_id = format(span.span_id, "016x")
         return True
 
 
@@ -117,7 +126,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": redact(record.getMessage()),
         }
-        for key in CONTEXT_FIELDS:
+        for key in (*CONTEXT_FIELDS, *TRACE_FIELDS):
             value = getattr(record, key, None)
             if value is not None:
                 entry[key] = value

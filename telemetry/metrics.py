@@ -10,6 +10,7 @@ time (see `api/metrics.py`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -91,6 +92,20 @@ CALCOM_REQUESTS = Counter(
     registry=REGISTRY,
 )
 CALCOM_RATE_LIMITED = Counter("callbacks_calcom_rate_limited", "429 answers from Cal.com.", registry=REGISTRY)
+# Cal.com's budget for our API key, as this process last saw it (each process sees the same key's budget:
+# take min/max across processes). Remaining is NaN until the first answer, so `min()` skips a process
+# that has not asked yet.
+CALCOM_BUDGET_LIMIT = Gauge(
+    "callbacks_calcom_budget_limit",
+    "Requests Cal.com allows per rate-limit window (0 until an answer said).",
+    registry=REGISTRY,
+)
+CALCOM_BUDGET_REMAINING = Gauge(
+    "callbacks_calcom_budget_remaining",
+    "Requests left in Cal.com's current window by this process's estimate (0 while blocked after a 429).",
+    registry=REGISTRY,
+)
+CALCOM_BUDGET_REMAINING.set(math.nan)
 CALCOM_WAITS = Counter(
     "callbacks_calcom_waits",
     "Times a Cal.com request was held back before sending, by reason (pacing, window, block).",
@@ -162,6 +177,12 @@ SLA_COMPLIANCE = Gauge(
     "callbacks_sla_compliance_ratio",
     "Share of callbacks closed in the window (completed or expired) that were completed by their deadline.",
     ["window"],
+    registry=REGISTRY,
+)
+SLA_COMPLIANCE_BY_BRANCH = Gauge(
+    "callbacks_sla_compliance_by_branch_ratio",
+    "callbacks_sla_compliance_ratio per branch (id), for the branches that closed callbacks in the window.",
+    ["branch_id", "window"],
     registry=REGISTRY,
 )
 

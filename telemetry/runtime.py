@@ -11,9 +11,23 @@ import socket
 from dataclasses import dataclass
 
 import httpx
+from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from telemetry import metrics
+
+# The SDK's metrics that the Grafana dashboard and the alert rules read (deploy/grafana, deploy/prometheus),
+# by family name (histograms add _bucket, _sum and _count). A worker exports each of them
+# (tests/test_observability.py); the dashboard reads no other SDK metric (tests/test_dashboards.py).
+SDK_METRICS: dict[str, str] = {
+    "temporal_worker_task_slots_available": "gauge",
+    "temporal_worker_task_slots_used": "gauge",
+    "temporal_num_pollers": "gauge",
+    "temporal_sticky_cache_size": "gauge",
+    "temporal_workflow_task_schedule_to_start_latency": "histogram",
+    "temporal_activity_schedule_to_start_latency": "histogram",
+    "temporal_workflow_task_execution_latency": "histogram",
+}
 
 
 @dataclass(frozen=True)
@@ -47,9 +61,11 @@ async def scrape(sdk_url: str | None) -> bytes:
     if sdk_url is None:
         return ours
     try:
-        async with httpx.AsyncClient(timeout=5.0) as http:
-            response = await http.get(sdk_url)
-            response.raise_for_status()
+        # A scrape every few seconds is no request worth a trace (telemetry/tracing.py).
+        with suppress_http_instrumentation():
+            async with httpx.AsyncClient(timeout=5.0) as http:
+                response = await http.get(sdk_url)
+                response.raise_for_status()
     except httpx.HTTPError as exc:
         return ours + f"# Temporal SDK metrics unavailable: {type(exc).__name__}\n".encode()
     return ours + response.content

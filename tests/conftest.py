@@ -24,6 +24,9 @@ from store.migrate import upgrade_async
 from tests.codec_fixtures import CONVERTER, use_test_keys
 
 use_test_keys()
+# The suite traces only where a test asks for it (tests/test_tracing.py), never to a developer's collector.
+for _otlp in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+    os.environ.pop(_otlp, None)
 
 
 def render(url: URL) -> str:

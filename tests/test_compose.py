@@ -247,3 +247,49 @@ def test_the_engine_reads_its_codec_keys_from_a_secret_and_dev_ports_stay_on_loo
     for ip, _, _ in published(SERVICES["dev-sinks"]):
         assert ip == "127.0.0.1"
     assert (ROOT / "deploy/tls/make-certs.sh").exists()
+
+
+# --- monitoring (issue 18): Prometheus and Grafana, closed like the Temporal UI -------------------------
+
+
+def test_prometheus_and_grafana_listen_on_loopback_only() -> None:
+    for name in ("prometheus", "grafana"):
+        spec = SERVICES[name]
+        assert spec.get("ports"), f"{name} is not reachable from this host at all"
+        for ip, _, _ in published(spec):
+            assert ip == "127.0.0.1", f"{name} is published on {ip or 'every interface'}"
+        assert spec.get("healthcheck", {}).get("test"), f"{name} has no health check"
+    grafana = SERVICES["grafana"]["environment"]
+    assert str(grafana["GF_AUTH_ANONYMOUS_ENABLED"]).lower() == "false"
+    assert str(grafana["GF_USERS_ALLOW_SIGN_UP"]).lower() == "false"
+    # The admin password comes from the operator's environment, with a default only for a local trial.
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD")
+    assert "prometheus" in SERVICES["grafana"]["depends_on"]
+
+
+def test_prometheus_and_grafana_read_their_configuration_from_the_repository() -> None:
+    mounts = {
+        name: dict(tuple(volume.split(":")[:2]) for volume in SERVICES[name]["volumes"])
+        for name in ("prometheus", "grafana")
+    }
+    config = next(arg for arg in SERVICES["prometheus"]["command"] if arg.startswith("--config.file="))
+    config_path = config.split("=", 1)[1]
+    assert mounts["prometheus"]["./deploy/prometheus"] == str(Path(config_path).parent)
+    assert (ROOT / "deploy/prometheus" / Path(config_path).name).exists()
+    assert mounts["grafana"]["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    home = SERVICES["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    dashboards = mounts["grafana"]["./deploy/grafana/dashboards"]
+    assert home.startswith(dashboards + "/")
+    assert (ROOT / "deploy/grafana/dashboards" / Path(home).name).exists()
+    # The dashboard provider reads the folder the dashboards are mounted at.
+    provider = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/callbacks.yml").read_text())
+    assert [p["options"]["path"] for p in provider["providers"]] == [dashboards]
+
+
+def test_tracing_is_configured_through_the_engine_environment() -> None:
+    # Off unless the operator sets an endpoint: the compose default is empty, which the engine reads as off.
+    env = COMPOSE["x-engine-env"]
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "${OTEL_EXPORTER_OTLP_ENDPOINT:-}"
+    for name in ("worker", "api"):
+        endpoint = SERVICES[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        assert endpoint == env["OTEL_EXPORTER_OTLP_ENDPOINT"]

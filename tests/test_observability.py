@@ -28,7 +28,7 @@ from store.db import transaction
 from store.policies import PolicyCache, PolicyResolver
 from telemetry.asgi_server import serve_asgi
 from telemetry.logs import ContextFilter, JsonFormatter
-from telemetry.runtime import sdk_metrics
+from telemetry.runtime import SDK_METRICS, sdk_metrics
 from telemetry.server import metrics_app
 from tests.api_fixtures import running_api
 from tests.calcom_fixtures import DAILY, calcom_env
@@ -170,11 +170,22 @@ async def test_metrics_of_the_worker_and_the_api_after_a_short_scenario(
     assert delta("callbacks_calcom_cache_lookups_total", result="hit") == 1
     assert delta("callbacks_notification_deliveries_total", channel="email", outcome="sent") >= 1
     assert delta("callbacks_notification_deliveries_total", channel="webhook", outcome="sent") >= 1
-    # The Temporal SDK's own metrics ride along on the same endpoint.
+    # The Temporal SDK's own metrics ride along on the same endpoint, those the dashboard reads included.
     assert "temporal_request" in worker_text
+    families = {family.name: family.type for family in text_string_to_metric_families(worker_text)}
+    assert {name: families.get(name) for name in SDK_METRICS} == SDK_METRICS
+    # Cal.com's budget as the limiter saw it (a limit of 1 per window, used up by the 429).
+    assert value(worker_after, "callbacks_calcom_budget_limit") == 1
+    assert value(worker_after, "callbacks_calcom_budget_remaining") == 0
     assert "temporal_workflow_completed" in worker_text or "temporal_workflow_task_queue_poll" in worker_text
     # The API: read-model gauges (this database only has the two closed callbacks) and request counts.
     assert value(api_after, "callbacks_sla_compliance_ratio", window="24h") == 0.5
+    branch = str(tenant.branch_ids[0])
+    assert value(api_after, "callbacks_sla_compliance_by_branch_ratio", branch_id=branch, window="24h") == 0.5
+    assert value(api_after, "callbacks_sla_compliance_by_branch_ratio", branch_id=branch, window="30d") == 0.5
+    # A branch that closed nothing has no series (rather than a perfect 1.0).
+    idle = str(tenant.branch_ids[1])
+    assert not [labels for name, labels in api_after if ("branch_id", idle) in labels]
     assert (
         sum(
             value(api_after, "callbacks_open", status=s, priority=p)

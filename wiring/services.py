@@ -36,6 +36,7 @@ from store.notification_settings import NotificationSettings, NotificationSettin
 from store.policies import PolicyCache, PolicyResolver
 from store.settings_cache import SettingsListener
 from telemetry.runtime import SdkMetrics, sdk_metrics
+from telemetry.tracing import Tracing
 
 
 def codec_keyring(settings: Settings) -> KeyRing:
@@ -84,10 +85,14 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
 
 
 async def connect(
-    settings: Settings, runtime: Runtime | None = None, retry_config: RetryConfig | None = None
+    settings: Settings,
+    runtime: Runtime | None = None,
+    retry_config: RetryConfig | None = None,
+    tracing: Tracing | None = None,
 ) -> Client:
     """`runtime`: the process's Temporal runtime when its SDK metrics are exported (telemetry/runtime.py);
-    `retry_config`: how the SDK retries failed calls on its own (None: its defaults)."""
+    `retry_config`: how the SDK retries failed calls on its own (None: its defaults); `tracing`: the
+    process's (telemetry/tracing.py), whose interceptor the client and its workers then carry."""
     return await Client.connect(
         settings.temporal_address or LOCAL_TEMPORAL_ADDRESS,
         namespace=settings.temporal_namespace,
@@ -95,6 +100,7 @@ async def connect(
         tls=tls_config(settings),
         runtime=runtime,
         retry_config=retry_config,
+        interceptors=tracing.client_interceptors() if tracing else [],
     )
 
 
@@ -114,6 +120,7 @@ class Services:
     slots: SlotFinder
     temporal: Client
     sdk: SdkMetrics | None
+    tracing: Tracing
 
 
 @contextlib.asynccontextmanager
@@ -124,14 +131,19 @@ async def open_services(
     temporal: Client | None = None,
     export_sdk_metrics: bool = True,
     retry_config: RetryConfig | None = None,
+    tracing: Tracing | None = None,
 ) -> AsyncIterator[Services]:
     """Build the engine's shared parts; `database_url` / `temporal` override the settings (tests, dev
     stack). With `export_sdk_metrics` the Temporal client runs on a runtime whose metrics `/metrics` merges
-    (only for a client built here: a given client keeps its own runtime)."""
+    (only for a client built here: a given client keeps its own runtime). `tracing`: the process's
+    (`telemetry.tracing.process_tracing`); None = off. It traces the database engine and the Temporal
+    client (a given one too), and through the client the worker built on it."""
+    tracing = tracing or Tracing()
     url = database_url or database_url_of(settings)
     async with contextlib.AsyncExitStack() as stack:
         engine = create_engine(url)
         stack.push_async_callback(engine.dispose)
+        tracing.instrument_engine(engine)
         sessions = session_factory(engine)
         # Both tables of hierarchical settings use the policy cache's TTL: one knob for one mechanism.
         ttl = settings.policy_cache_ttl_seconds
@@ -149,9 +161,12 @@ async def open_services(
             chunk_days=settings.calcom_search_chunk_days,
         )
         sdk = sdk_metrics() if temporal is None and export_sdk_metrics else None
-        client = temporal or await connect(
-            settings, runtime=sdk.runtime if sdk else None, retry_config=retry_config
-        )
+        if temporal is not None:
+            client = tracing.traced(temporal)
+        else:
+            client = await connect(
+                settings, runtime=sdk.runtime if sdk else None, retry_config=retry_config, tracing=tracing
+            )
         yield Services(
             settings=settings,
             database_url=url,
@@ -164,6 +179,7 @@ async def open_services(
             slots=slots,
             temporal=client,
             sdk=sdk,
+            tracing=tracing,
         )
 
 
@@ -185,10 +201,10 @@ def api_deps(services: Services) -> Deps:
 
 
 @contextlib.asynccontextmanager
-async def open_api_deps(settings: Settings) -> AsyncIterator[Deps]:
+async def open_api_deps(settings: Settings, tracing: Tracing | None = None) -> AsyncIterator[Deps]:
     """What an API process opens at startup (the app's lifespan) and closes at shutdown. Its Temporal
     client gives up retrying on its own well within the API's deadline, so that a refusal (too many
     Updates in flight) reaches the caller as a 429 and not as a timeout."""
     retries = api_retry_config(settings.api_temporal_timeout_seconds)
-    async with open_services(settings, retry_config=retries) as services:
+    async with open_services(settings, retry_config=retries, tracing=tracing) as services:
         yield api_deps(services)

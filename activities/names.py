@@ -29,6 +29,14 @@ APPOINTMENT_NOT_FOUND = "AppointmentNotFound"
 RESOLVE_NOTIFICATIONS = "resolve_notifications"
 DELIVER_NOTIFICATION = "deliver_notification"
 START_NOTIFICATIONS = "start_notifications"
+ABANDON_DELIVERY = "abandon_delivery"
+# How a delivery attempt ended (ApplicationError.type), for the workflow to tell apart: the channel
+# refused the message for good; it failed and a retry follows; it failed and the retries are used up;
+# another attempt holds the row's lease (try again once that lease has run out).
+DELIVERY_REFUSED = "DeliveryRefused"
+DELIVERY_FAILED = "DeliveryFailed"
+DELIVERY_EXHAUSTED = "DeliveryExhausted"
+DELIVERY_BUSY = "DeliveryBusy"
 # The workflow type the activity above starts (named here so activities need not import workflows).
 NOTIFY_EVENT_WORKFLOW = "NotifyEventWorkflow"
 

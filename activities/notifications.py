@@ -1,76 +1,33 @@
-"""Notification activities: resolve who hears about an event, and deliver one message.
-
-`deliver_notification` is one (event, recipient, channel). It first claims the delivery record (created
-once, attempts + 1, committed before anything goes out) and stops when the record says "sent": a retry
-after the worker died between the send and the activity's completion sends nothing again. What no sender
-can rule out — a crash after the receiver accepted but before "sent" was written — is left to the
-receiver, which finds the same Message-ID / X-Event-Id on the repeat.
+"""Notification activities: resolve who hears about an event, deliver one message
+(activities/notification_delivery.py), record a delivery given up, and start the notification workflows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities import names
-from channels.email import SmtpConfig, build_email, send_email
-from channels.errors import DeliveryError
-from channels.sms import send_sms
-from channels.webhook import send_webhook
-from config import Settings
+from activities.notification_config import NotificationConfig
+from activities.notification_delivery import Deliverer
+from channels.sandbox import TemplateSandbox
 from models.notifications import (
-    Channel,
+    AbandonedDelivery,
     DeliveryOutcome,
-    DeliveryStatus,
     NotifyEvent,
     PlannedDelivery,
     StartNotifications,
 )
-from rules.notifications import RetryDefaults
-from store import erasure, notification_log
 from store import notifications as store
 from store.db import transaction
 from store.notification_settings import NotificationSettings
-from telemetry import metrics
 
-DELIVERY_REFUSED = "DeliveryRefused"
-DELIVERY_FAILED = "DeliveryFailed"
-
-
-@dataclass(frozen=True)
-class NotificationConfig:
-    smtp: SmtpConfig
-    mail_from: str
-    message_id_domain: str
-    sms_gateway_url: str
-    sms_timeout_seconds: float = 10.0
-    webhook_timeout_seconds: float = 10.0
-    retry_defaults: RetryDefaults = field(default_factory=RetryDefaults)
-    quiet_default: store.QuietDefault | None = field(
-        default_factory=lambda: store.QuietDefault(time(22), time(7))
-    )
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> NotificationConfig:
-        return cls(
-            smtp=SmtpConfig.from_url(settings.smtp(), timeout=settings.notify_smtp_timeout_seconds),
-            mail_from=settings.notify_mail_from,
-            message_id_domain=settings.notify_message_id_domain,
-            sms_gateway_url=settings.sms_gateway(),
-            sms_timeout_seconds=settings.notify_sms_timeout_seconds,
-            webhook_timeout_seconds=settings.notify_webhook_timeout_seconds,
-            retry_defaults=RetryDefaults(settings.notify_retry_count, settings.notify_retry_delay_minutes),
-            quiet_default=store.QuietDefault(
-                settings.notify_quiet_hours_start, settings.notify_quiet_hours_end
-            ),
-        )
+__all__ = ["NotificationActivities", "NotificationConfig"]
 
 
 class NotificationActivities:
@@ -79,80 +36,35 @@ class NotificationActivities:
         sessions: async_sessionmaker[AsyncSession],
         config: NotificationConfig,
         settings: NotificationSettings | None = None,
+        sandbox: TemplateSandbox | None = None,
     ) -> None:
         """`settings`: the process's cached notification settings; without them every event reads its
-        settings from the database (correct, just one query more)."""
+        settings from the database (correct, just one query more). `sandbox`: where tenant templates
+        render (default: the process's own, channels/sandbox.py)."""
         self._sessions = sessions
         self._config = config
         self._settings = settings if settings is not None else NotificationSettings(sessions)
+        self._deliverer = Deliverer(sessions, config, sandbox)
 
     @activity.defn(name=names.RESOLVE_NOTIFICATIONS)
     async def resolve_notifications(self, event: NotifyEvent) -> list[PlannedDelivery]:
         async with transaction(self._sessions) as session:
-            return await store.resolve_deliveries(
+            planned = await store.resolve_deliveries(
                 session,
                 event,
                 defaults=self._config.retry_defaults,
                 quiet_default=self._config.quiet_default,
                 settings=self._settings,
             )
+        return [self._config.with_deadlines(delivery) for delivery in planned]
 
     @activity.defn(name=names.DELIVER_NOTIFICATION)
     async def deliver_notification(self, planned: PlannedDelivery) -> DeliveryOutcome:
-        async with transaction(self._sessions) as session:
-            if await erasure.recipient_erased(session, planned):
-                # Erased since it was planned: neither sent nor logged (the log would keep the address).
-                activity.logger.info("%s not sent: the customer's data was erased", planned.message_id)
-                metrics.NOTIFICATION_DELIVERIES.labels(planned.channel.value, "erased").inc()
-                return DeliveryOutcome(status=DeliveryStatus.FAILED, attempts=0, sent_now=False)
-            claim = await notification_log.claim_delivery(session, planned)
-            secret = (
-                await store.webhook_secret(session, planned.event.subject.company_id)
-                if planned.channel is Channel.WEBHOOK and not claim.already_sent
-                else None
-            )
-        channel = planned.channel.value
-        if claim.already_sent:
-            activity.logger.info("%s already sent, nothing to do", planned.message_id)
-            metrics.NOTIFICATION_DELIVERIES.labels(channel, "duplicate").inc()
-            return DeliveryOutcome(status=DeliveryStatus.SENT, attempts=claim.attempts, sent_now=False)
-        try:
-            await self._send(planned, secret)
-        except DeliveryError as error:
-            final = not error.retryable or activity.info().attempt > planned.retry_count
-            metrics.NOTIFICATION_DELIVERIES.labels(channel, "failed" if error.retryable else "refused").inc()
-            async with transaction(self._sessions) as session:
-                await notification_log.mark_failed(session, planned, error.logged, final=final)
-            raise ApplicationError(
-                str(error),
-                type=DELIVERY_FAILED if error.retryable else DELIVERY_REFUSED,
-                non_retryable=not error.retryable,
-            ) from None
-        async with transaction(self._sessions) as session:
-            await notification_log.mark_sent(session, planned)
-        metrics.NOTIFICATION_DELIVERIES.labels(channel, "sent").inc()
-        return DeliveryOutcome(status=DeliveryStatus.SENT, attempts=claim.attempts, sent_now=True)
+        return await self._deliverer.deliver(planned)
 
-    async def _send(self, planned: PlannedDelivery, secret: str | None) -> None:
-        config = self._config
-        if planned.channel is Channel.EMAIL:
-            message = build_email(planned, sender=config.mail_from, domain=config.message_id_domain)
-            await send_email(message, config.smtp)
-        elif planned.channel is Channel.WEBHOOK:
-            if not secret:
-                raise DeliveryError("the company has a webhook URL but no webhook secret", retryable=False)
-            await send_webhook(
-                planned,
-                secret=secret,
-                sent_at=datetime.now(UTC),
-                timeout_seconds=config.webhook_timeout_seconds,
-            )
-        elif planned.channel is Channel.SMS:
-            await send_sms(
-                planned, gateway_url=config.sms_gateway_url, timeout_seconds=config.sms_timeout_seconds
-            )
-        else:
-            raise DeliveryError(f"channel {planned.channel.value} cannot be delivered", retryable=False)
+    @activity.defn(name=names.ABANDON_DELIVERY)
+    async def abandon_delivery(self, given_up: AbandonedDelivery) -> None:
+        await self._deliverer.abandon(given_up)
 
     @activity.defn(name=names.START_NOTIFICATIONS)
     async def start_notifications(self, batch: StartNotifications) -> int:
@@ -181,4 +93,9 @@ class NotificationActivities:
         return started
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.resolve_notifications, self.deliver_notification, self.start_notifications]
+        return [
+            self.resolve_notifications,
+            self.deliver_notification,
+            self.abandon_delivery,
+            self.start_notifications,
+        ]

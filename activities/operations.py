@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
 
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -76,6 +75,9 @@ def running_callbacks(task_queue: str) -> str:
 
 
 LOOKUP_CHUNK = 500
+# Running workflows whose row is missing or closed are queried at most this many times per run (after a
+# restore there could be thousands); the rest wait for the next run (`deferred`).
+UNLISTED_QUERIES_PER_RUN = 1000
 # The `state` query answers None while the workflow is still creating the callback.
 MAYBE_STATE = cast(type, CallbackState | None)
 
@@ -105,13 +107,17 @@ class OperationsActivities:
         for row in found:
             activity.heartbeat(str(row.id))
             try:
-                await self._reconcile_row(client, row, report)
-            except (RPCError, ValidationError, ValueError) as exc:
+                await self._reconcile_row(client, row, report, page.settled_before)
+            except Exception as exc:
+                # One broken workflow or row (a query that fails, a state that does not validate) must
+                # not stop the sweep at this row, run after run.
                 _failed(report, row.id, exc)
         _count(report)
         return report
 
-    async def _reconcile_row(self, client: Client, row: CallbackRequest, report: SweepReport) -> None:
+    async def _reconcile_row(
+        self, client: Client, row: CallbackRequest, report: SweepReport, settled_before: datetime | None
+    ) -> None:
         # The row names its workflow (`callback-<id>` for rows from before tenant workflow ids).
         workflow_id = stored_callback_workflow_id(row.id, row.workflow_id)
         handle = client.get_workflow_handle(workflow_id, result_type=CallbackState)
@@ -124,6 +130,8 @@ class OperationsActivities:
         if status is None or status in RESTARTABLE:
             await self._start_from_row(client, row, report, restart=status is not None)
         elif status == WorkflowExecutionStatus.RUNNING:
+            if settled_before is not None and row.updated_at >= settled_before:
+                return  # its workflow wrote it moments ago: no query (a worker would have to answer it)
             state = await handle.query(
                 names.CALLBACK_STATE_QUERY, result_type=MAYBE_STATE, rpc_timeout=QUERY_TIMEOUT
             )
@@ -235,16 +243,18 @@ class OperationsActivities:
             for callback_id in chunk:
                 if callback_id in open_rows:
                     continue
+                if report.checked >= UNLISTED_QUERIES_PER_RUN:
+                    report.deferred += 1
+                    continue
                 report.checked += 1
                 try:
                     state = await client.get_workflow_handle(workflow_ids[callback_id]).query(
                         names.CALLBACK_STATE_QUERY, result_type=MAYBE_STATE, rpc_timeout=QUERY_TIMEOUT
                     )
-                except RPCError as exc:
+                    if state is not None and state.version > versions.get(callback_id, -1):
+                        await self._persist(state, report, workflow_ids[callback_id])
+                except Exception as exc:
                     _failed(report, callback_id, exc)
-                    continue
-                if state is not None and state.version > versions.get(callback_id, -1):
-                    await self._persist(state, report, workflow_ids[callback_id])
         _count(report)
         return report
 
@@ -278,11 +288,22 @@ class OperationsActivities:
         return [self.reconcile_callbacks, self.reconcile_unlisted_workflows, self.purge_soft_deleted]
 
 
+def _why(reason: object) -> str:
+    """What went wrong, in words without personal data: an exception's text may quote the row or the
+    workflow's state (a validation error echoes the customer's name), so only its kind is kept."""
+    if isinstance(reason, RPCError):
+        return f"RPCError {reason.status.name if reason.status is not None else ''}".strip()
+    if isinstance(reason, BaseException):
+        return type(reason).__name__
+    return str(reason)
+
+
 def _failed(report: SweepReport, callback_id: UUID, reason: object) -> None:
     report.failed += 1
+    why = _why(reason)
     if len(report.problems) < 50:
-        report.problems.append(f"{callback_id}: {reason}")
-    log.warning("sweep could not repair callback-%s: %s", callback_id, reason)
+        report.problems.append(f"{callback_id}: {why}")
+    log.warning("sweep could not repair callback-%s: %s", callback_id, why)
 
 
 def _count(report: SweepReport) -> None:

@@ -3,6 +3,7 @@ recipient, channel), so a mail client or archive can drop the duplicate a lost a
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -14,6 +15,8 @@ from channels.errors import DeliveryError
 from channels.templates import render_email
 from models.notifications import PlannedDelivery
 
+SMTP_STEPS = 4
+
 
 @dataclass(frozen=True)
 class SmtpConfig:
@@ -24,7 +27,15 @@ class SmtpConfig:
     username: str | None = None
     password: str | None = None
     use_tls: bool = False
+    # Per step (connect, each command); the whole conversation is held to `deadline`.
     timeout: float = 30.0
+
+    @property
+    def deadline(self) -> float:
+        """The most one send may take: aiosmtplib applies `timeout` to each step of the conversation
+        (connect, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, …), so their sum has no useful bound; the
+        whole send gets SMTP_STEPS of them and is cut off there."""
+        return self.timeout * SMTP_STEPS
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 30.0) -> SmtpConfig:
@@ -46,8 +57,11 @@ def message_id_header(planned: PlannedDelivery, domain: str) -> str:
     return f"<{planned.message_id}@{domain}>"
 
 
-def build_email(planned: PlannedDelivery, *, sender: str, domain: str) -> EmailMessage:
-    rendered = render_email(planned)
+def build_email(
+    planned: PlannedDelivery, *, sender: str, domain: str, summary: str | None = None
+) -> EmailMessage:
+    """`summary`: the tenant's override, already rendered in the sandbox (channels/templates.py)."""
+    rendered = render_email(planned, summary)
     message = EmailMessage()
     message["From"] = sender
     message["To"] = planned.address
@@ -64,17 +78,20 @@ def build_email(planned: PlannedDelivery, *, sender: str, domain: str) -> EmailM
 
 async def send_email(message: EmailMessage, config: SmtpConfig) -> None:
     """Hand the mail to the SMTP server. A permanent refusal (5xx) is not retryable; a temporary one
-    (4xx), a timeout or a refused connection is."""
+    (4xx), a timeout or a refused connection is. The whole send ends at `config.deadline`."""
     try:
-        await aiosmtplib.send(
-            message,
-            hostname=config.hostname,
-            port=config.port,
-            username=config.username,
-            password=config.password,
-            use_tls=config.use_tls,
-            timeout=config.timeout,
-        )
+        async with asyncio.timeout(config.deadline):
+            await aiosmtplib.send(
+                message,
+                hostname=config.hostname,
+                port=config.port,
+                username=config.username,
+                password=config.password,
+                use_tls=config.use_tls,
+                timeout=config.timeout,
+            )
+    except TimeoutError:
+        raise DeliveryError(f"SMTP: not done within {config.deadline:g} s", retryable=True) from None
     except aiosmtplib.SMTPRecipientsRefused as refused:
         codes = [error.code for error in refused.recipients]
         raise DeliveryError(

@@ -20,3 +20,13 @@ class DeliveryError(Exception):
     def logged(self) -> str:
         """The message with the receiver's answer, for the delivery log."""
         return f"{self} — {self.detail}" if self.detail else str(self)
+
+
+# httpx applies its timeout to each phase (connect, write, each read), so a receiver that drips its
+# answer could hold a send far longer; the channels cut the whole request off at this many timeouts.
+HTTP_PHASES = 2
+
+
+def http_deadline(timeout_seconds: float) -> float:
+    """The most one webhook or SMS request may take."""
+    return timeout_seconds * HTTP_PHASES

@@ -6,19 +6,32 @@ retried message once. Like webhooks, only 5xx, timeouts and transport errors are
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
-from channels.errors import DeliveryError
+from channels.errors import DeliveryError, http_deadline
 from channels.templates import render_sms
 from models.notifications import PlannedDelivery
 
 
-async def send_sms(planned: PlannedDelivery, *, gateway_url: str, timeout_seconds: float = 10.0) -> None:
-    payload = {"to": planned.address, "text": render_sms(planned), "message_id": str(planned.message_id)}
+async def send_sms(
+    planned: PlannedDelivery,
+    *,
+    gateway_url: str,
+    timeout_seconds: float = 10.0,
+    summary: str | None = None,
+) -> None:
+    """`summary`: the tenant's override, already rendered in the sandbox (channels/templates.py)."""
+    text = render_sms(planned, summary)
+    payload = {"to": planned.address, "text": text, "message_id": str(planned.message_id)}
     try:
-        async with httpx.AsyncClient(timeout=timeout_seconds) as client:
+        async with (
+            asyncio.timeout(http_deadline(timeout_seconds)),
+            httpx.AsyncClient(timeout=timeout_seconds) as client,
+        ):
             response = await client.post(gateway_url, json=payload)
-    except httpx.TimeoutException:
+    except (httpx.TimeoutException, TimeoutError):
         raise DeliveryError(f"SMS gateway: no answer within {timeout_seconds:g} s", retryable=True) from None
     except httpx.TransportError as error:
         raise DeliveryError(f"SMS gateway unreachable: {type(error).__name__}", retryable=True) from None

@@ -1,19 +1,24 @@
 """Message texts: one layout per channel and language (files under templates/), one subject and summary
 line per event and language (below), all rendered by Jinja2.
 
-Admins may override the text of a message (`template_override`): it is rendered in a sandbox, since an
-override is configuration typed into an API, not code we reviewed.
+Admins may override the summary line of a message (`template_override`): it is configuration typed into
+an API, not code we reviewed, so it renders in a child process with bounds on time, output and memory
+(channels/sandbox.py). The delivery activity renders it there without blocking its event loop and hands
+the result in as `summary`; a synchronous caller without one gets it rendered there too, blocking only
+its own thread.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
+from channels.sandbox import default_sandbox
 from models.notifications import PlannedDelivery, RecipientType
 
 LOCALES = ("de", "en")
@@ -166,22 +171,49 @@ def context(planned: PlannedDelivery) -> dict[str, Any]:
     }
 
 
-def _lines(planned: PlannedDelivery, values: dict[str, Any]) -> tuple[str, str]:
+@lru_cache(maxsize=256)
+def _ours(source: str) -> Template:
+    """One of the texts above, compiled once."""
+    return _strings.from_string(source)
+
+
+# What `context()` gives a template, with made-up values: the save-time check renders an override over it.
+SAMPLE_CONTEXT: dict[str, Any] = {
+    "event_type": "callback.escalated",
+    "event_id": "callback:00000000-0000-0000-0000-000000000000:1",
+    "occurred_at": "2026-01-05 09:00 UTC",
+    "payload": {"reason": "sla_breach", "percent": 75, "number": 1, "priority": "high"},
+    "name": "Erika Mustermann",
+    "recipient_type": "staff",
+    "customer_name": "Max Mustermann",
+    "customer_phone": "+493012345678",
+    "priority": "hoch",
+    "due_at": "2026-01-05 17:00 UTC",
+    "subject_type": "callback",
+    "subject_id": "00000000-0000-0000-0000-000000000000",
+}
+
+
+def _lines(planned: PlannedDelivery, values: dict[str, Any], summary: str | None) -> tuple[str, str]:
+    """Subject and summary line. `summary`: the override, already rendered in the sandbox."""
     locale = locale_of(planned)
     subject_template, summary_template = MESSAGES.get(planned.event.type, GENERIC)[locale]
-    subject = _strings.from_string(subject_template).render(values)
-    summary = _strings.from_string(planned.template_override or summary_template).render(values)
+    subject = _ours(subject_template).render(values)
+    if summary is None:
+        summary = (
+            default_sandbox().render_blocking(planned.template_override, values)
+            if planned.template_override
+            else _ours(summary_template).render(values)
+        )
     return subject.strip(), summary.strip()
 
 
-def render_email(planned: PlannedDelivery) -> RenderedEmail:
+def render_email(planned: PlannedDelivery, summary: str | None = None) -> RenderedEmail:
     values = context(planned)
     locale = locale_of(planned)
-    subject, summary = _lines(planned, values)
+    subject, summary = _lines(planned, values, summary)
     greeting_template = GREETING[locale] if values["name"] else GREETING_NO_NAME[locale]
-    values.update(
-        subject=subject, summary=summary, greeting=_strings.from_string(greeting_template).render(values)
-    )
+    values.update(subject=subject, summary=summary, greeting=_ours(greeting_template).render(values))
     return RenderedEmail(
         subject=subject,
         text=_files.get_template(f"{locale}/email.txt").render(values),
@@ -189,8 +221,8 @@ def render_email(planned: PlannedDelivery) -> RenderedEmail:
     )
 
 
-def render_sms(planned: PlannedDelivery) -> str:
+def render_sms(planned: PlannedDelivery, summary: str | None = None) -> str:
     values = context(planned)
-    _, summary = _lines(planned, values)
+    _, summary = _lines(planned, values, summary)
     values["summary"] = summary
     return _files.get_template(f"{locale_of(planned)}/sms.txt").render(values).strip()

@@ -10,6 +10,7 @@ Only 5xx answers, timeouts and transport errors are worth another try; any other
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from channels.errors import DeliveryError
+from channels.errors import DeliveryError, http_deadline
 from models.notifications import PlannedDelivery
 
 SIGNATURE_HEADER = "X-Signature-256"
@@ -69,9 +70,12 @@ async def send_webhook(
         "X-Event-Type": planned.event.type,
     }
     try:
-        async with httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False) as client:
+        async with (
+            asyncio.timeout(http_deadline(timeout_seconds)),
+            httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False) as client,
+        ):
             response = await client.post(planned.address, content=raw, headers=headers)
-    except httpx.TimeoutException:
+    except (httpx.TimeoutException, TimeoutError):
         raise DeliveryError(f"no answer within {timeout_seconds:g} s", retryable=True) from None
     except httpx.TransportError as error:
         raise DeliveryError(f"webhook unreachable: {error!r}", retryable=True) from None

@@ -213,6 +213,10 @@ class Settings(BaseSettings):
     reconcile_every_minutes: PositiveFloat = 10.0
     reconcile_catchup_minutes: PositiveFloat = 10.0
     reconcile_page_size: PositiveInt = 200
+    # A sweep run looks at this many open rows at most (the next run carries on), and does not query the
+    # workflows of rows written within the last `reconcile_settle_minutes` (their workflow is writing them).
+    reconcile_rows_per_run: PositiveInt = 5000
+    reconcile_settle_minutes: NonNegativeFloat = 5.0
     retention_days: PositiveFloat = 90.0
     retention_every_hours: PositiveFloat = 24.0
     retention_catchup_hours: PositiveFloat = 6.0

@@ -171,10 +171,24 @@ class PlannedDelivery(Frozen):
     template_override: str | None = None
     # None = at once; else the end of the branch's quiet hours.
     not_before: datetime | None = None
+    # The most one send on this channel may take (its enforced deadline, from the worker's channel
+    # timeouts): the delivery activity's start-to-close and lease are derived from it. None in plans
+    # made before it existed.
+    send_timeout_seconds: float | None = Field(default=None, gt=0)
+    # The same message on the configured fallback channel, sent when this one failed for good.
+    fallback: PlannedDelivery | None = None
 
     @property
     def message_id(self) -> uuid.UUID:
         return delivery_message_id(self.event.event_id, self.recipient.key, self.channel.value)
+
+
+class AbandonedDelivery(Frozen):
+    """A delivery the workflow gives up on for reasons other than the channel (our infrastructure kept
+    failing): recorded as failed with `reason`, so no row stays `sending` or `pending` for ever."""
+
+    planned: PlannedDelivery
+    reason: str
 
 
 class DeliveryOutcome(Frozen):

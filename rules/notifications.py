@@ -7,8 +7,10 @@ preference, so it applies only to messages addressed to that staff member; custo
 are governed by company → branch → service.
 
 A channel that is disabled, or that the recipient has no address for, falls back to its configured
-`fallback_channel` (unless that channel is itself switched off by a setting). Quiet hours (branch local
-time) hold back messages to people, never to machines (webhooks), unless the subject is urgent.
+`fallback_channel` (unless that channel is itself switched off by a setting); so does a message whose
+channel failed for good (retries used up, refused): it carries its fallback along (`fallback`). Quiet
+hours (branch local time) hold back messages to people, never to machines (webhooks), unless the subject
+is urgent.
 """
 
 from __future__ import annotations
@@ -265,6 +267,37 @@ def held_until(event: NotifyEvent, recipient: Recipient, quiet: QuietHours | Non
 # --- the whole plan ------------------------------------------------------------------------------
 
 
+def fallback_for(
+    recipient: Recipient,
+    setting: ChannelSetting,
+    settings: Mapping[Channel, ChannelSetting],
+    taken: set[Channel],
+) -> ChannelSetting | None:
+    """The channel a message goes to when its own channel failed for good: the configured fallback, if
+    the recipient can be reached there, it is not switched off and the message does not go there anyway."""
+    fallback = setting.fallback_channel
+    if fallback is None or fallback in taken or fallback not in settings or not recipient.address(fallback):
+        return None
+    return None if _explicitly_disabled(settings[fallback]) else settings[fallback]
+
+
+def _planned(
+    event: NotifyEvent, recipient: Recipient, setting: ChannelSetting, not_before: datetime | None
+) -> PlannedDelivery:
+    address = recipient.address(setting.channel)
+    assert address is not None
+    return PlannedDelivery(
+        event=event,
+        recipient=recipient,
+        channel=setting.channel,
+        address=address,
+        retry_count=setting.retry_count,
+        retry_delay_minutes=setting.retry_delay_minutes,
+        template_override=setting.template_override,
+        not_before=not_before,
+    )
+
+
 def plan_deliveries(
     event: NotifyEvent,
     entry: CatalogueEntry | None,
@@ -284,21 +317,16 @@ def plan_deliveries(
             entry, configs, entities_for(event, recipient), defaults, DELIVERABLE[recipient.type]
         )
         not_before = held_until(event, recipient, quiet)
-        for setting in choose_channels(recipient, settings):
-            address = recipient.address(setting.channel)
-            assert address is not None
-            planned.append(
-                PlannedDelivery(
-                    event=event,
-                    recipient=recipient,
-                    channel=setting.channel,
-                    address=address,
-                    retry_count=setting.retry_count,
-                    retry_delay_minutes=setting.retry_delay_minutes,
-                    template_override=setting.template_override,
-                    not_before=not_before,
+        chosen = choose_channels(recipient, settings)
+        taken = {setting.channel for setting in chosen}
+        for setting in chosen:
+            message = _planned(event, recipient, setting, not_before)
+            fallback = fallback_for(recipient, setting, settings, taken)
+            if fallback is not None:
+                message = message.model_copy(
+                    update={"fallback": _planned(event, recipient, fallback, not_before)}
                 )
-            )
+            planned.append(message)
     return planned
 
 

@@ -110,7 +110,11 @@ def engine_schedules(settings: Settings, *, prefix: str = "") -> list[EngineSche
             prefix + RECONCILE_SCHEDULE_ID,
             _schedule(
                 CallbackReconcileWorkflow.run,
-                SweepConfig(page_size=settings.reconcile_page_size),
+                SweepConfig(
+                    page_size=settings.reconcile_page_size,
+                    rows_per_run=settings.reconcile_rows_per_run,
+                    settle_minutes=settings.reconcile_settle_minutes,
+                ),
                 workflow_id=prefix + RECONCILE_WORKFLOW_ID,
                 task_queue=queue,
                 interval=sweep_every,

@@ -135,7 +135,8 @@ CALCOM_CACHE_LOOKUPS = Counter(
 )
 NOTIFICATION_DELIVERIES = Counter(
     "callbacks_notification_deliveries",
-    "Notification delivery attempts by channel and outcome (sent, duplicate, failed, refused).",
+    "Notification delivery attempts by channel and outcome (sent, duplicate, failed, refused, "
+    "template_refused, busy, abandoned, erased).",
     ["channel", "outcome"],
     registry=REGISTRY,
 )

@@ -272,3 +272,28 @@ async def test_an_applied_cancellation_notifies_and_shows_in_the_delivery_log(
         other = await make_tenant(sessions, name="Other")
         other_admin = api.http(await api.key("admin", other))
         assert (await other_admin.get("/v1/notifications")).json()["items"] == []
+
+
+async def test_a_template_override_that_could_stall_a_worker_is_refused_when_saved(
+    api: ApiEnv, sessions: Sessions
+) -> None:
+    tenant = await make_tenant(sessions)
+    admin = api.http(await api.key("admin", tenant))
+    path = EMAIL.format(scope="company", scope_id=tenant.company_id)
+    runaway = "{% for a in range(99999) %}{% for b in range(99999) %}x{% endfor %}{% endfor %}"
+    refused = {
+        runaway: "may not use loops",
+        "{{ customer_name|center(999999) }}": "longer than 4000 characters",
+        "{{ customer_name * 99999 }}": "forbids",
+    }
+    for template, message in refused.items():
+        response = await admin.put(path, json={"template_override": template})
+        assert response.status_code == 422, response.text
+        [error] = response.json()["errors"]
+        assert error["field"] == "template_override"
+        assert message in error["message"]
+    assert await _rows(sessions) == 0
+    fine = await admin.put(
+        path, json={"template_override": "Bitte {{ customer_name }} anrufen ({{ payload.reason }})."}
+    )
+    assert fine.status_code == 200, fine.text

@@ -129,6 +129,27 @@ def test_the_fallback_is_not_used_when_it_is_switched_off_itself() -> None:
     assert _targets(_plan(_event(NOON), configs)) == {(f"staff:{ALICE}", "sms"), ("webhook:7", "webhook")}
 
 
+def test_a_message_carries_its_fallback_for_when_its_channel_fails_for_good() -> None:
+    configs = {
+        Channel.EMAIL: {("company", "7"): {"fallback_channel": "sms", "retry_count": 1}},
+        Channel.SMS: {("company", "7"): {"retry_count": 4}, ("staff", str(BOB)): {"is_enabled": False}},
+    }
+    planned = {p.recipient.key: p for p in _plan(_event(NOON), configs) if p.channel is Channel.EMAIL}
+    alice = planned[f"staff:{ALICE}"]
+    assert alice.retry_count == 1
+    assert alice.fallback is not None
+    assert (alice.fallback.channel, alice.fallback.address, alice.fallback.retry_count) == (
+        Channel.SMS,
+        "+4930111",
+        4,
+    )
+    assert alice.fallback.message_id != alice.message_id  # a row of its own in the delivery log
+    assert planned[f"staff:{BOB}"].fallback is None  # Bob switched SMS off
+    # A recipient who gets SMS anyway gets no second one as a fallback.
+    both = {Channel.EMAIL: configs[Channel.EMAIL], Channel.SMS: {("company", "7"): {"is_enabled": True}}}
+    assert all(p.fallback is None for p in _plan(_event(NOON), both))
+
+
 def test_a_disabled_or_unknown_event_sends_nothing() -> None:
     configs = {
         Channel.EMAIL: {("company", "7"): {"is_enabled": False}},

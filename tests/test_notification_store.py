@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -21,7 +22,7 @@ from models.notifications import (
     Recipient,
     RecipientType,
 )
-from models.tables import Base
+from models.tables import Base, NotificationDelivery
 from rules.notifications import RetryDefaults
 from store import notification_log as delivery_log
 from store import notification_settings as store
@@ -226,3 +227,89 @@ async def test_the_delivery_log_filters_and_pages_newest_first(sessions: Session
         newest = await delivery_log.list_deliveries(session, company_id=tenant.company_id, limit=2)
         assert await log(before_id=newest[-1].id) == ["callback:c1:3", "callback:c1:2", "callback:c1:1"]
         assert await log(recipient="staff:s1", since=NOW - timedelta(days=3650)) != []
+
+
+async def _row(sessions: Sessions, planned: PlannedDelivery) -> NotificationDelivery:
+    async with sessions() as session:
+        found = await session.scalar(
+            select(NotificationDelivery).where(NotificationDelivery.message_id == planned.message_id)
+        )
+        assert found is not None
+        return found
+
+
+async def test_a_live_lease_keeps_other_attempts_out_until_it_runs_out(sessions: Sessions) -> None:
+    tenant = await make_tenant(sessions)
+    planned = _planned(tenant.company_id, 1, Channel.EMAIL, "a@b.example")
+    lease = timedelta(minutes=3)
+    async with transaction(sessions) as session:
+        first = await delivery_log.claim_delivery(session, planned, owner="run/1#1", lease=lease)
+    async with transaction(sessions) as session:
+        second = await delivery_log.claim_delivery(session, planned, owner="run/1#2", lease=lease)
+    assert (first.busy, first.attempts) == (False, 1)
+    assert (second.busy, second.attempts) == (True, 1)  # nothing counted, nothing to send
+    assert second.lease_until is not None
+    # The lease runs out (the first attempt died without a word): the next attempt takes the row over.
+    async with transaction(sessions) as session:
+        await session.execute(
+            update(NotificationDelivery)
+            .where(NotificationDelivery.message_id == planned.message_id)
+            .values(lease_until=func.now() - timedelta(seconds=1))
+        )
+        third = await delivery_log.claim_delivery(session, planned, owner="run/1#3", lease=lease)
+    assert (third.busy, third.attempts) == (False, 2)
+    async with transaction(sessions) as session:
+        # The first attempt wakes up and fails late: not its row any more, nothing is written.
+        assert (
+            await delivery_log.mark_failed(session, planned, "late", retry_count=3, owner="run/1#1") is None
+        )
+        await delivery_log.mark_sent(session, planned)
+    row = await _row(sessions, planned)
+    assert (row.status, row.attempts, row.failures, row.lease_owner, row.last_error) == (
+        "sent",
+        2,
+        0,
+        None,
+        None,
+    )
+
+
+async def test_only_channel_failures_count_against_the_retries_and_every_row_ends_failed_or_sent(
+    sessions: Sessions,
+) -> None:
+    tenant = await make_tenant(sessions)
+    planned = _planned(tenant.company_id, 1, Channel.SMS, "+4930111")
+    states = []
+    for attempt in (1, 2, 3):
+        owner = f"run/1#{attempt}"
+        async with transaction(sessions) as session:
+            await delivery_log.claim_delivery(session, planned, owner=owner, lease=timedelta(minutes=1))
+            if attempt == 2:  # an error of our own: the row is given back, nothing counted
+                await delivery_log.release(session, planned, owner)
+                states.append(None)
+            else:
+                states.append(
+                    await delivery_log.mark_failed(
+                        session, planned, "gateway 503", retry_count=1, owner=owner
+                    )
+                )
+    assert states == [False, None, True]  # pending after the first failure, failed after the second
+    row = await _row(sessions, planned)
+    assert (row.status, row.attempts, row.failures, row.last_error) == ("failed", 3, 2, "gateway 503")
+
+    # A delivery given up before any attempt claimed it is recorded, failed, with the reason.
+    never = _planned(tenant.company_id, 2, Channel.EMAIL, "c@d.example")
+    sent = _planned(tenant.company_id, 3, Channel.EMAIL, "e@f.example")
+    async with transaction(sessions) as session:
+        await delivery_log.claim_delivery(session, sent)
+        await delivery_log.mark_sent(session, sent)
+    async with transaction(sessions) as session:
+        await delivery_log.abandon(session, never, "given up: the database was gone")
+        await delivery_log.abandon(session, sent, "given up too late")
+    given_up, kept = await _row(sessions, never), await _row(sessions, sent)
+    assert (given_up.status, given_up.attempts, given_up.last_error) == (
+        "failed",
+        0,
+        "given up: the database was gone",
+    )
+    assert (kept.status, kept.last_error) == ("sent", None)

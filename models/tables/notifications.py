@@ -130,16 +130,24 @@ class NotificationDelivery(Timestamps, Base):
     # Stable per (event, recipient, channel): the Message-ID of a mail, X-Event-Id of a webhook.
     message_id: Mapped[uuid.UUID]
     status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    # Sends started (claims); `failures`: of them, the ones the channel failed (what the tenant's
+    # retry_count is counted against: our own errors never use it up).
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    failures: Mapped[int] = mapped_column(Integer, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
     scheduled_for: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    # The attempt that is sending (`sending` rows) and until when it may: another attempt takes the row
+    # only after `lease_until` (store/notification_lease.py).
+    lease_owner: Mapped[str | None] = mapped_column(String(256))
+    lease_until: Mapped[datetime | None]
 
     __table_args__ = (
         CheckConstraint(one_of("channel", CHANNELS), name="channel"),
         CheckConstraint(one_of("recipient_type", RECIPIENT_TYPES), name="recipient_type"),
         CheckConstraint(one_of("status", DELIVERY_STATUSES), name="status"),
         CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        CheckConstraint("failures >= 0", name="failures_not_negative"),
         UniqueConstraint("event_id", "recipient", "channel", name="unique_delivery_per_event_recipient"),
         Index("notification_deliveries_idx_company_created", "company_id", "created_at"),
         Index("notification_deliveries_idx_company_status", "company_id", "status"),

@@ -8,7 +8,8 @@ requests handed out for the key, across every process that shares the state.
 
 * Until an answer has told us what is left (`remaining` unknown), one request at a time goes out: the
   *probe*. The others wait until its answer arrives, or until its lease runs out (its process died).
-* With headers known: the estimate of what is left, minus what was sent since; pacing below
+* With headers known: the estimate of what is left, minus what was sent since, never above what this
+  window's own count leaves (answers overtake each other on the way); pacing below
   `slowdown_below`; nothing once none are left until the window resets (see `rules/calcom_ratelimit.py`).
 * After a 429 nothing goes out until the wait it asked for is over — for every holder of the state.
 """
@@ -125,15 +126,19 @@ def observe(
         return state  # no headers, or counted in a window that has ended since
     if ticket <= state.last_observed_ticket:
         return state  # an older view than one we already have
+    # What the server had left when it answered, minus what was handed out after this request.
     estimate = snapshot.remaining - (state.sent - ticket - 1)
+    if state.remaining is not None:
+        # Within a window the count only goes down (a new one starts in `roll`): an answer that seems to
+        # say more is left overtook an earlier request on its way to Cal.com, which it does not count yet.
+        estimate = min(estimate, state.remaining)
     reset_seconds = snapshot.reset_seconds
     if reset_seconds is None and snapshot.remaining <= 0:
         reset_seconds = policy.default_wait_seconds
     reset_at = state.reset_at
     if reset_seconds is not None:
         # Cal.com rounds Reset up to whole seconds: within one window the smallest bound is the best.
-        new_window = state.remaining is None or estimate > state.remaining
-        if new_window or reset_at is None:
+        if state.remaining is None or reset_at is None:
             reset_at = now + reset_seconds
         else:
             reset_at = min(reset_at, now + reset_seconds)

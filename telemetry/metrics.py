@@ -108,7 +108,7 @@ CALCOM_BUDGET_REMAINING = Gauge(
 CALCOM_BUDGET_REMAINING.set(math.nan)
 CALCOM_WAITS = Counter(
     "callbacks_calcom_waits",
-    "Times a Cal.com request was held back before sending, by reason (pacing, window, block).",
+    "Times a Cal.com request was held back before sending, by reason (pacing, window, a 429, probe).",
     ["reason"],
     registry=REGISTRY,
 )

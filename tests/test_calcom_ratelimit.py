@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from calcom.errors import CalcomRateLimited
-from calcom.ratelimit import RateLimiter, RateLimitWait
+from calcom.ratelimit import NO_HEADERS, RateLimiter, RateLimitWait
 from devstack.calcom_fake import RateLimitConfig
 from rules.calcom_ratelimit import RateLimitSnapshot, Wait
 from tests.calcom_fixtures import calcom_env
@@ -166,3 +166,31 @@ async def test_limiter_used_up_without_any_answer_waits_the_default_once() -> No
     await limiter.acquire()  # used up with no reset known: one default wait, then a new window
     assert clock.sleeps[-1] == 60
     assert await limiter.remaining() == 1
+
+
+async def test_until_headers_are_known_one_probe_at_a_time_released_by_its_answer_or_lease() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep, probe_lease_seconds=10)
+    probe = await limiter.acquire()
+    with pytest.raises(RateLimitWait) as held:
+        await limiter.acquire(max_wait=0)
+    assert held.value.source == "probe"
+    await limiter.observe(probe, NO_HEADERS)  # no headers came (a broken connection, a 5xx without them)
+    second = await limiter.acquire(max_wait=0)  # the next request is the next probe, at once
+    assert (second, clock.now) == (probe + 1, 0.0)
+    await limiter.acquire()  # the second probe is never answered (its process died): its lease ends it
+    assert clock.now == pytest.approx(10)
+    assert limiter.stats.last_wait_source is None  # waiting for a probe is no rate-limit wait
+
+
+async def test_an_answer_that_overtook_an_earlier_request_does_not_raise_the_estimate() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    probe = await limiter.acquire()
+    await limiter.observe(probe, RateLimitSnapshot(limit=10, remaining=9, reset_seconds=60))
+    await limiter.acquire()
+    overtaking = await limiter.acquire()
+    assert await limiter.remaining() == 7
+    # Cal.com counted the second request before the first one arrived: "8 left" after it
+    await limiter.observe(overtaking, RateLimitSnapshot(limit=10, remaining=8, reset_seconds=60))
+    assert await limiter.remaining() == 7  # not 8: the first is still on its way and will count

@@ -50,14 +50,19 @@ async def two_processes(database_url: URL) -> AsyncIterator[list[async_sessionma
             await engine.dispose()
 
 
-def shared_clients(
+async def shared_clients(
     env: CalcomEnv, processes: list[async_sessionmaker[AsyncSession]], max_wait_seconds: float | None
 ) -> list[CalcomClient]:
+    """A client per process, spending the key's one budget; each has looked at it once (its database
+    connection is open, the row exists), so that a test's timing starts with the first request."""
     key = budget_key(env.url, API_KEY)
-    return [
+    clients = [
         env.new_client(budget=PgRateBudget(sessions, key), max_wait_seconds=max_wait_seconds)
         for sessions in processes
     ]
+    for client in clients:
+        assert await client.limiter.remaining() is None  # nothing known before the first answer
+    return clients
 
 
 def by_arrival(requests: list[RequestRecord]) -> list[RequestRecord]:
@@ -86,7 +91,7 @@ async def test_two_processes_spend_one_budget_without_a_429(database_url: URL) -
         calcom_env(rate_limit=config, latency_seconds=0.01) as env,
         two_processes(database_url) as processes,
     ):
-        worker, api = shared_clients(env, processes, max_wait_seconds=None)
+        worker, api = await shared_clients(env, processes, max_wait_seconds=None)
         results = await asyncio.gather(
             *((worker if i % 2 else api).get_slots(DAILY, *window(i)) for i in range(LOOKUPS))
         )
@@ -112,8 +117,8 @@ async def test_a_block_found_by_one_process_stops_the_other(database_url: URL) -
         calcom_env() as env,
         two_processes(database_url) as processes,
     ):
-        worker, api = shared_clients(env, processes, max_wait_seconds=0.05)
-        env.fake.force_block(0.6)
+        worker, api = await shared_clients(env, processes, max_wait_seconds=0.05)
+        env.fake.force_block(0.8)
         with pytest.raises(CalcomRateLimited) as found:
             await worker.get_slots(DAILY, *window(0))
         outcomes = await asyncio.gather(
@@ -132,7 +137,7 @@ async def test_a_block_is_waited_out_by_every_process_with_one_refused_request(d
         calcom_env() as env,
         two_processes(database_url) as processes,
     ):
-        worker, api = shared_clients(env, processes, max_wait_seconds=10.0)
+        worker, api = await shared_clients(env, processes, max_wait_seconds=10.0)
         env.fake.force_block(0.5)
         results = await asyncio.gather(
             *((worker if i % 2 else api).get_slots(DAILY, *window(i)) for i in range(20))

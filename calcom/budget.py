@@ -19,13 +19,16 @@ from rules.calcom_ratelimit import RateLimitSnapshot, Wait
 
 
 class RateBudget(Protocol):
-    """One API key's budget. Each call is atomic for every holder of the same key."""
+    """One API key's budget. Each call is atomic for every holder of the same key and returns the state
+    it left (what the limiter reports as the budget gauges)."""
 
-    async def take(self, policy: BudgetPolicy) -> Grant: ...
+    async def take(self, policy: BudgetPolicy) -> tuple[Grant, BudgetState]: ...
 
-    async def observe(self, ticket: int, snapshot: RateLimitSnapshot, policy: BudgetPolicy) -> None: ...
+    async def observe(
+        self, ticket: int, snapshot: RateLimitSnapshot, policy: BudgetPolicy
+    ) -> BudgetState: ...
 
-    async def block(self, ticket: int, snapshot: RateLimitSnapshot, wait: Wait) -> None: ...
+    async def block(self, ticket: int, snapshot: RateLimitSnapshot, wait: Wait) -> BudgetState: ...
 
     async def current(self) -> BudgetState: ...
 
@@ -37,15 +40,17 @@ class MemoryBudget:
         self._clock = clock
         self._state = BudgetState()
 
-    async def take(self, policy: BudgetPolicy) -> Grant:
+    async def take(self, policy: BudgetPolicy) -> tuple[Grant, BudgetState]:
         self._state, grant = take(self._state, self._clock(), policy)
-        return grant
+        return grant, self._state
 
-    async def observe(self, ticket: int, snapshot: RateLimitSnapshot, policy: BudgetPolicy) -> None:
+    async def observe(self, ticket: int, snapshot: RateLimitSnapshot, policy: BudgetPolicy) -> BudgetState:
         self._state = observe(self._state, self._clock(), ticket, snapshot, policy)
+        return self._state
 
-    async def block(self, ticket: int, snapshot: RateLimitSnapshot, wait: Wait) -> None:
+    async def block(self, ticket: int, snapshot: RateLimitSnapshot, wait: Wait) -> BudgetState:
         self._state = block(self._state, self._clock(), ticket, snapshot, wait)
+        return self._state
 
     async def current(self) -> BudgetState:
         return roll(self._state, self._clock())

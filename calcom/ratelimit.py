@@ -13,8 +13,9 @@ process using the key shares (or, without one, this process's own). The rules (`
   until the window resets (`X-RateLimit-Reset-*`, seconds);
 * after a 429 nothing for `Retry-After`, else the reset seconds, else 60 s — for every process.
 
-The limiter itself waits (or refuses when the caller will not wait that long) and counts requests, 429s
-and waits for this process.
+The limiter itself waits (or refuses when the caller will not wait that long), counts requests, 429s
+and waits for this process, and reports the key's budget as it last saw it (limit, requests left) as
+gauges.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from calcom.budget import MemoryBudget, RateBudget
-from rules.calcom_budget import BudgetPolicy
+from rules.calcom_budget import BudgetPolicy, BudgetState
 from rules.calcom_ratelimit import DEFAULT_429_WAIT_SECONDS, SLOWDOWN_BELOW, RateLimitSnapshot, Wait
 from telemetry import metrics
 
@@ -89,7 +90,8 @@ class RateLimiter:
         Raises `RateLimitWait` instead of waiting when the total wait would exceed `max_wait`."""
         waited = 0.0
         while True:
-            grant = await self.budget.take(self.policy)
+            grant, state = await self.budget.take(self.policy)
+            _report(state)
             if grant.ticket is not None:
                 self.stats.requests += 1
                 return grant.ticket
@@ -108,11 +110,19 @@ class RateLimiter:
     async def observe(self, ticket: int, snapshot: RateLimitSnapshot) -> None:
         """Learn from the rate-limit headers of the response to request `ticket`. With `NO_HEADERS`
         (no answer came, or one without headers) it only ends the request's turn as the probe."""
-        await self.budget.observe(ticket, snapshot, self.policy)
+        _report(await self.budget.observe(ticket, snapshot, self.policy))
 
     async def observe_429(self, ticket: int, snapshot: RateLimitSnapshot, wait: Wait) -> None:
         """A 429: nothing more goes out, from any process sharing the budget, until the wait is over."""
         self.stats.rate_limited += 1
         metrics.CALCOM_RATE_LIMITED.inc()
         self.stats.last_wait_source = wait.source
-        await self.budget.block(ticket, snapshot, wait)
+        _report(await self.budget.block(ticket, snapshot, wait))
+
+
+def _report(state: BudgetState) -> None:
+    """The budget gauges (Cal.com's limit, what is left of it) follow the key's budget as last seen."""
+    if state.limit is not None:
+        metrics.CALCOM_BUDGET_LIMIT.set(state.limit)
+    if state.remaining is not None:
+        metrics.CALCOM_BUDGET_REMAINING.set(max(0, state.remaining))

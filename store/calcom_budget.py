@@ -41,14 +41,14 @@ class PgRateBudget:
         self._sessions = sessions
         self.key_hash = key_hash
 
-    async def take(self, policy: BudgetPolicy) -> Grant:
-        return await self._apply(lambda state, now: take(state, now, policy))
+    async def take(self, policy: BudgetPolicy) -> tuple[Grant, BudgetState]:
+        return await self._apply(lambda state, now: _with_state(take(state, now, policy)))
 
-    async def observe(self, ticket: int, snapshot: RateLimitSnapshot, policy: BudgetPolicy) -> None:
-        await self._apply(lambda state, now: (observe(state, now, ticket, snapshot, policy), None))
+    async def observe(self, ticket: int, snapshot: RateLimitSnapshot, policy: BudgetPolicy) -> BudgetState:
+        return await self._apply(lambda state, now: _same(observe(state, now, ticket, snapshot, policy)))
 
-    async def block(self, ticket: int, snapshot: RateLimitSnapshot, wait: Wait) -> None:
-        await self._apply(lambda state, now: (block(state, now, ticket, snapshot, wait), None))
+    async def block(self, ticket: int, snapshot: RateLimitSnapshot, wait: Wait) -> BudgetState:
+        return await self._apply(lambda state, now: _same(block(state, now, ticket, snapshot, wait)))
 
     async def current(self) -> BudgetState:
         return await self._apply(lambda state, now: (state, roll(state, now)))
@@ -71,6 +71,14 @@ class PgRateBudget:
             )
             row = (await session.scalars(query)).one()
         return row
+
+
+def _with_state(step: tuple[BudgetState, Grant]) -> tuple[BudgetState, tuple[Grant, BudgetState]]:
+    return step[0], (step[1], step[0])
+
+
+def _same(state: BudgetState) -> tuple[BudgetState, BudgetState]:
+    return state, state
 
 
 def _seconds(moment: datetime | None) -> float | None:

@@ -1,7 +1,7 @@
 """one Cal.com request budget per API key, shared by every process
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-10 12:00:00
 
 Cal.com counts requests per API key; the worker and the API (or two workers) each kept their own count of
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -7,6 +7,11 @@ Measures, with the fake in its own process (or in this event loop with --in-proc
 * cache misses, one at a time and concurrently: finder → cache → rate limiter → httpx → fake;
 * cache hits: the same lookups answered from the 45 s cache;
 * a cold burst of 1,000 lookups over 10 windows: what single-flight + cache save in requests.
+
+The client spends a budget of its own process (`calcom.budget.MemoryBudget`); the warm-up lookup is the
+key's first request, which goes out alone until its rate-limit headers are known. The engine's processes
+share the key's budget in PostgreSQL instead (`store/calcom_budget.py`): two short transactions
+per request (take, then learn from the answer), which the cache-miss rows here do not include.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
   `start`/`end` as full UTC datetimes, `timeZone`, `format=range`. Nothing else is sent: the endpoint
   rejects any parameter that does not belong to the shape (`forbidNonWhitelisted`).
 * Bookings: create / get / cancel / reschedule / list with `cal-api-version: 2024-08-13`.
-* One shared `AsyncClient` (keep-alive pool, timeouts, connection limits) and one `RateLimiter`.
+* One shared `AsyncClient` (keep-alive pool, timeouts, connection limits) and one `RateLimiter`, which
+  spends the API key's budget (shared by every process when the composition root gives it one).
 
 Retries inside the client are short and safe: a 429 is waited out (the limiter knows how long) as long as
 the caller's `max_wait` allows, and a 5xx or a broken connection on an idempotent call is retried a couple
@@ -23,6 +24,7 @@ from urllib.parse import quote
 
 import httpx
 
+from calcom.budget import RateBudget
 from calcom.errors import (
     CalcomProtocolError,
     CalcomRateLimited,
@@ -30,7 +32,7 @@ from calcom.errors import (
     CalcomUnavailable,
     error_from_response,
 )
-from calcom.ratelimit import RateLimiter, RateLimitWait
+from calcom.ratelimit import NO_HEADERS, RateLimiter, RateLimitWait
 from calcom.wire import (
     BOOKINGS_VERSION,
     SLOTS_VERSION,
@@ -88,12 +90,14 @@ class CalcomClient:
         self.stats = ClientStats()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> CalcomClient:
-        """Built from `config.Settings` (a real Cal.com, or the local fake when none is set)."""
+    def from_settings(cls, settings: Any, budget: RateBudget | None = None) -> CalcomClient:
+        """Built from `config.Settings` (a real Cal.com, or the local fake when none is set). `budget`:
+        the API key's budget shared with the other processes (without one, this process's own)."""
         return cls(
             settings.calcom_url(),
             settings.calcom_api_key,
             limiter=RateLimiter(
+                budget,
                 slowdown_below=settings.calcom_slowdown_below,
                 backoff_base_seconds=settings.calcom_backoff_base_seconds,
             ),
@@ -247,7 +251,12 @@ class CalcomClient:
                 response = await self._http.request(
                     method, path, params=params, json=json, headers={"cal-api-version": version}
                 )
+            except asyncio.CancelledError:
+                # the caller gave up: if this was the probe, the next may go now, not when its lease ends
+                await asyncio.shield(self.limiter.observe(ticket, NO_HEADERS))
+                raise
             except httpx.TransportError as exc:
+                await self.limiter.observe(ticket, NO_HEADERS)  # no answer: if this was the probe, ditto
                 self.stats.transport_errors += 1
                 metrics.CALCOM_REQUESTS.labels(method, "error").inc()
                 if retry_errors and attempts < self.max_attempts:
@@ -259,7 +268,7 @@ class CalcomClient:
             if response.status_code == 429:
                 retry_after = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
                 wait = wait_after_429(retry_after, snapshot.reset_seconds, self.limiter.default_wait_seconds)
-                self.limiter.observe_429(ticket, snapshot, wait)
+                await self.limiter.observe_429(ticket, snapshot, wait)
                 rate_limited += 1
                 if rate_limited > self.max_rate_limit_retries:
                     raise CalcomRateLimited(
@@ -271,7 +280,7 @@ class CalcomClient:
                         request_id=response.headers.get("x-request-id"),
                     )
                 continue  # acquire() waits out the block, or raises when that is too long for the caller
-            self.limiter.observe(ticket, snapshot)
+            await self.limiter.observe(ticket, snapshot)
             if response.is_success:
                 try:
                     return response.json()

@@ -92,9 +92,9 @@ CALCOM_REQUESTS = Counter(
     registry=REGISTRY,
 )
 CALCOM_RATE_LIMITED = Counter("callbacks_calcom_rate_limited", "429 answers from Cal.com.", registry=REGISTRY)
-# Cal.com's budget for our API key, as this process last saw it (each process sees the same key's budget:
-# take min/max across processes). Remaining is NaN until the first answer, so `min()` skips a process
-# that has not asked yet.
+# Cal.com's budget for our API key, as this process last saw it (every process spends the same key's
+# budget, kept in PostgreSQL: take min/max across processes). Remaining is NaN until the first answer,
+# so `min()` skips a process that has not asked yet.
 CALCOM_BUDGET_LIMIT = Gauge(
     "callbacks_calcom_budget_limit",
     "Requests Cal.com allows per rate-limit window (0 until an answer said).",
@@ -102,13 +102,13 @@ CALCOM_BUDGET_LIMIT = Gauge(
 )
 CALCOM_BUDGET_REMAINING = Gauge(
     "callbacks_calcom_budget_remaining",
-    "Requests left in Cal.com's current window by this process's estimate (0 while blocked after a 429).",
+    "Requests left in Cal.com's current window by the key's shared estimate (0 while blocked after a 429).",
     registry=REGISTRY,
 )
 CALCOM_BUDGET_REMAINING.set(math.nan)
 CALCOM_WAITS = Counter(
     "callbacks_calcom_waits",
-    "Times a Cal.com request was held back before sending, by reason (pacing, window, block).",
+    "Times a Cal.com request was held back before sending, by reason (pacing, window, a 429, probe).",
     ["reason"],
     registry=REGISTRY,
 )

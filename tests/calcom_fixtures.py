@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from calcom.budget import RateBudget
 from calcom.cache import TTLCache
 from calcom.client import CalcomClient
 from calcom.finder import SlotFinder
@@ -84,11 +85,13 @@ def make_client(
     max_wait_seconds: float | None = 10.0,
     max_attempts: int = 3,
     retry_backoff_seconds: float = 0.01,
+    budget: RateBudget | None = None,
 ) -> CalcomClient:
+    """`budget`: the key's budget shared with other clients (as other processes would); else its own."""
     return CalcomClient(
         url,
         api_key,
-        limiter=RateLimiter(backoff_base_seconds=backoff_base_seconds),
+        limiter=RateLimiter(budget, backoff_base_seconds=backoff_base_seconds),
         max_wait_seconds=max_wait_seconds,
         max_attempts=max_attempts,
         retry_backoff_seconds=retry_backoff_seconds,
@@ -103,12 +106,14 @@ async def calcom_env(
     chunk_days: int = 7,
     cache_clock: Callable[[], float] | None = None,
     strict: bool = True,
+    latency_seconds: float = 0.0,
     **client_kwargs: Any,
 ) -> AsyncIterator[CalcomEnv]:
     fake = FakeCalcom(
         event_types if event_types is not None else sample_event_types(),
         rate_limit=rate_limit or RateLimitConfig(limit=100_000),
         now=lambda: NOW,
+        latency_seconds=latency_seconds,
     )
     async with serve_fake(fake) as url:
         client = make_client(url, **client_kwargs)

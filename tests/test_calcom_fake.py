@@ -173,6 +173,10 @@ async def test_rate_limit_headers_window_and_block() -> None:
             "details": "Too many requests. Please try again later.",
         }
         assert "retry-after" not in answers[3].headers  # real v2 sends none
+        # the bucket is the key's, whichever connection (process) the request comes by
+        async with httpx.AsyncClient(base_url=env.url) as another_process:
+            same_key = await another_process.get("/v2/slots", params=slot_params(), headers=auth)
+        assert same_key.status_code == 429
         # another API key has its own bucket; the IP bucket too
         other = await http.get(
             "/v2/slots", params=slot_params(), headers={**SLOTS, "Authorization": "Bearer cal_other"}

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from calcom.errors import CalcomRateLimited
-from calcom.ratelimit import RateLimiter, RateLimitWait
+from calcom.ratelimit import NO_HEADERS, RateLimiter, RateLimitWait
 from devstack.calcom_fake import RateLimitConfig
 from rules.calcom_ratelimit import RateLimitSnapshot, Wait
 from tests.calcom_fixtures import calcom_env
@@ -116,12 +116,12 @@ async def test_limiter_backs_off_exponentially_below_five_then_waits_for_the_res
     for _ in range(7):
         ticket = await limiter.acquire()
         remaining -= 1
-        limiter.observe(ticket, RateLimitSnapshot(limit=7, remaining=remaining, reset_seconds=60))
+        await limiter.observe(ticket, RateLimitSnapshot(limit=7, remaining=remaining, reset_seconds=60))
     assert clock.sleeps == [0.5, 1.0, 2.0, 4.0]  # at 4, 3, 2 and 1 left
-    assert limiter.remaining == 0
+    assert await limiter.remaining() == 0
     await limiter.acquire()  # the window is used up: wait for its reset, then the full limit again
     assert clock.sleeps[-1] == pytest.approx(60 - 7.5)
-    assert limiter.remaining == 6
+    assert await limiter.remaining() == 6
     assert limiter.stats.requests == 8
 
 
@@ -129,7 +129,7 @@ async def test_limiter_block_and_callers_wait_budget() -> None:
     clock = ManualClock()
     limiter = RateLimiter(clock=clock, sleep=clock.sleep)
     ticket = await limiter.acquire()
-    limiter.observe_429(
+    await limiter.observe_429(
         ticket, RateLimitSnapshot(limit=120, remaining=0, reset_seconds=60), Wait(30, "retry-after")
     )
     with pytest.raises(RateLimitWait) as held:
@@ -138,31 +138,59 @@ async def test_limiter_block_and_callers_wait_budget() -> None:
     assert clock.sleeps == []  # refused without waiting or sending
     await limiter.acquire(max_wait=30)
     assert clock.sleeps == [30]
-    assert limiter.remaining == 119  # after the block: the full limit, minus the one just sent
+    assert await limiter.remaining() == 119  # after the block: the full limit, minus the one just sent
 
 
 async def test_limiter_ignores_answers_from_a_window_that_is_over() -> None:
     clock = ManualClock()
     limiter = RateLimiter(clock=clock, sleep=clock.sleep)
     old = await limiter.acquire()
-    limiter.observe(old, RateLimitSnapshot(limit=10, remaining=9, reset_seconds=1))
+    await limiter.observe(old, RateLimitSnapshot(limit=10, remaining=9, reset_seconds=1))
     slow = await limiter.acquire()
     clock.now = 2.0  # the window ended while `slow` was in flight
     fresh = await limiter.acquire()
-    limiter.observe(slow, RateLimitSnapshot(limit=10, remaining=0, reset_seconds=1))
-    assert limiter.remaining == 9  # the stale "0 left" does not stop the new window
-    limiter.observe(fresh, RateLimitSnapshot(limit=10, remaining=9, reset_seconds=1))
-    assert limiter.remaining == 9
+    await limiter.observe(slow, RateLimitSnapshot(limit=10, remaining=0, reset_seconds=1))
+    assert await limiter.remaining() == 9  # the stale "0 left" does not stop the new window
+    await limiter.observe(fresh, RateLimitSnapshot(limit=10, remaining=9, reset_seconds=1))
+    assert await limiter.remaining() == 9
 
 
 async def test_limiter_used_up_without_any_answer_waits_the_default_once() -> None:
     clock = ManualClock()
     limiter = RateLimiter(clock=clock, sleep=clock.sleep, default_wait_seconds=60)
     first = await limiter.acquire()
-    limiter.observe(first, RateLimitSnapshot(limit=2, remaining=1, reset_seconds=1))
+    await limiter.observe(first, RateLimitSnapshot(limit=2, remaining=1, reset_seconds=1))
     clock.now = 1.5  # new window: the full limit of 2, and no answer arrives for what is sent now
     await limiter.acquire()
     await limiter.acquire()
     await limiter.acquire()  # used up with no reset known: one default wait, then a new window
     assert clock.sleeps[-1] == 60
-    assert limiter.remaining == 1
+    assert await limiter.remaining() == 1
+
+
+async def test_until_headers_are_known_one_probe_at_a_time_released_by_its_answer_or_lease() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep, probe_lease_seconds=10)
+    probe = await limiter.acquire()
+    with pytest.raises(RateLimitWait) as held:
+        await limiter.acquire(max_wait=0)
+    assert held.value.source == "probe"
+    await limiter.observe(probe, NO_HEADERS)  # no headers came (a broken connection, a 5xx without them)
+    second = await limiter.acquire(max_wait=0)  # the next request is the next probe, at once
+    assert (second, clock.now) == (probe + 1, 0.0)
+    await limiter.acquire()  # the second probe is never answered (its process died): its lease ends it
+    assert clock.now == pytest.approx(10)
+    assert limiter.stats.last_wait_source is None  # waiting for a probe is no rate-limit wait
+
+
+async def test_an_answer_that_overtook_an_earlier_request_does_not_raise_the_estimate() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(clock=clock, sleep=clock.sleep)
+    probe = await limiter.acquire()
+    await limiter.observe(probe, RateLimitSnapshot(limit=10, remaining=9, reset_seconds=60))
+    await limiter.acquire()
+    overtaking = await limiter.acquire()
+    assert await limiter.remaining() == 7
+    # Cal.com counted the second request before the first one arrived: "8 left" after it
+    await limiter.observe(overtaking, RateLimitSnapshot(limit=10, remaining=8, reset_seconds=60))
+    assert await limiter.remaining() == 7  # not 8: the first is still on its way and will count

@@ -14,9 +14,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.deps import Deps
+from calcom.budget import budget_key
 from calcom.finder import SlotFinder
 from config import Settings
 from devstack.stack import dev_processes
+from store.calcom_budget import PgRateBudget
 from store.notification_settings import NotificationSettings
 from store.policies import PolicyResolver
 from tests.conftest import render
@@ -38,6 +40,8 @@ def _assert_wired(services: Services, worker: Worker, deps: Deps | None) -> None
     assert services.policies.listener is not None
     # The Cal.com slot finder caches for the configured time.
     assert services.slots.cache.ttl_seconds == services.settings.calcom_cache_ttl_seconds
+    # Its client spends the API key's budget that every process shares (Cal.com counts per key).
+    _assert_shared_budget(services.slots, services.settings)
     # The worker's activities use exactly these parts: no second, uncached resolver or finder anywhere.
     resolvers = _held_by_activities(worker, PolicyResolver)
     assert resolvers
@@ -49,6 +53,12 @@ def _assert_wired(services: Services, worker: Worker, deps: Deps | None) -> None
         assert deps.policies is services.policies
         assert deps.notification_settings is services.notification_settings
         assert deps.slots is services.slots
+
+
+def _assert_shared_budget(slots: SlotFinder, settings: Settings) -> None:
+    budget = slots.client.limiter.budget
+    assert isinstance(budget, PgRateBudget)
+    assert budget.key_hash == budget_key(settings.calcom_url(), settings.calcom_api_key)
 
 
 def _settings(database_url: URL, dev_env: WorkflowEnvironment, task_queue: str) -> Settings:
@@ -77,3 +87,4 @@ async def test_production_worker_and_api_are_wired_the_same_way(
         assert deps.policies.listener is not None
         assert deps.notification_settings.listener is deps.policies.listener
         assert deps.slots.cache.ttl_seconds == settings.calcom_cache_ttl_seconds
+        _assert_shared_budget(deps.slots, settings)

@@ -3,7 +3,8 @@
 Before this module the API, the worker and the dev stack each wired the same parts by hand and drifted (the
 dev API had no slot cache, the dev worker no policy-change listener). Now `open_services` builds them once:
 the database engine and sessions, the hierarchical settings (policies and notification settings, each
-with its cache, both kept current by one LISTEN connection), the Cal.com client with its limiter, the
+with its cache, both kept current by one LISTEN connection), the Cal.com client with its limiter spending
+the API key's budget that every process shares (a row in PostgreSQL: Cal.com counts per key), the
 cached slot finder, and the Temporal client with the data converter (payloads encrypted by the codec,
 over TLS when certificates are configured). Whoever opens it owns it; leaving the context closes all of it.
 """
@@ -22,6 +23,7 @@ from temporalio.service import RetryConfig, TLSConfig
 
 from activities.calcom import store_resolver
 from api.deps import Deps
+from calcom.budget import budget_key
 from calcom.cache import TTLCache
 from calcom.client import CalcomClient
 from calcom.finder import SlotFinder
@@ -31,6 +33,7 @@ from config import LOCAL_TEMPORAL_ADDRESS, Settings, database_url_of
 from models.calcom import Slot
 from starter.client import CallbackClient
 from starter.deadlines import api_retry_config
+from store.calcom_budget import PgRateBudget
 from store.db import create_engine, session_factory
 from store.notification_settings import NotificationSettings, NotificationSettingsCache
 from store.policies import PolicyCache, PolicyResolver
@@ -153,7 +156,9 @@ async def open_services(
         stack.push_async_callback(listener.stop)
         policies = PolicyResolver(sessions, policy_cache, listener)
         notification_settings = NotificationSettings(sessions, notification_cache, listener)
-        calcom = await stack.enter_async_context(CalcomClient.from_settings(settings))
+        # One budget per API key for every process (worker, API, more workers): Cal.com counts per key.
+        budget = PgRateBudget(sessions, budget_key(settings.calcom_url(), settings.calcom_api_key))
+        calcom = await stack.enter_async_context(CalcomClient.from_settings(settings, budget))
         slots = SlotFinder(
             calcom,
             store_resolver(sessions),

@@ -5,6 +5,7 @@ local stack uses for the same."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,7 +39,11 @@ class FakeCalcom:
         monotonic: Callable[[], float] = time.monotonic,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
+        latency_seconds: float = 0.0,
     ) -> None:
+        """`latency_seconds`: every API answer takes this long, so what a client has in flight at once
+        shows in the request log (`at` … `done_at`)."""
+        self.latency_seconds = latency_seconds
         self.calendar = Calendar(
             event_types if event_types is not None else demo_event_types(),
             now or (lambda: datetime.now(UTC)),
@@ -186,6 +191,8 @@ class FakeCalcom:
                 at=self.gate.monotonic(),
             )
             self.requests.append(record)
+            if self.latency_seconds:
+                await asyncio.sleep(self.latency_seconds)
             try:
                 response: Response = await handler(
                     request, record, version if version in KNOWN_VERSIONS else None
@@ -197,6 +204,7 @@ class FakeCalcom:
                 if record.window is not None:
                     self.gate.rate_headers(response, record.tracker)
             record.status = response.status_code
+            record.done_at = self.gate.monotonic()
             return response
 
         return endpoint

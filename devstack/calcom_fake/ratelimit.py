@@ -1,6 +1,7 @@
 """Cal.com's throttler as our client meets it, and the fault injection that rides on it.
 
-Per tracker (API key, access token, OAuth client id, else IP): a fixed window counted from the first hit,
+Per tracker (API key, access token, OAuth client id, else IP) — whichever connection or client the request
+comes by, as Cal.com counts in Redis: a fixed window counted from the first hit,
 a block once the limit is exceeded that further requests do not extend, the
 `X-RateLimit-{Limit,Remaining,Reset}-Default` triple with Reset in seconds, the `ThrottlerException` 429,
 and — switchable, real v2 sends none — a `Retry-After` header. The guard runs before request validation,
@@ -47,7 +48,8 @@ class RequestRecord:
     version: str | None
     tracker: str | None
     status: int = 0
-    at: float = 0.0
+    at: float = 0.0  # arrived (the fake's monotonic clock)
+    done_at: float | None = None  # answered: its rate-limit headers exist from then on
     window: int | None = None  # which rate-limit window of its tracker counted it (1, 2, ...)
     validation_error: str | None = None  # the message when request validation refused it
 

@@ -25,7 +25,7 @@ from models.tables.base import (
     SoftDelete,
     Timestamps,
 )
-from models.tables.calcom import CalcomBookingUid, CalcomWebhookDelivery
+from models.tables.calcom import CalcomBookingUid, CalcomRateBudget, CalcomWebhookDelivery
 from models.tables.callbacks import CallbackEscalation, CallbackEventRow, CallbackRequest
 from models.tables.console import ConsoleSessionRow
 from models.tables.notifications import (
@@ -66,6 +66,7 @@ __all__ = [
     "Base",
     "Branch",
     "CalcomBookingUid",
+    "CalcomRateBudget",
     "CalcomWebhookDelivery",
     "CallbackEscalation",
     "CallbackEventRow",

@@ -1,8 +1,9 @@
 """What the engine keeps of Cal.com's bookings beside the appointments: every booking uid an appointment was
 known by (a reschedule in Cal.com makes a new uid; a late event for the old one must still find it), and
-the log of the webhooks received (the audit trail, and the guard against processing a redelivery twice).
+the log of the webhooks received (the audit trail, and the guard against processing a redelivery twice);
+and the request budget of each API key, which every process spends together.
 
-Neither holds personal data: attendee names and addresses go to `customers` only.
+None holds personal data (attendee names and addresses go to `customers` only) nor an API key.
 """
 
 from __future__ import annotations
@@ -60,3 +61,26 @@ class CalcomWebhookDelivery(Base):
         ),
         Index("calcom_webhook_deliveries_idx_company_received", "company_id", "received_at"),
     )
+
+
+class CalcomRateBudget(Base):
+    """One Cal.com API key's request budget, shared by every process that uses the key (Cal.com counts
+    per key, so per-process budgets together overspend it). Kept under a hash of the key (with the Cal.com
+    URL), never the key itself. The columns are `rules.calcom_budget.BudgetState`; `store/calcom_budget.py`
+    changes them under a row lock, on the database's clock."""
+
+    __tablename__ = "calcom_rate_budgets"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_limit: Mapped[int | None]
+    remaining: Mapped[int | None]
+    reset_at: Mapped[datetime | None]
+    blocked_until: Mapped[datetime | None]
+    block_source: Mapped[str | None] = mapped_column(String(16))
+    last_sent_at: Mapped[datetime | None]
+    sent: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    window_first_ticket: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    last_observed_ticket: Mapped[int] = mapped_column(BigInteger, server_default="-1")
+    probe_ticket: Mapped[int | None] = mapped_column(BigInteger)
+    probe_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -70,8 +70,10 @@ class Tracing:
     def traced(self, client: Client) -> Client:
         """`client` with the tracing interceptor (for a client built elsewhere, e.g. by a test); itself when
         tracing is off or the client traces already."""
+        if self.provider is None:
+            return client
         config = client.config()
-        if self.provider is None or any(isinstance(i, TracingInterceptor) for i in config["interceptors"]):
+        if any(isinstance(i, TracingInterceptor) for i in config["interceptors"]):
             return client
         config["interceptors"] = [*config["interceptors"], *self.client_interceptors()]
         return Client(**config)

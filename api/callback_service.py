@@ -61,6 +61,10 @@ def refusal(err: CallbackError) -> ApiProblem:
         return ApiProblem(409, str(err), slug="callback-stopped", title="Callback stopped")
     if err.kind == "AlreadyTaken":
         return ApiProblem(409, str(err), slug="already-taken", title="Already taken")
+    if err.kind == "CallbackStuck":
+        return ApiProblem(
+            503, str(err), slug="callback-stuck", title="Callback stuck", headers={"Retry-After": "60"}
+        )
     if err.kind == "InvalidStaff":
         return invalid("staff_id", str(err))
     if err.kind in ("InvalidCallback", "InvalidReference"):

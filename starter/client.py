@@ -20,7 +20,7 @@ import contextlib
 import uuid
 from collections.abc import Awaitable
 from datetime import timedelta
-from typing import TypeVar
+from typing import TypeVar, cast
 from uuid import UUID
 
 from temporalio.client import (
@@ -45,6 +45,7 @@ from models.callbacks import (
     callback_workflow_id,
     mask_phone,
 )
+from models.stuck import RETRY_STUCK_SIGNAL, STUCK_QUERY, StuckMark
 from rules.staff_actions import spec_of
 from rules.transitions import TransitionRefused, check_allowed
 from starter.deadlines import bounded, rpc_timeout
@@ -56,6 +57,8 @@ IDEMPOTENCY_NAMESPACE = UUID("5f0c6d2e-7d0b-4c43-9a59-6a3c1b2d9e10")
 __all__ = ["CallbackClient", "CallbackError", "StaffCommand", "callback_id_for", "update_id_for"]
 
 T = TypeVar("T")
+# The `stuck` query answers None while all is well.
+MAYBE_STUCK = cast(type, StuckMark | None)
 
 
 class CallbackError(Exception):
@@ -297,4 +300,19 @@ class CallbackClient:
     async def state(self, workflow_id: str) -> CallbackState | None:
         return await self._bounded(
             self.handle(workflow_id).query(CallbackWorkflow.state, rpc_timeout=rpc_timeout(self._timeout))
+        )
+
+    async def stuck(self, workflow_id: str) -> StuckMark | None:
+        """The database step the callback's workflow cannot get through (None: it is not stuck)."""
+        mark: StuckMark | None = await self._bounded(
+            self.handle(workflow_id).query(
+                STUCK_QUERY, result_type=MAYBE_STUCK, rpc_timeout=rpc_timeout(self._timeout)
+            )
+        )
+        return mark
+
+    async def retry_stuck(self, workflow_id: str) -> None:
+        """Have a stuck callback try its failing step again now (also after it gave up)."""
+        await self._bounded(
+            self.handle(workflow_id).signal(RETRY_STUCK_SIGNAL, rpc_timeout=rpc_timeout(self._timeout))
         )

@@ -51,9 +51,10 @@ with workflow.unsafe.imports_passed_through():
     from rules.staff_actions import StaffActionSpec
     from rules.transitions import TransitionRefused, check_allowed
     from workflows.calcom import find_slots
-    from workflows.db_steps import DatabaseSteps
+    from workflows.db_steps import DatabaseSteps, stuck_refusal
     from workflows.notifications import notify
     from workflows.staff_handlers import with_staff_actions
+    from workflows.update_keys import UpdateKeys
 
 # Patch ids: histories recorded before these code paths existed replay without them.
 DROP_DEAD_REFERENCES = "drop-dead-references-v1"
@@ -81,6 +82,8 @@ class CallbackWorkflow:
         self._bookable = False
         # Every database step goes through here: retried with a bound, stuck when it keeps failing.
         self._db = DatabaseSteps(params.callback_id, params.request.company_id)
+        # Which request each Idempotency-Key of the staff actions carried (a reused key is refused).
+        self._keys = UpdateKeys()
 
     # --- main loop: the SLA clock ---------------------------------------------------------------
 
@@ -252,6 +255,7 @@ class CallbackWorkflow:
 
     async def _perform(self, spec: StaffActionSpec[Any], command: StaffCommand) -> CallbackState:
         """Run one staff action under the lock: re-check it against the state it will really change."""
+        self._keys.record()
         await workflow.wait_condition(lambda: self._state is not None or self._creation_error is not None)
         if self._creation_error is not None:
             raise ApplicationError(self._creation_error, type="InvalidCallback")
@@ -275,8 +279,9 @@ class CallbackWorkflow:
     def _validate(self, spec: StaffActionSpec[Any], command: StaffCommand) -> None:
         """Update validators refuse early (nothing is written to history); the handler re-checks. A stuck
         callback takes no staff action: it could not be written, and would be applied who knows when."""
+        self._keys.check()
         if self._db.stuck is not None:
-            raise ApplicationError(_stuck_refusal(self._db.stuck), type="CallbackStuck")
+            raise ApplicationError(stuck_refusal(self._db.stuck), type="CallbackStuck")
         if self._state is not None:
             check_allowed(spec.action, self._state.status)
             spec.guard(self._state, command)
@@ -346,6 +351,11 @@ class CallbackWorkflow:
     def state(self) -> CallbackState | None:
         return self._state
 
+    @workflow.query(name="update_key")
+    def update_key(self, key: str) -> str | None:
+        """The request digest a staff action's Idempotency-Key (digest) came with (models/update_keys.py)."""
+        return self._keys.request_of(key)
+
     # --- stuck (workflows/db_steps.py) ------------------------------------------------------------
 
     @workflow.query(name=STUCK_QUERY)
@@ -366,12 +376,6 @@ def _dead_references(err: ActivityError | ApplicationError) -> DeadReferences | 
     if not isinstance(cause, ApplicationError) or cause.type != names.DEAD_REFERENCE or not cause.details:
         return None
     return DeadReferences.model_validate(cause.details[0])
-
-
-def _stuck_refusal(stuck: StuckMark) -> str:
-    since = stuck.since.isoformat(timespec="seconds")
-    how = "waiting for an operator" if stuck.gave_up_at else "retrying"
-    return f"the callback is stuck: its {stuck.step.value} step fails since {since} ({how}); try again later"
 
 
 def _capacity_full(err: ActivityError | ApplicationError) -> UUID | None:

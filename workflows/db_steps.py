@@ -65,6 +65,13 @@ def failure_kind(err: ActivityError | ApplicationError) -> str:
     return kind[:200]
 
 
+def stuck_refusal(stuck: StuckMark) -> str:
+    """Why a staff action on a stuck callback is refused (its Update validator)."""
+    since = stuck.since.isoformat(timespec="seconds")
+    how = "waiting for an operator" if stuck.gave_up_at else "retrying"
+    return f"the callback is stuck: its {stuck.step.value} step fails since {since} ({how}); try again later"
+
+
 @dataclass
 class _Trouble:
     """The failures of the step in progress: since when (the give-up clock), how many rounds."""

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.callbacks import Priority, callback_base_id
 from models.stuck import StuckStep
-from store import callback_gauges, stuck
+from store import callback_gauges
 from telemetry import logs, metrics
 from telemetry.server import metrics_app
 
@@ -66,12 +66,10 @@ class ReadModelGauges:
             in_window = [met for at, met in closed if at is not None and at >= since]
             met = sum(1 for value in in_window if value)
             metrics.SLA_COMPLIANCE.labels(name).set(met / len(in_window) if in_window else 1.0)
-        stuck_counts = await stuck.counts(session)
+        stuck = await callback_gauges.stuck_counts(session)
         for step in StuckStep:
             for gave_up, state in ((False, "retrying"), (True, "gave_up")):
-                metrics.STUCK_WORKFLOWS.labels(step.value, state).set(
-                    stuck_counts.get((step.value, gave_up), 0)
-                )
+                metrics.STUCK_WORKFLOWS.labels(step.value, state).set(stuck.get((step.value, gave_up), 0))
 
 
 read_model_gauges = ReadModelGauges()

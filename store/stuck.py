@@ -1,20 +1,17 @@
-"""The stuck marks of callbacks (models/tables/stuck.py): written by their workflow, read by the API, the
-console and the `callbacks_stuck_workflows` gauge."""
+"""The stuck marks of callbacks (models/tables/stuck.py): written by their workflow, read by the API and
+the console (the `callbacks_stuck_workflows` gauge counts them in store/callback_gauges.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.callbacks import CallbackStatus
 from models.stuck import StuckMark
-from models.tables import CallbackRequest, CallbackStuckRow
-
-OPEN = (CallbackStatus.PENDING.value, CallbackStatus.ASSIGNED.value, CallbackStatus.CONTACTED.value)
+from models.tables import CallbackStuckRow
 
 
 async def mark(session: AsyncSession, stuck: StuckMark, workflow_id: str | None) -> None:
@@ -50,15 +47,3 @@ def as_dict(row: CallbackStuckRow | None) -> dict[str, Any] | None:
         "error": row.error,
         "gave_up_at": row.gave_up_at,
     }
-
-
-async def counts(session: AsyncSession) -> dict[tuple[str, bool], int]:
-    """(step, given up) → stuck open callbacks; a mark left by a callback that has ended is not counted."""
-    given_up = CallbackStuckRow.gave_up_at.is_not(None)
-    rows = await session.execute(
-        select(CallbackStuckRow.step, given_up, func.count())
-        .join(CallbackRequest, CallbackRequest.id == CallbackStuckRow.callback_id)
-        .where(CallbackRequest.status.in_(OPEN), CallbackRequest.deleted_at.is_(None))
-        .group_by(CallbackStuckRow.step, given_up)
-    )
-    return {(step, bool(gave_up)): count for step, gave_up, count in rows.all()}

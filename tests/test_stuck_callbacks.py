@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from api.metrics import ReadModelGauges
 from models import search_attributes
@@ -29,8 +30,10 @@ from rules import stuck as rules
 from store.db import transaction
 from telemetry import metrics
 from tests.api_fixtures import ApiEnv, Sessions, running_api
+from tests.codec_fixtures import CONVERTER
 from tests.console_fixtures import http_sign_in
 from tests.factories import add_staff, make_tenant
+from worker import WORKFLOW_RUNNER, WORKFLOWS
 
 FAILING_WRITES = [
     "CREATE TABLE failing_writes (callback_id uuid PRIMARY KEY)",
@@ -155,6 +158,7 @@ async def test_a_step_that_keeps_failing_shows_as_stuck_until_it_gets_through(
     assert "data-stuck" not in (await browser.get("/console/queue")).text
     priority = await api.http(admin).post(f"{path}/priority", json={"priority": "urgent"})
     assert priority.status_code == 200, priority.text
+    await replays(api, workflow_id)
 
 
 async def test_after_a_day_of_failures_it_waits_for_an_operator(
@@ -188,6 +192,15 @@ async def test_after_a_day_of_failures_it_waits_for_an_operator(
     state = await api.callbacks.state(workflow_id)
     assert state is not None
     assert state.status.value == "contacted"
+    await replays(api, workflow_id)
+
+
+async def replays(env: ApiEnv, workflow_id: str) -> None:
+    """The stuck path's commands (behind `stuck-flag-v1`) replay as they were recorded."""
+    history = await env.callbacks.handle(workflow_id).fetch_history()
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=CONVERTER, workflow_runner=WORKFLOW_RUNNER)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
 
 
 def test_the_backoff_doubles_up_to_its_cap_and_the_thresholds_are_either_or() -> None:

@@ -28,7 +28,9 @@ from models.callbacks import (
 )
 from models.dial_window import DEFAULT_DIAL_END, DEFAULT_DIAL_START
 from models.policies import PolicySubject
+from models.stuck import ClearStuck, StuckMark
 from store import callbacks as store
+from store import stuck
 from store.db import transaction
 from store.policies import PolicyResolver
 from telemetry import metrics
@@ -141,6 +143,9 @@ class CallbackActivities:
                 if transition.escalation is not None:
                     await store.insert_escalation(session, transition.state, transition.escalation)
                 await store.append_events(session, transition.state, transition.events)
+                # A step got through: whatever stuck mark the callback has is over (one a workflow could
+                # not clear itself, e.g. a run terminated while stuck, goes with the next write).
+                await stuck.clear(session, transition.state.id)
         except IntegrityError as error:
             if _sqlstate(error) != FOREIGN_KEY_VIOLATION:
                 raise self._refused(transition, error) from error
@@ -169,6 +174,26 @@ class CallbackActivities:
                 ", ".join(event.type for event in transition.events) or "no events",
             )
 
+    @activity.defn(name=names.MARK_STUCK)
+    async def mark_stuck(self, mark: StuckMark) -> None:
+        """Show the callback as stuck (its own row, apart from the callback's: models/tables/stuck.py)."""
+        async with transaction(self._sessions) as session:
+            await stuck.mark(session, mark, activity.info().workflow_id or None)
+        activity.logger.warning(
+            "callback %s stuck at %s since %s: %d failed rounds, last %s%s",
+            mark.callback_id,
+            mark.step.value,
+            mark.since.isoformat(),
+            mark.failed_rounds,
+            mark.error,
+            ", gave up: waiting for an operator" if mark.gave_up_at else "",
+        )
+
+    @activity.defn(name=names.CLEAR_STUCK)
+    async def clear_stuck(self, command: ClearStuck) -> None:
+        async with transaction(self._sessions) as session:
+            await stuck.clear(session, command.callback_id)
+
     @staticmethod
     def _refused(transition: Transition, error: IntegrityError | DataError) -> ApplicationError:
         activity.logger.error(
@@ -181,4 +206,10 @@ class CallbackActivities:
         )
 
     def all(self) -> list[Callable[..., Any]]:
-        return [self.prepare_callback, self.load_staff_candidates, self.persist_transition]
+        return [
+            self.prepare_callback,
+            self.load_staff_candidates,
+            self.persist_transition,
+            self.mark_stuck,
+            self.clear_stuck,
+        ]

@@ -9,6 +9,9 @@ DEAD_REFERENCE = "DeadReference"
 PERSIST_REFUSED = "PersistRefused"
 # A write's claim on a staff member's capacity came too late (details: the staff id): pick someone else.
 CAPACITY_FULL = "CapacityFull"
+# The stuck mark of a callback whose database step keeps failing (models/stuck.py).
+MARK_STUCK = "mark_callback_stuck"
+CLEAR_STUCK = "clear_callback_stuck"
 
 # Policy engine (activities/policies.py)
 REFRESH_MODIFICATION_STATS = "refresh_modification_stats"

@@ -32,6 +32,7 @@ from models.callbacks import (
     StaffCommand,
     stored_callback_workflow_id,
 )
+from models.update_keys import KEY_REUSED, KEY_REUSED_MESSAGE
 from rules.staff_actions import STAFF_ACTIONS
 from rules.transitions import TransitionRefused, check_allowed
 from starter.client import CallbackError, callback_id_for
@@ -54,6 +55,17 @@ def aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
+def key_reused(detail: str = KEY_REUSED_MESSAGE) -> ApiProblem:
+    """A reused Idempotency-Key with another request: refused, never answered with the first outcome."""
+    return ApiProblem(
+        422,
+        detail,
+        slug="idempotency-key-reused",
+        title="Idempotency-Key reused",
+        errors=[FieldError(field="Idempotency-Key", message=detail)],
+    )
+
+
 def refusal(err: CallbackError) -> ApiProblem:
     if err.kind == "TransitionRefused":
         return ApiProblem(409, str(err), slug="transition-refused", title="Transition refused")
@@ -61,6 +73,12 @@ def refusal(err: CallbackError) -> ApiProblem:
         return ApiProblem(409, str(err), slug="callback-stopped", title="Callback stopped")
     if err.kind == "AlreadyTaken":
         return ApiProblem(409, str(err), slug="already-taken", title="Already taken")
+    if err.kind == KEY_REUSED:
+        return key_reused(str(err))
+    if err.kind == "CallbackStuck":
+        return ApiProblem(
+            503, str(err), slug="callback-stuck", title="Callback stuck", headers={"Retry-After": "60"}
+        )
     if err.kind == "InvalidStaff":
         return invalid("staff_id", str(err))
     if err.kind in ("InvalidCallback", "InvalidReference"):
@@ -289,11 +307,6 @@ async def create(
     except TemporalCallFailed as err:
         raise problem_for(err, "the callback", "may still be created") from err
     if not result.created and result.state.request != request:
-        raise ApiProblem(
-            422,
-            "this Idempotency-Key was already used for a different request",
-            slug="idempotency-key-reused",
-            title="Idempotency-Key reused",
-        )
+        raise key_reused("this Idempotency-Key was already used for a different request")
     row = await load(deps, principal, result.state.id, include_deleted=True)
     return Created(row, result.created)

@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.callbacks import Priority, callback_base_id
+from models.stuck import StuckStep
 from store import callback_gauges
 from telemetry import logs, metrics
 from telemetry.server import metrics_app
@@ -72,6 +73,10 @@ class ReadModelGauges:
         metrics.SLA_COMPLIANCE_BY_BRANCH.clear()
         for (branch_id, name), (closed_count, met_count) in by_branch.items():
             metrics.SLA_COMPLIANCE_BY_BRANCH.labels(str(branch_id), name).set(met_count / closed_count)
+        stuck = await callback_gauges.stuck_counts(session)
+        for step in StuckStep:
+            for gave_up, state in ((False, "retrying"), (True, "gave_up")):
+                metrics.STUCK_WORKFLOWS.labels(step.value, state).set(stuck.get((step.value, gave_up), 0))
 
 
 read_model_gauges = ReadModelGauges()

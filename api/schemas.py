@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from api.sla_schemas import ClockCompliance, DialWindowOut
+from api.sla_schemas import ClockCompliance, DialWindowOut, StuckOut
 from models.callbacks import AttemptOutcome, CallbackStatus, Priority, SlaClock
 from models.notifications import Channel, DeliveryRecord
 
@@ -233,6 +233,7 @@ class CallbackOut(BaseModel):
     escalation_count: int
     deleted_at: datetime | None
     version: int
+    stuck: StuckOut | None = Field(description="a database step keeps failing (null: all is well)")
 
 
 class CallbackPage(BaseModel):
@@ -384,9 +385,7 @@ class EffectiveNotificationOut(BaseModel):
 
 class DeliveryPage(BaseModel):
     items: list[DeliveryRecord]
-    next_before_id: int | None = Field(
-        description="pass as `before_id` for the next (older) page; null at the end"
-    )
+    next_before_id: int | None = Field(description="`before_id` of the next (older) page; null at the end")
 
 
 class CancelAppointmentBody(Body):

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     local_dir: Path = Field(
         default=Path(".local"), description="where `make dev` keeps its PostgreSQL, Temporal and mail data"
     )
+    # The Temporal dev server `make dev` starts when TEMPORAL_ADDRESS is not set (UI port 0: no UI).
+    dev_temporal_port: PositiveInt = 7233
+    dev_temporal_ui_port: NonNegativeInt = 8233
     demo_callbacks: bool = Field(
         default=True,
         description="`make dev` creates demo callbacks in every state under minute-scale SLAs on first start",

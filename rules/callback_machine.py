@@ -113,6 +113,12 @@ class Step:
         state.assignee_away_at = next((c.away_from for c in staff if c.id == staff_id), None)
         self.emit("assigned", staff_id=str(staff_id), previous_staff_id=str(previous) if previous else None)
 
+    def pick(self, staff_id: UUID, staff: Sequence[StaffCandidate] = ()) -> None:
+        """Hand the callback to whom the rules picked (assignment, escalation, handover): the write claims
+        a place within their `max_open_callbacks` (`claim`), as a staff member's own assign does not."""
+        self.assign_to(staff_id, staff)
+        self.claim = staff_id
+
     def escalate(
         self, reason: EscalationReason, details: str | None, staff: Sequence[StaffCandidate]
     ) -> None:
@@ -144,7 +150,7 @@ class Step:
             escalated_to=str(target) if target else None,
         )
         if target is not None:
-            self.assign_to(target, staff)
+            self.pick(target, staff)
 
 
 def status_after_assignment(status: CallbackStatus) -> CallbackStatus:
@@ -184,7 +190,6 @@ def open_callback(
     if should_auto_assign(request.priority, prepared.settings.auto_assign):
         candidates = [c for c in prepared.candidates if c.id not in full]
         staffing.choose_or_wait(step, candidates, reason="assignment")
-        step.claim = step.state.assigned_to
     return step
 
 

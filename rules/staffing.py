@@ -25,7 +25,7 @@ class StepLike(Protocol):
 
     def emit(self, event_type: str, **payload: Any) -> None: ...
 
-    def assign_to(self, staff_id: UUID, staff: Sequence[StaffCandidate] = ()) -> None: ...
+    def pick(self, staff_id: UUID, staff: Sequence[StaffCandidate] = ()) -> None: ...
 
     def escalate(
         self, reason: EscalationReason, details: str | None, staff: Sequence[StaffCandidate]
@@ -51,7 +51,7 @@ def choose_or_wait(step: StepLike, staff: Sequence[StaffCandidate], *, reason: s
     if chosen is not None and chosen == state.assigned_to:  # back on shift before anyone else: keeps it
         state.assignee_away_at = next((c.away_from for c in staff if c.id == chosen), None)
     elif chosen is not None:
-        step.assign_to(chosen, staff)
+        step.pick(chosen, staff)
     else:
         later = next_shift_start(
             staff,

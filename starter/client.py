@@ -20,7 +20,7 @@ import contextlib
 import uuid
 from collections.abc import Awaitable
 from datetime import timedelta
-from typing import TypeVar
+from typing import TypeVar, cast
 from uuid import UUID
 
 from temporalio.client import (
@@ -45,6 +45,8 @@ from models.callbacks import (
     callback_workflow_id,
     mask_phone,
 )
+from models.stuck import RETRY_STUCK_SIGNAL, STUCK_QUERY, StuckMark
+from models.update_keys import KEY_REUSED, KEY_REUSED_MESSAGE, keyed_update, keyed_update_id
 from rules.staff_actions import spec_of
 from rules.transitions import TransitionRefused, check_allowed
 from starter.deadlines import bounded, rpc_timeout
@@ -53,9 +55,12 @@ from workflows.callback import CallbackWorkflow
 # Idempotency keys map to callback ids inside this namespace (uuid5), per company.
 IDEMPOTENCY_NAMESPACE = UUID("5f0c6d2e-7d0b-4c43-9a59-6a3c1b2d9e10")
 
-__all__ = ["CallbackClient", "CallbackError", "StaffCommand", "callback_id_for", "update_id_for"]
+__all__ = ["CallbackClient", "CallbackError", "StaffCommand", "callback_id_for"]
 
 T = TypeVar("T")
+# The `stuck` query answers None while all is well.
+MAYBE_STUCK = cast(type, StuckMark | None)
+MAYBE_TEXT = cast(type, str | None)
 
 
 class CallbackError(Exception):
@@ -90,11 +95,6 @@ STOPPED_HOW = {
     "TIMED_OUT": "timed out",
     "FAILED": "failed",
 }
-
-
-def update_id_for(action: str, idempotency_key: str) -> str:
-    """The Update id of a staff action sent with `idempotency_key`: the same key and action, the same id."""
-    return f"{action}-{uuid.uuid5(IDEMPOTENCY_NAMESPACE, f'{action}:{idempotency_key}')}"
 
 
 def _refusal(err: WorkflowUpdateFailedError) -> CallbackError:
@@ -190,11 +190,12 @@ class CallbackClient:
         """Run one staff action as an Update: returns the new state once it is in PostgreSQL.
 
         The command says which action it is (`Assign(...)` is the Update `assign`, rules/staff_actions.py),
-        so a new action needs nothing new here. With `idempotency_key` the Update's id derives from it: a
-        retry gets the first call's outcome and changes nothing.
+        so a new action needs nothing new here. With `idempotency_key` the Update's id derives from it and
+        from the request (models/update_keys.py): a retry gets the first call's outcome and changes nothing;
+        another request under the same key is refused (`IdempotencyKeyReused`).
         """
         action = spec_of(command).action
-        update_id = update_id_for(action.value, idempotency_key) if idempotency_key else None
+        update_id = keyed_update_id(action.value, idempotency_key, command) if idempotency_key else None
         try:
             return await self._update(workflow_id, action.value, command, update_id)
         except WorkflowUpdateFailedError as err:
@@ -206,11 +207,26 @@ class CallbackClient:
             finished = await self._final_state(workflow_id)
             if finished is None:
                 raise CallbackError(f"no callback workflow {workflow_id}", "NotFound") from err
+            if idempotency_key and await self._key_reused(workflow_id, update_id):
+                raise CallbackError(KEY_REUSED_MESSAGE, KEY_REUSED) from err
             try:
                 check_allowed(action, finished.status)
             except TransitionRefused as refused:
                 raise CallbackError(str(refused), "TransitionRefused") from err
             raise await self._stopped(workflow_id, finished) from err
+
+    async def _key_reused(self, workflow_id: str, update_id: str | None) -> bool:
+        """Whether the key of `update_id` came with another request to this (finished) workflow: a retry
+        of the same request would have been answered with its outcome instead of landing here."""
+        keyed = keyed_update(update_id)
+        if keyed is None:
+            return False
+        first: str | None = await self._bounded(
+            self.handle(workflow_id).query(
+                "update_key", keyed.key, result_type=MAYBE_TEXT, rpc_timeout=rpc_timeout(self._timeout)
+            )
+        )
+        return first is not None and first != keyed.request
 
     async def _stopped(self, workflow_id: str, state: CallbackState) -> CallbackError:
         """The refusal for an open callback whose workflow no longer runs (terminated by an operator, or
@@ -297,4 +313,19 @@ class CallbackClient:
     async def state(self, workflow_id: str) -> CallbackState | None:
         return await self._bounded(
             self.handle(workflow_id).query(CallbackWorkflow.state, rpc_timeout=rpc_timeout(self._timeout))
+        )
+
+    async def stuck(self, workflow_id: str) -> StuckMark | None:
+        """The database step the callback's workflow cannot get through (None: it is not stuck)."""
+        mark: StuckMark | None = await self._bounded(
+            self.handle(workflow_id).query(
+                STUCK_QUERY, result_type=MAYBE_STUCK, rpc_timeout=rpc_timeout(self._timeout)
+            )
+        )
+        return mark
+
+    async def retry_stuck(self, workflow_id: str) -> None:
+        """Have a stuck callback try its failing step again now (also after it gave up)."""
+        await self._bounded(
+            self.handle(workflow_id).signal(RETRY_STUCK_SIGNAL, rpc_timeout=rpc_timeout(self._timeout))
         )

@@ -1,6 +1,7 @@
 """The facts about the whole queue that the API's gauges report (`api/metrics.py`): open callbacks per
-status and priority with how many are overdue, and the callbacks closed recently with whether they met
-their SLA, in all and per branch. Read from PostgreSQL so that every API replica reports the same numbers."""
+status and priority with how many are overdue, the callbacks closed recently with whether they met
+their SLA, in all and per branch, and the stuck ones. Read from PostgreSQL so that every API replica reports
+the same numbers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.callbacks import CallbackStatus
 from models.tables import CallbackRequest as CR
+from models.tables import CallbackStuckRow
 
 OPEN = [CallbackStatus.PENDING.value, CallbackStatus.ASSIGNED.value, CallbackStatus.CONTACTED.value]
 
@@ -71,3 +73,15 @@ async def compliance_by_branch(
             if closed:
                 found[(branch_id, name)] = (closed, on_time)
     return found
+
+
+async def stuck_counts(session: AsyncSession) -> dict[tuple[str, bool], int]:
+    """(step, given up) → stuck open callbacks; a mark left by a callback that has ended is not counted."""
+    given_up = CallbackStuckRow.gave_up_at.is_not(None)
+    rows = await session.execute(
+        select(CallbackStuckRow.step, given_up, func.count())
+        .join(CR, CR.id == CallbackStuckRow.callback_id)
+        .where(CR.status.in_(OPEN), CR.deleted_at.is_(None))
+        .group_by(CallbackStuckRow.step, given_up)
+    )
+    return {(step, bool(gave_up)): count for step, gave_up, count in rows.all()}

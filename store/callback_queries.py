@@ -23,9 +23,11 @@ from models.tables import (
     CallbackEscalation,
     CallbackEventRow,
     CallbackRequest,
+    CallbackStuckRow,
     Service,
     Staff,
 )
+from store import stuck
 from store.callable import callable_now_condition, dial_fields
 from store.callback_reports import sla_by_clock
 
@@ -42,6 +44,7 @@ _STATUS_RANK = case(
 _PRIORITY_RANK = case({"normal": 0, "high": 1, "urgent": 2}, value=CR.priority, else_=3)
 # The assignee join of every row query; module-level so that sorting by assignee can name it.
 _ASSIGNEE = aliased(Staff)
+_STUCK = aliased(CallbackStuckRow, name="stuck")
 SORT_KEYS: dict[str, Any] = {
     "id": CR.id,
     "customer_name": func.lower(CR.customer_name),
@@ -124,7 +127,7 @@ def _conditions(spec: CallbackFilter, now: datetime) -> list[ColumnElement[bool]
     return conditions
 
 
-def _rows_query(now: datetime) -> Select[CallbackRequest, str, str, str, bool]:
+def _rows_query(now: datetime) -> Select[CallbackRequest, str, str, str, bool, CallbackStuckRow]:
     assignee = _ASSIGNEE
     return (
         select(
@@ -133,10 +136,12 @@ def _rows_query(now: datetime) -> Select[CallbackRequest, str, str, str, bool]:
             Service.name.label("service_name"),
             assignee.name.label("assigned_to_name"),
             overdue_condition(now).label("overdue"),
+            _STUCK,
         )
         .join(Branch, Branch.id == CR.branch_id)
         .outerjoin(Service, Service.id == CR.service_id)
         .outerjoin(assignee, assignee.id == CR.assigned_to)
+        .outerjoin(_STUCK, _STUCK.callback_id == CR.id)
     )
 
 
@@ -179,6 +184,8 @@ def as_dict(row: Any, now: datetime) -> dict[str, Any]:
         "version": callback.version,
         "suggested_slots": callback.suggested_slots,
         "sla_clock": callback.sla_clock,
+        # A workflow that cannot get a database step through (models/stuck.py); None when all is well.
+        "stuck": stuck.as_dict(row.stuck),
         **dial_fields(callback, now),
     }
 

@@ -17,9 +17,10 @@ class EmbeddedServer(uvicorn.Server):
     """uvicorn for embedding: no signal handlers (the embedding process — pytest, `callbacks dev` — owns
     them), and a stop that takes milliseconds instead of uvicorn's 0.1 s polls."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, drain_seconds: float = 5.0) -> None:
         super().__init__(config)
         self._wake = asyncio.Event()
+        self._drain_seconds = drain_seconds
 
     def stop(self) -> None:
         self.should_exit = True
@@ -41,7 +42,7 @@ class EmbeddedServer(uvicorn.Server):
             server.close()
         for connection in list(self.server_state.connections):
             connection.shutdown()
-        deadline = time.monotonic() + 5.0
+        deadline = time.monotonic() + self._drain_seconds
         # uvicorn offers no event for "all connections closed": poll briefly.
         while (self.server_state.connections or self.server_state.tasks) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.002)
@@ -74,10 +75,13 @@ def _config(app: Any, host: str, port: int) -> uvicorn.Config:
 
 
 @contextlib.asynccontextmanager
-async def serve_asgi(app: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """Serve `app` in this event loop on `host:port` (0 = a free port); yields its base URL."""
+async def serve_asgi(
+    app: Any, host: str = "127.0.0.1", port: int = 0, *, drain_seconds: float = 5.0
+) -> AsyncIterator[str]:
+    """Serve `app` in this event loop on `host:port` (0 = a free port); yields its base URL. On exit, open
+    requests get `drain_seconds` to finish."""
     sock = bind(host, port)
-    server = EmbeddedServer(_config(app, host, port))
+    server = EmbeddedServer(_config(app, host, port), drain_seconds)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:

@@ -186,6 +186,13 @@ SLA_COMPLIANCE_BY_BRANCH = Gauge(
     ["branch_id", "window"],
     registry=REGISTRY,
 )
+STUCK_WORKFLOWS = Gauge(
+    "callbacks_stuck_workflows",
+    "Open callbacks whose workflow cannot get a database step through, by step (prepare, candidates, "
+    "persist) and state (retrying; gave_up: waits for an operator's retry_stuck).",
+    ["step", "state"],
+    registry=REGISTRY,
+)
 
 _FIRST_CONTACT_EVENTS = frozenset({"callback.contacted", "callback.attempt_failed", "callback.completed"})
 

@@ -195,6 +195,87 @@ async def test_the_cli_sends_its_idempotency_key(api: ApiEnv, sessions: Sessions
     assert (await api.http(key).get(f"/v1/callbacks/{created['id']}")).json()["contact_attempts"] == 1
 
 
+async def test_a_reused_key_with_another_request_is_refused(api: ApiEnv, sessions: Sessions) -> None:
+    """Another action or other arguments under a used Idempotency-Key answer 422 on the header and apply
+    nothing, never the first request's outcome; the first request itself still answers its outcome."""
+    tenant = await make_tenant(sessions)
+    staff = await add_staff(sessions, tenant)
+    worker = api.http(await api.key("staff", tenant, staff_id=staff))
+    created = (await worker.post("/v1/callbacks", json=body(tenant))).json()
+    path = f"/v1/callbacks/{created['id']}"
+    key = {"Idempotency-Key": "r-1"}
+    first = await worker.post(f"{path}/attempts", json={"outcome": "busy"}, headers=key)
+    assert first.status_code == 200, first.text
+
+    for action, arguments in (("attempts", {"outcome": "voicemail"}), ("priority", {"priority": "urgent"})):
+        reused = await worker.post(f"{path}/{action}", json=arguments, headers=key)
+        assert reused.status_code == 422, reused.text
+        assert reused.json()["type"] == "/problems/idempotency-key-reused"
+        assert [e["field"] for e in reused.json()["errors"]] == ["Idempotency-Key"]
+        assert "different request" in reused.json()["errors"][0]["message"]
+    again = await worker.post(f"{path}/attempts", json={"outcome": "busy"}, headers=key)
+    assert (again.status_code, again.json()["contact_attempts"]) == (200, 1)
+    detail = (await worker.get(path)).json()
+    assert (detail["contact_attempts"], detail["priority"]) == (1, "normal")
+
+    # Two different requests under one new key at once: one is applied, the other refused.
+    pair = await asyncio.gather(
+        *(
+            worker.post(f"{path}/attempts", json={"outcome": outcome}, headers={"Idempotency-Key": "r-2"})
+            for outcome in ("busy", "no_answer")
+        )
+    )
+    assert sorted(r.status_code for r in pair) == [200, 422], [r.text for r in pair]
+    assert (await worker.get(path)).json()["contact_attempts"] == 2
+
+    # Once the action finished the callback (its workflow has ended), still 422, not the state's 409.
+    done_key = {"Idempotency-Key": "r-3"}
+    done = await worker.post(f"{path}/complete", json={"notes": "booked"}, headers=done_key)
+    assert done.json()["status"] == "completed"
+    for action, arguments in (("complete", {"notes": "something else"}), ("cancel", {})):
+        late = await worker.post(f"{path}/{action}", json=arguments, headers=done_key)
+        assert late.status_code == 422, late.text
+        assert late.json()["type"] == "/problems/idempotency-key-reused"
+    retried = await worker.post(f"{path}/complete", json={"notes": "booked"}, headers=done_key)
+    assert (retried.status_code, retried.json()["status"]) == (200, "completed")
+
+    # Creation: a reused key with another body is refused on the header too.
+    create_key = {"Idempotency-Key": "r-create"}
+    assert (await worker.post("/v1/callbacks", json=body(tenant), headers=create_key)).status_code == 201
+    other = await worker.post(
+        "/v1/callbacks", json={**body(tenant), "customer_name": "Someone Else"}, headers=create_key
+    )
+    assert other.status_code == 422, other.text
+    assert [e["field"] for e in other.json()["errors"]] == ["Idempotency-Key"]
+
+
+async def test_the_cli_names_a_reused_key(api: ApiEnv, sessions: Sessions) -> None:
+    tenant = await make_tenant(sessions)
+    staff = await add_staff(sessions, tenant)
+    key = await api.key("staff", tenant, staff_id=staff)
+    created = (await api.http(key).post("/v1/callbacks", json=body(tenant))).json()
+    async with serve_api(api.app) as url:
+        env = {**os.environ, "CALLBACKS_API_URL": url, "CALLBACKS_API_KEY": key}
+        outcomes = []
+        for outcome in ("voicemail", "busy"):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *("-m", "cli.main", "callbacks", "attempt", created["id"], "--outcome", outcome),
+                *("--idempotency-key", "cli-attempt-1", "--json"),
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            _, err = await process.communicate()
+            outcomes.append((process.returncode, err.decode()))
+    assert outcomes[0][0] == 0, outcomes[0][1]
+    returncode, message = outcomes[1]
+    assert returncode != 0
+    assert "Idempotency-Key reused (422)" in message
+    assert "Idempotency-Key: this Idempotency-Key was already used for a different request" in message
+    assert (await api.http(key).get(f"/v1/callbacks/{created['id']}")).json()["contact_attempts"] == 1
+
+
 class RefuseUpdates(Interceptor):
     """Temporal refusing every Update as the dev server does when too many are in flight."""
 

@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from models.callbacks import (
     Assign,
     CallbackStatus,
+    Escalate,
     PreparedCallback,
     Priority,
     StaffAction,
@@ -25,6 +26,7 @@ from models.callbacks import (
     callback_workflow_id,
 )
 from rules import callback_machine as machine
+from rules.assignment import at_capacity
 from rules.staff_actions import STAFF_ACTIONS
 from tests.api_fixtures import ApiEnv, Sessions, running_api
 from tests.console_fixtures import http_sign_in
@@ -142,7 +144,56 @@ async def test_two_people_taking_one_callback_at_once_one_wins(api: ApiEnv, sess
     )
 
 
+async def test_concurrent_escalations_respect_max_open_callbacks(api: ApiEnv, sessions: Sessions) -> None:
+    """An escalation claims its new assignee's place in the same write as the creation does: escalations
+    at once (each saw the colleagues free when it loaded them) never go past `max_open_callbacks`."""
+    tenant = await make_tenant(sessions)
+    anna = await add_staff(sessions, tenant)
+    bert = await add_staff(sessions, tenant, max_open_callbacks=1)
+    carla = await add_staff(sessions, tenant, max_open_callbacks=1)
+    service = api.http(await api.key("service", tenant))
+    created = [
+        (await service.post("/v1/callbacks", json=body(tenant, preferred_staff_id=str(anna)))).json()
+        for _ in range(6)
+    ]
+    assert {c["assigned_to"] for c in created} == {str(anna)}
+
+    admin = api.http(await api.key("admin", tenant))
+    answers = await asyncio.gather(
+        *(admin.post(f"/v1/callbacks/{c['id']}/escalate", json={"reason": "angry customer"}) for c in created)
+    )
+    assert {r.status_code for r in answers} == {200}, [r.text for r in answers]
+    load = Counter(r.json()["assigned_to"] for r in answers)
+    assert (load[str(bert)], load[str(carla)], load[str(anna)]) == (1, 1, 4)
+    # Every escalation is recorded; those nobody had room for stay with their assignee.
+    assert {r.json()["escalation_count"] for r in answers} == {1}
+    listed = (await admin.get("/v1/callbacks", params={"page_size": 50})).json()["items"]
+    assert Counter(item["assigned_to"] for item in listed) == load
+    for answer in answers:
+        detail = (await admin.get(f"/v1/callbacks/{answer.json()['id']}")).json()
+        assert detail["escalations"][0]["escalated_to"] == (
+            None if answer.json()["assigned_to"] == str(anna) else answer.json()["assigned_to"]
+        )
+
+
 # --- the pure rules behind it (no Temporal, no database) ---------------------------------------------
+
+
+def test_an_escalation_claims_whom_it_picks_and_skips_the_full() -> None:
+    prepared = PreparedCallback(settings=SETTINGS, candidates=staff(ANNA, loads=(0,)))
+    assigned = machine.open_callback(uuid.UUID(int=7), request(Priority.URGENT), prepared, T0).state
+    team = [*staff(ANNA, BERT, loads=(1, 0))]
+    team[1] = team[1].model_copy(update={"max_open_callbacks": 1})
+    spec = STAFF_ACTIONS[StaffAction.ESCALATE]
+    first = spec.apply(assigned, Escalate(reason="angry"), T0, team)
+    assert (first.state.assigned_to, first.claim) == (BERT, BERT)
+    again = spec.apply(assigned, Escalate(reason="angry"), T0, at_capacity(team, [BERT]))
+    assert (again.state.assigned_to, again.claim) == (ANNA, None)
+    assert again.escalation is not None
+    assert again.escalation.escalated_to is None
+    # A staff member's own assign is theirs to decide: it claims nothing.
+    taken = STAFF_ACTIONS[StaffAction.ASSIGN].apply(assigned, Assign(staff_id=BERT), T0, team)
+    assert (taken.state.assigned_to, taken.claim) == (BERT, None)
 
 
 def test_open_callback_claims_whom_it_picks_and_skips_the_full() -> None:

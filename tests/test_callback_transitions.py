@@ -112,9 +112,9 @@ def test_every_action_is_an_update_with_a_validator_and_a_signal() -> None:
         assert signal.arg_types == [spec.command]
         assert update.validator is not None
     # Besides the staff actions: the create Update and the erasure of personal data (not a staff action),
-    # and the engine's own signal: a staff member was deactivated.
+    # and the engine's own signals: a staff member was deactivated; an operator retries a stuck callback.
     assert set(definition.updates) == {*STAFF_ACTIONS, "created", "erase_personal_data"}
-    assert set(definition.signals) == {*STAFF_ACTIONS, "staff_deactivated"}
+    assert set(definition.signals) == {*STAFF_ACTIONS, "staff_deactivated", "retry_stuck"}
     assert definition.signals["staff_deactivated"].arg_types == [StaffDeactivated]
 
 

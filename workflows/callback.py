@@ -6,19 +6,20 @@ Staff actions arrive as Updates (validated, answered once the change is in Postg
 same transition, fire-and-forget); both are registered from the table. The SLA clock is a loop that sleeps
 until the next deadline derived from the state (rules/sla.py), so a priority change or a manual escalation
 simply moves the next wake-up. Every step is written by one idempotent local activity before anything
-answers, and search attributes follow every step so ops can filter in the Temporal UI.
+answers, and search attributes follow every step so ops can filter in the Temporal UI. A database step
+that keeps failing is retried with a bound and shows the callback as stuck (workflows/db_steps.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -41,24 +42,21 @@ with workflow.unsafe.imports_passed_through():
         StaffDeactivated,
         Transition,
     )
+    from models.stuck import RETRY_STUCK_SIGNAL, STUCK_QUERY, StuckMark, StuckStep
     from rules import assignee_left, dead_references, personal_data
     from rules import callback_machine as machine
+    from rules.assignment import at_capacity
     from rules.callback_machine import AlreadyTaken, StaffNeeded, StaffRefused, Step
     from rules.shifts import ignoring_shifts, without_calendars
     from rules.sla import Deadline, next_deadline
     from rules.staff_actions import StaffActionSpec
     from rules.transitions import TransitionRefused, check_allowed
     from workflows.calcom import find_slots
+    from workflows.db_steps import DatabaseSteps, stuck_refusal
     from workflows.notifications import notify
     from workflows.staff_handlers import with_staff_actions
+    from workflows.update_keys import UpdateKeys
 
-DB_TIMEOUT = timedelta(seconds=15)
-DB_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    non_retryable_error_types=["InvalidReference"],
-)
 # Patch ids: histories recorded before these code paths existed replay without them.
 DROP_DEAD_REFERENCES = "drop-dead-references-v1"
 # A write that finds a reference dead drops it and writes again; more rounds than this is a bug.
@@ -83,6 +81,10 @@ class CallbackWorkflow:
         self._notifying: list[asyncio.Task[None]] = []
         self._suggesting: asyncio.Task[None] | None = None
         self._bookable = False
+        # Every database step goes through here: retried with a bound, stuck when it keeps failing.
+        self._db = DatabaseSteps(params.callback_id, params.request.company_id)
+        # Which request each Idempotency-Key of the staff actions carried (a reused key is refused).
+        self._keys = UpdateKeys()
 
     # --- main loop: the SLA clock ---------------------------------------------------------------
 
@@ -130,35 +132,26 @@ class CallbackWorkflow:
         return self._current
 
     async def _create(self, params: CallbackWorkflowInput) -> None:
-        prepared = await workflow.execute_local_activity(
+        prepared: PreparedCallback = await self._db.run(
+            StuckStep.PREPARE,
             names.PREPARE_CALLBACK,
             PrepareCallback(callback_id=params.callback_id, request=params.request, at=workflow.now()),
             result_type=PreparedCallback,
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
         )
         prepared = prepared if workflow.patched(CALENDARS_PATCH) else without_calendars(prepared)
         self._bookable = prepared.bookable
-        # Whom the rules pick is claimed in the write (its capacity re-checked under a lock): when
-        # concurrent creations took the last place first, pick again among the others.
-        now, full = workflow.now(), list[UUID]()
-        while True:
-            try:
-                await self._commit(
-                    machine.open_callback(params.callback_id, params.request, prepared, now, full)
-                )
-                return
-            except (ActivityError, ApplicationError) as err:
-                taken = _capacity_full(err)
-                if taken is None or taken in full:
-                    raise
-                full.append(taken)
+        now = workflow.now()
+        await self._commit_picked(
+            lambda full: machine.open_callback(params.callback_id, params.request, prepared, now, full)
+        )
 
     async def _on_deadline(self, deadline: Deadline) -> None:
         now = workflow.now()  # shifts are read at the deadline itself, even if the timer fired a hair early
         needed = machine.staff_for_deadline(deadline, self._current)
         staff = await self._candidates(needed, at=max(now, deadline.at))
-        await self._commit(machine.on_deadline(self._current, deadline, now, staff))
+        await self._commit_picked(
+            lambda full: machine.on_deadline(self._current, deadline, now, at_capacity(staff, full))
+        )
 
     # --- the one way state changes --------------------------------------------------------------
 
@@ -174,13 +167,12 @@ class CallbackWorkflow:
         from the step, records that, and writes again, instead of retrying a write that cannot succeed."""
         for drops in range(MAX_DROPS + 1):
             try:
-                await workflow.execute_local_activity(
+                await self._db.run(
+                    StuckStep.PERSIST,
                     names.PERSIST_TRANSITION,
                     Transition(
                         state=step.state, events=step.events, escalation=step.escalation, claim=step.claim
                     ),
-                    start_to_close_timeout=DB_TIMEOUT,
-                    retry_policy=DB_RETRY,
                 )
                 break
             except (ActivityError, ApplicationError) as err:
@@ -202,6 +194,21 @@ class CallbackWorkflow:
         workflow.upsert_search_attributes(search_attributes.updates_for(step.state))
         if step.events and workflow.patched("notifications-v1"):
             self._notifying.append(asyncio.create_task(notify(step.events, step.state)))
+
+    async def _commit_picked(self, decide: Callable[[list[UUID]], Step | None]) -> None:
+        """Write the step `decide` makes. Whom the rules picked is claimed in the write (their capacity
+        re-checked under a lock on their row): when concurrent writes took their last place first, decide
+        again with them full."""
+        full: list[UUID] = []
+        while (step := decide(full)) is not None:
+            try:
+                await self._commit(step)
+                return
+            except (ActivityError, ApplicationError) as err:
+                taken = _capacity_full(err)
+                if taken is None or taken in full:
+                    raise
+                full.append(taken)
 
     async def _settle(self) -> None:
         """Let running handlers and notification starts finish before the run ends or continues as new;
@@ -231,7 +238,8 @@ class CallbackWorkflow:
         if needed is None:
             return []
         request = self._current.request
-        candidates: list[StaffCandidate] = await workflow.execute_local_activity(
+        candidates: list[StaffCandidate] = await self._db.run(
+            StuckStep.CANDIDATES,
             names.LOAD_STAFF_CANDIDATES,
             LoadCandidates(
                 company_id=request.company_id,
@@ -241,8 +249,6 @@ class CallbackWorkflow:
                 at=at,
             ),
             result_type=list[StaffCandidate],
-            start_to_close_timeout=DB_TIMEOUT,
-            retry_policy=DB_RETRY,
         )
         return candidates if workflow.patched(CALENDARS_PATCH) else ignoring_shifts(candidates)
 
@@ -250,6 +256,7 @@ class CallbackWorkflow:
 
     async def _perform(self, spec: StaffActionSpec[Any], command: StaffCommand) -> CallbackState:
         """Run one staff action under the lock: re-check it against the state it will really change."""
+        self._keys.record()
         await workflow.wait_condition(lambda: self._state is not None or self._creation_error is not None)
         if self._creation_error is not None:
             raise ApplicationError(self._creation_error, type="InvalidCallback")
@@ -261,16 +268,21 @@ class CallbackWorkflow:
             now = workflow.now()
             staff = await self._candidates(spec.staff(self._current, command), now)
             try:
-                step = spec.apply(self._current, command, now, staff)
+                await self._commit_picked(
+                    lambda full: spec.apply(self._current, command, now, at_capacity(staff, full))
+                )
             except StaffRefused as refused:
                 raise ApplicationError(str(refused), type="InvalidStaff", non_retryable=True) from None
             except AlreadyTaken as taken:
                 raise ApplicationError(str(taken), type="AlreadyTaken", non_retryable=True) from None
-            await self._commit(step)
             return self._current
 
     def _validate(self, spec: StaffActionSpec[Any], command: StaffCommand) -> None:
-        """Update validators refuse early (nothing is written to history); the handler re-checks."""
+        """Update validators refuse early (nothing is written to history); the handler re-checks. A stuck
+        callback takes no staff action: it could not be written, and would be applied who knows when."""
+        self._keys.check()
+        if self._db.stuck is not None:
+            raise ApplicationError(stuck_refusal(self._db.stuck), type="CallbackStuck")
         if self._state is not None:
             check_allowed(spec.action, self._state.status)
             spec.guard(self._state, command)
@@ -299,11 +311,12 @@ class CallbackWorkflow:
         async with self._lock:
             needed = assignee_left.staff_for_assignee_left(self._current, signal.staff_id)
             staff = await self._candidates(needed, workflow.now())
-            step = assignee_left.assignee_left(
-                self._current, signal.staff_id, workflow.now(), staff, actor=signal.actor
+            now = workflow.now()
+            await self._commit_picked(
+                lambda full: assignee_left.assignee_left(
+                    self._current, signal.staff_id, now, at_capacity(staff, full), actor=signal.actor
+                )
             )
-            if step is not None:
-                await self._commit(step)
 
     # --- erasure (GDPR Art. 17; api/customers_erase.py) -------------------------------------------
 
@@ -338,6 +351,23 @@ class CallbackWorkflow:
     @workflow.query
     def state(self) -> CallbackState | None:
         return self._state
+
+    @workflow.query(name="update_key")
+    def update_key(self, key: str) -> str | None:
+        """The request digest a staff action's Idempotency-Key (digest) came with (models/update_keys.py)."""
+        return self._keys.request_of(key)
+
+    # --- stuck (workflows/db_steps.py) ------------------------------------------------------------
+
+    @workflow.query(name=STUCK_QUERY)
+    def stuck(self) -> StuckMark | None:
+        """The database step that keeps failing, since when, and whether the workflow gave up on it."""
+        return self._db.stuck
+
+    @workflow.signal(name=RETRY_STUCK_SIGNAL)
+    def retry_stuck(self) -> None:
+        """An operator fixed what made the callback stuck: try the step again now."""
+        self._db.retry_now()
 
 
 def _dead_references(err: ActivityError | ApplicationError) -> DeadReferences | None:

@@ -24,7 +24,8 @@ for attribute in \
   BranchId=Int \
   AssignedStaffId=Keyword \
   SlaDeadline=Datetime \
-  EscalationCount=Int
+  EscalationCount=Int \
+  CallbackStuck=Bool
 do
   name="${attribute%%=*}"
   kind="${attribute#*=}"

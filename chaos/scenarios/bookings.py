@@ -8,6 +8,7 @@ one has exactly one, the booking its row names, at the row's time.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -15,9 +16,9 @@ from sqlalchemy import select
 
 from chaos.checks import workflow_health
 from chaos.lab import Lab
-from chaos.scenario import Outcome
-from devstack.calcom_fake import FakeCalcom, RateLimitConfig
-from devstack.tenants import SeededTenant, add_appointment, add_customers, seed_tenant
+from chaos.scenario import Outcome, Scenario
+from devstack.calcom_fake import FakeBooking, FakeCalcom, RateLimitConfig
+from devstack.tenants import SeededTenant, add_appointment, add_customers, seed_tenant, set_company_policy
 from models.appointments import AppointmentChangeOutcome
 from models.tables import Appointment
 from starter.appointments import AppointmentChangeError
@@ -82,11 +83,11 @@ async def customers(lab: Lab, world: BookingWorld, count: int) -> list[int]:
         return await add_customers(session, world.tenant.company_id, count)
 
 
-async def change(call: asyncio.Future[AppointmentChangeOutcome] | object) -> str:
+async def change(call: Awaitable[AppointmentChangeOutcome]) -> str:
     """Run one change within the bound; its status, the error kind, or `hung`."""
     try:
         async with asyncio.timeout(CHANGE_WITHIN_SECONDS):
-            outcome: AppointmentChangeOutcome = await call  # type: ignore[misc]
+            outcome = await call
     except AppointmentChangeError as error:
         return f"error:{error.kind}"
     except TimeoutError:
@@ -118,7 +119,8 @@ async def agreement(lab: Lab, fake: FakeCalcom, booked: list[Booked]) -> Agreeme
     orphans = 0
     for item in booked:
         row = rows[item.appointment_id]
-        chain, uid = [], item.first_uid
+        chain: list[FakeBooking] = []
+        uid: str | None = item.first_uid
         while uid is not None and uid in fake.bookings:
             chain.append(fake.bookings[uid])
             uid = fake.bookings[uid].rescheduled_to_uid
@@ -143,3 +145,139 @@ async def settle(lab: Lab, out: Outcome, fake: FakeCalcom, booked: list[Booked])
     """The common end of every booking scenario: rows and Cal.com agree, no workflow stuck."""
     (await agreement(lab, fake, booked)).report(out)
     (await workflow_health(lab)).report(out)
+
+
+def _applied_matches_rows(out: Outcome, statuses: dict[int, str], rows_changed: dict[int, bool]) -> None:
+    """The caller was told the truth: APPLIED exactly where the row changed."""
+    wrong = [a for a, status in statuses.items() if (status == "applied") != rows_changed.get(a, False)]
+    out.check(not wrong, f"outcomes contradict the rows of appointments {wrong[:3]}")
+
+
+async def _rows(lab: Lab, booked: list[Booked]) -> dict[int, Appointment]:
+    async with lab.sessions() as session:
+        found = await session.scalars(
+            select(Appointment).where(Appointment.id.in_([b.appointment_id for b in booked]))
+        )
+        return {row.id: row for row in found}
+
+
+async def late_answer(lab: Lab, out: Outcome) -> None:
+    # The worker's Cal.com client gives up after 1 s; Cal.com makes the change and answers after 3 s.
+    world = await booking_world(lab, CALLBACKS_CALCOM_TIMEOUT_SECONDS="1")
+    starts = free_starts(world.fake, 3)
+    moved, cancelled = await book(lab, world, starts[:2], await customers(lab, world, 2))
+    world.fake.slow_down(3.0, path_suffix="/reschedule")
+    world.fake.slow_down(3.0, path_suffix="/cancel")
+    client, company = lab.appointments, world.tenant.company_id
+    reschedule, cancel = await asyncio.gather(
+        change(client.reschedule(company, moved.appointment_id, starts[2], request_id="late-reschedule")),
+        change(client.cancel(company, cancelled.appointment_id, request_id="late-cancel")),
+    )
+    await asyncio.sleep(3.5)  # every slow answer has gone out
+    out.figure("reschedule", reschedule)
+    out.figure("cancel", cancel)
+    out.figure("late_answers", sum(1 for r in world.fake.requests if r.answer_delay))
+    out.add_lost(sum(1 for s in (reschedule, cancel) if s == "hung"), "changes without an answer (hung)")
+    rows = await _rows(lab, [moved, cancelled])
+    _applied_matches_rows(
+        out,
+        {moved.appointment_id: reschedule, cancelled.appointment_id: cancel},
+        {
+            moved.appointment_id: rows[moved.appointment_id].starts_at == starts[2],
+            cancelled.appointment_id: rows[cancelled.appointment_id].status == "cancelled",
+        },
+    )
+    await settle(lab, out, world.fake, [moved, cancelled])
+
+
+async def cancel_reschedule_race(lab: Lab, out: Outcome) -> None:
+    pairs = 6
+    world = await booking_world(lab)
+    starts = free_starts(world.fake, pairs * 2)
+    booked = await book(lab, world, starts[:pairs], await customers(lab, world, pairs))
+    client, company = lab.appointments, world.tenant.company_id
+    calls = []
+    for item, new_start in zip(booked, starts[pairs:], strict=True):
+        calls.append(
+            change(client.cancel(company, item.appointment_id, request_id=f"race-c-{item.appointment_id}"))
+        )
+        calls.append(
+            change(
+                client.reschedule(
+                    company, item.appointment_id, new_start, request_id=f"race-r-{item.appointment_id}"
+                )
+            )
+        )
+    statuses = await asyncio.gather(*calls)
+    per_appointment = [statuses[i : i + 2] for i in range(0, len(statuses), 2)]
+    both = sum(1 for pair in per_appointment if pair.count("applied") == 2)
+    neither = sum(1 for pair in per_appointment if "applied" not in pair)
+    out.figure("pairs", pairs)
+    out.figure("cancel_won", sum(1 for c, r in per_appointment if c == "applied" != r))
+    out.figure("reschedule_won", sum(1 for c, r in per_appointment if r == "applied" != c))
+    out.add_duplicated(both, "appointments where both changes applied")
+    out.add_lost(neither, "appointments where neither change applied")
+    await settle(lab, out, world.fake, booked)
+
+
+async def quota_race(lab: Lab, out: Outcome) -> None:
+    people = 4
+    world = await booking_world(lab)
+    async with transaction(lab.sessions) as session:
+        await set_company_policy(
+            session, world.tenant.company_id, "cancellation", {"max_cancellations_per_month": 2}
+        )
+    who = await customers(lab, world, people)
+    starts = free_starts(world.fake, people * 3)
+    booked = await book(lab, world, starts, [c for c in who for _ in range(3)])
+    client, company = lab.appointments, world.tenant.company_id
+    # Each customer uses one of the two cancellations, then cancels two more appointments at once.
+    firsts = await asyncio.gather(
+        *(
+            change(client.cancel(company, booked[3 * i].appointment_id, request_id=f"q-{i}-0"))
+            for i in range(people)
+        )
+    )
+    out.check(all(status == "applied" for status in firsts), f"the first cancellations: {firsts}")
+    racing = await asyncio.gather(
+        *(
+            change(client.cancel(company, booked[3 * i + k].appointment_id, request_id=f"q-{i}-{k}"))
+            for i in range(people)
+            for k in (1, 2)
+        )
+    )
+    pairs = [racing[i : i + 2] for i in range(0, len(racing), 2)]
+    over = sum(1 for pair in pairs if pair.count("applied") == 2)
+    out.figure("customers", people)
+    out.figure("allowed_at_quota", "/".join(str(pair.count("applied")) for pair in pairs))
+    out.figure("denied", sum(pair.count("denied") for pair in pairs))
+    out.add_duplicated(over, "cancellations beyond the quota")
+    out.add_lost(
+        sum(1 for pair in pairs if "applied" not in pair), "customers refused the cancellation they had left"
+    )
+    await settle(lab, out, world.fake, booked)
+
+
+SCENARIOS = [
+    Scenario(
+        "calcom-late-answer",
+        "Cal.com makes a reschedule and a cancel but answers after the client's timeout: each change ends "
+        "with an answer that tells the truth, our row and Cal.com agree, no orphaned booking",
+        late_answer,
+        budget_seconds=150,
+    ),
+    Scenario(
+        "cancel-reschedule-race",
+        "a cancel and a reschedule of the same appointment at once (6 appointments): exactly one wins, our "
+        "rows and Cal.com agree, no orphaned booking",
+        cancel_reschedule_race,
+        budget_seconds=150,
+    ),
+    Scenario(
+        "quota-race",
+        "two cancels at once when the cancellation quota allows one more (4 customers): exactly one is "
+        "allowed, the other denied; rows and Cal.com agree",
+        quota_race,
+        budget_seconds=150,
+    ),
+]

@@ -78,8 +78,8 @@ async def dead_references(lab: Lab, out: Outcome) -> None:
     missing += [i for i in held_by_victim if "assigned_to" not in dropped.get(i, [])]
     twice = [i for i, refs in dropped.items() if len(refs) != len(set(refs))]
     out.figure("references_dropped", sum(len(refs) for refs in dropped.values()))
-    out.add_lost(len(missing), "dropped references without their event")
-    out.add_duplicated(len(twice), "reference drops")
+    out.add_lost(len(missing), "dead references dropped without their event")
+    out.add_duplicated(len(twice), "callbacks that dropped the same reference twice")
     async with lab.sessions() as session:
         still = await session.scalar(
             select(CallbackRequest.id).where(

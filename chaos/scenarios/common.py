@@ -129,6 +129,17 @@ async def escalations(lab: Lab, ids: Sequence[uuid.UUID]) -> int:
     return await count(lab, CallbackEscalation.callback_request_id.in_(ids), table=CallbackEscalation)
 
 
+async def company_escalations(lab: Lab, company_id: int) -> int:
+    return await count(lab, CallbackEscalation.company_id == company_id, table=CallbackEscalation)
+
+
+async def until_company_escalations(lab: Lab, company_id: int, at_least: int, seconds: float) -> bool:
+    async def enough() -> bool:
+        return await company_escalations(lab, company_id) >= at_least
+
+    return await until(enough, seconds)
+
+
 async def until_escalations(lab: Lab, ids: Sequence[uuid.UUID], at_least: int, seconds: float) -> bool:
     async def enough() -> bool:
         return await escalations(lab, ids) >= at_least

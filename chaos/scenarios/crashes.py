@@ -30,6 +30,17 @@ from starter.client import CallbackError
 ESCALATIONS = 3
 
 
+def _answered(task: asyncio.Task[object]) -> bool:
+    """A staff action answered: its new state, or a refusal that names why."""
+    return not task.cancelled() and (task.exception() is None or isinstance(task.exception(), CallbackError))
+
+
+def _mid_flight(out: Outcome, escalated: int, total: int) -> None:
+    out.check(
+        0 < escalated < total, f"the fault came with {escalated} of {total} escalations, not mid-flight"
+    )
+
+
 async def _finish(lab: Lab, out: Outcome, ids: list[uuid.UUID], seconds: float) -> None:
     """Wait for every callback to expire, then check the invariant."""
     await until_status(lab, ids, "expired", seconds)
@@ -77,8 +88,9 @@ async def temporal_sigkill(lab: Lab, out: Outcome) -> None:
     states = await create_many(lab, [new_callback(tenant, n) for n in range(count)], out=out)
     ids = [state.id for state in states]
     out.check(await until_escalations(lab, ids, 1, 60), "no escalation began within 60 s")
-    lab.temporal_server.kill()
     killed_at = await escalations(lab, ids)
+    lab.temporal_server.kill()
+    _mid_flight(out, killed_at, count * ESCALATIONS)
     await asyncio.sleep(3)  # down for a moment: timers fire meanwhile, nobody hears them
     await lab.temporal_server.start()
     out.figure("escalated_at_kill", killed_at)
@@ -94,6 +106,7 @@ async def postgres_immediate_stop(lab: Lab, out: Outcome) -> None:
     states = await create_many(lab, [new_callback(tenant, n) for n in range(count)], out=out)
     ids = [state.id for state in states]
     out.check(await until_escalations(lab, ids, 1, 60), "no escalation began within 60 s")
+    _mid_flight(out, await escalations(lab, ids), count * ESCALATIONS)
     await asyncio.to_thread(lab.postgres.stop_immediately)
     # Staff keep working while the database is down: each action must answer once it is back.
     client = lab.callbacks
@@ -101,14 +114,14 @@ async def postgres_immediate_stop(lab: Lab, out: Outcome) -> None:
         asyncio.create_task(client.act(state.workflow_id, RecordAttempt(outcome=AttemptOutcome.NO_ANSWER)))
         for state in states[:5]
     ]
-    await asyncio.sleep(5)
-    await asyncio.to_thread(lab.postgres.start_again)
-    done, pending = await asyncio.wait(actions, timeout=60)
-    for task in pending:
-        task.cancel()
-    answered = sum(
-        1 for task in done if task.exception() is None or isinstance(task.exception(), CallbackError)
-    )
+    try:
+        await asyncio.sleep(5)
+        await asyncio.to_thread(lab.postgres.start_again)
+        done, _ = await asyncio.wait(actions, timeout=60)
+    finally:
+        for task in actions:
+            task.cancel()
+    answered = sum(1 for task in done if _answered(task))
     out.figure("actions_answered", f"{answered}/{len(actions)}")
     out.check(
         answered == len(actions), f"{len(actions) - answered} staff actions got no answer after the outage"

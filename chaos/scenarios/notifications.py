@@ -129,7 +129,10 @@ async def webhook_down(lab: Lab, out: Outcome) -> None:
     await lab.start_worker()
     await create_many(lab, [new_callback(tenant, n) for n in range(count)], out=out)
     await asyncio.sleep(down_seconds)
-    out.figure("received_while_down", len(sink.received))
+    out.figure(
+        "attempts_while_down",
+        sum(row.attempts for row in await deliveries(lab, tenant.company_id, "webhook")),
+    )
     await lab.exit.enter_async_context(sink.serve(port))
 
     async def all_sent() -> bool:

@@ -31,7 +31,9 @@ def test_every_scenario_has_a_name_and_an_invariant() -> None:
         assert len(invariant.split()) >= 8, f"{name}: the invariant says too little: {invariant!r}"
         names.append(name)
     assert len(set(names)) == len(names), "scenario names are unique"
-    assert "worker-sigkill" in names and "calcom-shared-budget" in names
+    # In the order, from the worker killed mid-escalation to the shared Cal.com budget.
+    assert names[0] == "worker-sigkill"
+    assert names[-1] == "calcom-shared-budget"
 
 
 def test_an_unknown_scenario_is_refused_before_anything_starts() -> None:

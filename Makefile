@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck pytest browser bench bench-calcom bench-api clean
+.PHONY: dev test lint typecheck pytest browser bench bench-calcom bench-api chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,12 @@ bench-calcom: $(STAMP)
 
 bench-api: $(STAMP)
 	$(BIN)/python -m bench.api $(BENCH_ARGS)
+
+# Break real processes (worker, Temporal, PostgreSQL, the fakes of Cal.com, SMTP and webhooks) and check
+# that every failure ends in a defined state (docs/operations.md "Chaos runs"). Not part of `make test`.
+# CHAOS_ARGS="--only worker-sigkill" runs one scenario, "--list" names them.
+chaos: $(STAMP)
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -16,9 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 
 import httpx
@@ -35,6 +32,8 @@ from bench.harness import (
     temporal_dev_server,
 )
 from config import Settings
+from devstack import processes
+from devstack.processes import engine_env
 from devstack.temporal import wait_for_server
 from models.callbacks import NewCallback, Priority
 from starter.client import CallbackClient
@@ -46,35 +45,18 @@ from worker import build_worker
 
 @contextlib.asynccontextmanager
 async def api_process(database_url: str, temporal: str, task_queue: str) -> AsyncIterator[str]:
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CALLBACKS_")},
-        "DATABASE_URL": database_url,
-        "TEMPORAL_ADDRESS": temporal,
-        "CALLBACKS_TASK_QUEUE": task_queue,
-        "CALLBACKS_API_CREATE_RATE_PER_MINUTE": "1000000",
-        "CALLBACKS_API_CREATE_BURST": "1000000",
-        "CALLBACKS_API_METRICS_PORT": "0",
-        "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
-        **codec_env(),
-    }
-    process = subprocess.Popen(  # noqa: ASYNC220 - starting it is instant; readiness is polled below
-        [sys.executable, "-m", "cli.main", "api", "--port", str(port)], env=env, stdout=subprocess.DEVNULL
+    env = engine_env(
+        database_url=database_url,
+        temporal_address=temporal,
+        task_queue=task_queue,
+        extra={
+            "CALLBACKS_API_CREATE_RATE_PER_MINUTE": "1000000",
+            "CALLBACKS_API_CREATE_BURST": "1000000",
+            **codec_env(),
+        },
     )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as http:
-            for _ in range(600):
-                with contextlib.suppress(httpx.TransportError):
-                    if (await http.get(f"{url}/readyz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError("the API did not become ready")
+    async with processes.api_process(env, free_port()) as url:
         yield url
-    finally:
-        process.terminate()
-        await asyncio.to_thread(process.wait, 20)
 
 
 async def run(args: argparse.Namespace) -> list[Row]:

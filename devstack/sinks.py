@@ -1,4 +1,5 @@
-"""Local stand-ins for the outside world of notifications: an SMTP sink and a fake SMS gateway.
+"""Local stand-ins for the outside world of notifications: an SMTP sink, a fake SMS gateway and a
+webhook receiver.
 
 `make dev` runs both so that every notification really goes over the wire and can be read afterwards:
 mails land as `.eml` files in `.local/mail/`, text messages as JSON lines in `.local/sms.jsonl` (and at
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -24,15 +26,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from channels.webhook import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
 from devstack.calcom_fake import FakeCalcom, serve_fake
 from telemetry.asgi_server import serve_asgi
 
 
 class MailSink:
-    """An aiosmtpd handler that keeps every mail (and writes it to `folder` when given)."""
+    """An aiosmtpd handler that keeps every mail (and writes it to `folder` when given).
 
-    def __init__(self, folder: Path | None = None) -> None:
+    `answer_delay`: seconds between taking a mail in and answering 250 (a slow server: the mail is
+    already here when the sender still waits for the answer); `answering` counts mails waiting for it."""
+
+    def __init__(self, folder: Path | None = None, *, answer_delay: float = 0.0) -> None:
         self.folder = folder
+        self.answer_delay = answer_delay
+        self.answering = 0
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.received = asyncio.Event()
@@ -48,10 +56,45 @@ class MailSink:
             name = f"{time.strftime('%Y%m%d-%H%M%S')}-{len(self.messages):05d}.eml"
             (self.folder / name).write_bytes(raw)
         self.received.set()
+        if self.answer_delay:
+            self.answering += 1
+            try:
+                await asyncio.sleep(self.answer_delay)
+            finally:
+                self.answering -= 1
         return "250 Message accepted for delivery"
 
     def to(self, address: str) -> list[EmailMessage]:
         return [message for message in self.messages if message["To"] == address]
+
+    def copies(self) -> Counter[str]:
+        """How often each Message-ID arrived (a notification is one Message-ID)."""
+        return Counter(str(message["Message-ID"]) for message in self.messages)
+
+
+class WebhookSink:
+    """A webhook receiver that counts deliveries per `X-Event-Id` and checks their signatures; it can be
+    taken down (connections refused) and brought up again on the same port (`serve`)."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.received: list[tuple[str, bool]] = []  # (X-Event-Id, signature valid)
+        self.app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
+
+    async def _hook(self, request: Request) -> JSONResponse:
+        body = await request.body()
+        valid = verify(self.secret, body, request.headers.get(SIGNATURE_HEADER, ""))
+        self.received.append((request.headers.get(EVENT_ID_HEADER, ""), valid))
+        if not valid:
+            return JSONResponse({"error": "bad signature"}, status_code=401)
+        return JSONResponse({"status": "received"})
+
+    def copies(self) -> Counter[str]:
+        return Counter(event_id for event_id, valid in self.received if valid)
+
+    def serve(self, port: int) -> contextlib.AbstractAsyncContextManager[str]:
+        """Listen on `port` until the block ends (down again afterwards)."""
+        return serve_asgi(self.app, "127.0.0.1", port)
 
 
 @contextlib.asynccontextmanager

@@ -6,10 +6,8 @@ Runs on the Temporal dev server with real time, so the SLA is a few seconds (a `
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +18,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
+from devstack.processes import child_process, engine_env, worker_command
 from models.tables import CallbackEscalation, CallbackEventRow, CallbackRequest
 from starter.client import CallbackClient
 from tests.callback_harness import new_callback
@@ -27,8 +26,6 @@ from tests.factories import add_staff, make_tenant, set_callback_policy
 
 # Three worker processes start one after the other; on a loaded 2-core machine that alone takes a while.
 pytestmark = [pytest.mark.devserver, pytest.mark.timeout(240)]
-
-ROOT = Path(__file__).resolve().parent.parent
 CALLBACKS = 12
 SECONDS = 1 / 3600  # in hours
 
@@ -37,25 +34,15 @@ SECONDS = 1 / 3600  # in hours
 def worker_process(
     database_url: URL, temporal_address: str, task_queue: str, log: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url.render_as_string(hide_password=False),
-        "TEMPORAL_ADDRESS": temporal_address,
-        "CALLBACKS_TASK_QUEUE": task_queue,
-        # A free port for each worker's /metrics: tests run beside other processes on this machine.
-        "CALLBACKS_WORKER_METRICS_PORT": "0",
-        "PYTHONWARNINGS": "ignore",
-    }
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGKILL)
-            process.wait(timeout=10)
+    """The production worker as a child process; it inherits the suite's codec keys."""
+    env = engine_env(
+        database_url=database_url.render_as_string(hide_password=False),
+        temporal_address=temporal_address,
+        task_queue=task_queue,
+        inherit_engine_settings=True,
+    )
+    with child_process(worker_command(), env, log=log) as process:
+        yield process
 
 
 async def _count(sessions: async_sessionmaker[AsyncSession], query: object) -> int:

@@ -1,6 +1,6 @@
-"""`FakeCalcom`: the calendar, the throttler and the routes as one ASGI app, with the hooks tests drive it
-by (`force_block`, `fail_next`, `book`, the request log and its counters) and the small admin routes the
-local stack uses for the same."""
+"""`FakeCalcom`: the calendar, the throttler and the routes as one ASGI app, with the hooks tests and the
+chaos runs drive it by (`force_block`, `fail_next`, `slow_down`, `book`, the request log and its counters,
+`ignored_waits`) and the small admin routes the local stack uses for the same."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -27,6 +28,19 @@ from devstack.calcom_fake.wire import CODES, KNOWN_VERSIONS, ApiError, error_res
 from telemetry.asgi_server import serve_asgi, serve_forever
 
 Handler = Callable[[Request, RequestRecord, str | None], Awaitable[Response]]
+
+
+@dataclass
+class SlowAnswer:
+    seconds: float
+    path_suffix: str | None  # None: any path
+    method: str | None  # None: any method
+    left: int
+
+    def matches(self, request: Request) -> bool:
+        return (self.path_suffix is None or request.url.path.endswith(self.path_suffix)) and (
+            self.method is None or request.method == self.method
+        )
 
 
 class FakeCalcom:
@@ -54,6 +68,7 @@ class FakeCalcom:
             WebhookSubscription(webhook_url, webhook_secret), lambda: datetime.now(UTC)
         )
         self.requests: list[RequestRecord] = []
+        self._slow: list[SlowAnswer] = []
         self.app = self._build_app()
 
     @property
@@ -98,6 +113,34 @@ class FakeCalcom:
     def fail_next(self, status: int, count: int = 1, message: str | None = None) -> None:
         """The next `count` throttled requests answer `status` (after counting against the limit)."""
         self.gate.fail_next(status, count, message)
+
+    def slow_down(
+        self, seconds: float, *, path_suffix: str | None = None, method: str | None = None, count: int = 1
+    ) -> None:
+        """The next `count` matching requests are carried out at once (the booking really changes) but
+        answered only after `seconds`: an answer that comes after the client's timeout."""
+        self._slow.append(SlowAnswer(seconds, path_suffix, method, count))
+
+    def _answer_delay(self, request: Request) -> float:
+        for rule in self._slow:
+            if rule.left > 0 and rule.matches(request):
+                rule.left -= 1
+                return rule.seconds
+        return 0.0
+
+    def ignored_waits(self, grace: float = 0.5) -> list[RequestRecord]:
+        """Requests that arrived while an earlier 429 to the same tracker still told it to wait, more
+        than `grace` seconds after that 429 (requests already on their way when it was answered)."""
+        ignored: list[RequestRecord] = []
+        told: dict[str | None, list[tuple[float, float]]] = {}
+        for record in sorted(self.requests, key=lambda r: r.at):
+            for answered_at, until in told.get(record.tracker, []):
+                if answered_at + grace < record.at < until:
+                    ignored.append(record)
+                    break
+            if record.status == 429 and record.quiet_until is not None:
+                told.setdefault(record.tracker, []).append((record.at, record.quiet_until))
+        return ignored
 
     def reset_log(self) -> None:
         self.requests.clear()
@@ -193,6 +236,7 @@ class FakeCalcom:
             self.requests.append(record)
             if self.latency_seconds:
                 await asyncio.sleep(self.latency_seconds)
+            delay = self._answer_delay(request)
             try:
                 response: Response = await handler(
                     request, record, version if version in KNOWN_VERSIONS else None
@@ -204,6 +248,11 @@ class FakeCalcom:
                 if record.window is not None:
                     self.gate.rate_headers(response, record.tracker)
             record.status = response.status_code
+            if response.status_code == 429:
+                record.quiet_until = self.gate.quiet_until(record.tracker)
+            if delay:
+                record.answer_delay = delay
+                await asyncio.sleep(delay)
             record.done_at = self.gate.monotonic()
             return response
 

@@ -52,6 +52,10 @@ class RequestRecord:
     done_at: float | None = None  # answered: its rate-limit headers exist from then on
     window: int | None = None  # which rate-limit window of its tracker counted it (1, 2, ...)
     validation_error: str | None = None  # the message when request validation refused it
+    # A 429's answer told the client to stay away until then (the block's end, else the window's end:
+    # what X-RateLimit-Reset says before rounding up).
+    quiet_until: float | None = None
+    answer_delay: float = 0.0  # seconds the answer was held back after the change was made (slow_down)
 
 
 class Gate:
@@ -114,6 +118,15 @@ class Gate:
             blocked = True
         if blocked:
             raise ApiError(429, "ThrottlerException", THROTTLED)
+
+    def quiet_until(self, tracker: str | None) -> float | None:
+        """Until when a 429 answered now tells the tracker to wait: the block's end while blocked, else
+        the end of its window (an injected 429 names the window's reset)."""
+        if tracker is None or tracker not in self._buckets:
+            return None
+        bucket = self._buckets[tracker]
+        block_ends = max(bucket.block_ends, self._forced_block_ends)
+        return block_ends if self.monotonic() < block_ends else bucket.window_ends
 
     def rate_headers(self, response: Response, tracker: str | None) -> None:
         if tracker is None:

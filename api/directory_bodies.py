@@ -62,7 +62,7 @@ class CompanyCreate(Body):
     time_zone: TimeZoneName = "UTC"
     currency: Currency = "EUR"
     webhook_url: SingleLine | None = Field(
-        default=None, max_length=2048, description="events are POSTed here, signed (X-Signature-256)"
+        default=None, max_length=2048, description="events are POSTed here, signed (Standard Webhooks)"
     )
     calcom_webhook_secret: SingleLine | None = Field(
         default=None, min_length=8, max_length=255, description="write-only: never answered back"

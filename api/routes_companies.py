@@ -11,7 +11,6 @@ is kept as `webhook_secret_previous` until `webhook_secret_previous_until` (now 
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -25,6 +24,7 @@ from api.directory_bodies import CompanyCreate, CompanyOut, CompanyUpdate, Page
 from api.directory_schemas import check_pair
 from api.problems import ApiProblem, FieldError
 from api.webhook_urls import WebhookUrlRefused, check_webhook_url
+from channels.webhook import new_secret
 from models.tables import Company
 from store import directory
 from store.db import transaction
@@ -33,11 +33,6 @@ router = APIRouter(prefix="/v1/companies", tags=["directory"])
 SuperAdmin = Annotated[
     Principal, Depends(require(frozenset({Role.SUPER_ADMIN}), "create companies (super_admin only)"))
 ]
-SECRET_PREFIX = "whsec_"
-
-
-def new_secret() -> str:
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
 def company_out(row: Company, webhook_secret: str | None = None) -> dict[str, Any]:

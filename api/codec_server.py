@@ -224,10 +224,12 @@ def _json(request: Request, deps: Deps, payloads: list[Payload]) -> Response:
 DepsDep = Annotated[Deps, Depends(get_deps)]
 
 
-@router.options("/{operation}", include_in_schema=False)
-async def preflight(operation: str, request: Request, deps: DepsDep) -> Response:
+# Registered on each operation's own path, so `OPTIONS` belongs to the same resource as its `POST`.
+@router.options("/decode", include_in_schema=False)
+@router.options("/encode", include_in_schema=False)
+async def preflight(request: Request, deps: DepsDep) -> Response:
     """CORS preflight of the UI: allowed only for the configured UI origins."""
-    if operation not in ("decode", "encode") or _origin(request, deps) is None:
+    if _origin(request, deps) is None:
         return Response(status_code=403, headers={"Vary": "Origin"})
     headers = cors_headers(request, deps)
     headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"

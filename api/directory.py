@@ -16,7 +16,7 @@ from fastapi import Depends, Path, Query
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api import schemas
+from api import text
 from api.auth import Principal
 from api.deps import Deps, get_deps
 from api.phones import default_region, to_e164
@@ -46,7 +46,7 @@ def paging(
 ) -> Paging:
     if q is not None:
         try:
-            q = schemas.single_line(q)
+            q = text.single_line(q)
         except ValueError as exc:
             raise invalid("q", str(exc)) from None
     return Paging(q=q or None, page=page, page_size=page_size)

@@ -18,7 +18,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, field_validator
 
 from api.directory_schemas import ClosureList, CountryCode, TimeZoneName, WeeklyHoursIn
-from api.schemas import Body, RequiredLine, SingleLine
+from api.schemas import Body
+from api.text import RequiredLine, SingleLine
 
 MAX_ID = 2**62
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import callback_service as service
-from api import schemas
+from api import schemas, text
 from api.action_bodies import body_for, body_optional
 from api.auth import Admin, Creator, Principal, Reader, Worker
 from api.deps import Deps, get_deps
@@ -107,7 +107,7 @@ async def list_callbacks(
     service.check_include_deleted(principal, include_deleted)
     if q is not None:
         try:
-            q = schemas.single_line(q)
+            q = text.single_line(q)
         except ValueError as exc:
             raise invalid("q", str(exc)) from None
     spec = queries.CallbackFilter(

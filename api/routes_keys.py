@@ -18,8 +18,9 @@ from pydantic import BaseModel, Field
 
 from api.auth import Admin
 from api.directory import CompanyFilter, DepsDep, IntId, company_for_write
-from api.problems import invalid, not_found
-from api.schemas import Body, RequiredLine
+from api.problems import ApiProblem, invalid, not_found
+from api.schemas import Body
+from api.text import RequiredLine
 from store import api_keys
 from store.db import transaction
 
@@ -81,7 +82,12 @@ async def list_keys(
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_key(key_id: IntId, principal: Admin, deps: DepsDep) -> Response:
-    """Revoke at once: the next request with the key is answered 401."""
+    """Revoke at once: the next request with the key is answered 401. A key does not revoke itself (409):
+    revoke it with another admin key, or `callbacks keys revoke` (so no admin locks itself out by mistake)."""
+    if key_id == principal.key_id:
+        raise ApiProblem(
+            409, "a key cannot revoke itself: use another admin key", slug="own-key", title="Conflict"
+        )
     async with transaction(deps.sessions) as session:
         if await api_keys.revoke_by_id(session, key_id, principal.scope()) is None:
             raise not_found("key", key_id)

@@ -8,13 +8,11 @@ are bounded, and the free-form JSON fields are size- and depth-limited before an
 from __future__ import annotations
 
 import json
-import unicodedata
 import uuid
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -24,44 +22,13 @@ from pydantic import (
 )
 
 from api.sla_schemas import ClockCompliance, DialWindowOut
+from api.text import EmailText, MultiLine, RequiredLine, RequiredText, multi_line
 from models.callbacks import AttemptOutcome, CallbackStatus, Priority, SlaClock
 from models.notifications import Channel, DeliveryRecord
 
 METADATA_MAX_BYTES = 8 * 1024
 METADATA_MAX_KEYS = 50
 METADATA_MAX_DEPTH = 4
-# Line and paragraph separators act like newlines in most renderers; bidi overrides disguise text.
-_INVISIBLE_TROUBLE = {"\u2028", "\u2029", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e"}
-
-
-def _check_text(value: str, *, multiline: bool) -> str:
-    allowed = {"\n", "\t", "\r"} if multiline else set()
-    for index, char in enumerate(value):
-        if char in allowed:
-            continue
-        if unicodedata.category(char) in ("Cc", "Cs") or char in _INVISIBLE_TROUBLE:
-            raise ValueError(f"contains the control character U+{ord(char):04X} at position {index}")
-    return value.strip()
-
-
-def single_line(value: str) -> str:
-    return _check_text(value, multiline=False)
-
-
-def multi_line(value: str) -> str:
-    return _check_text(value, multiline=True)
-
-
-def _not_blank(value: str) -> str:
-    if not value:
-        raise ValueError("must not be empty")
-    return value
-
-
-SingleLine = Annotated[str, AfterValidator(single_line)]
-MultiLine = Annotated[str, AfterValidator(multi_line)]
-RequiredLine = Annotated[str, AfterValidator(single_line), AfterValidator(_not_blank)]
-RequiredText = Annotated[str, AfterValidator(multi_line), AfterValidator(_not_blank)]
 
 
 def _depth(value: Any) -> int:
@@ -123,7 +90,7 @@ class CreateCallback(Body):
     phone_number: RequiredLine = Field(
         max_length=32, description="international (+49 30 …) or national in the branch's country"
     )
-    email: SingleLine | None = Field(default=None, max_length=255, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    email: EmailText | None = Field(default=None, max_length=255)
     priority: Priority = Priority.NORMAL
     preferred_staff_id: uuid.UUID | None = None
     preferred_time_window: PreferredTimeWindow | None = None

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from api import callback_service as service
-from api import schemas
+from api import schemas, text
 from api.problems import ApiProblem
 from console.context import Console, Ctx, checked_form, form_value
 from console.render import render
@@ -111,7 +111,7 @@ async def _company_for_new(ctx: Ctx, branch_id: int) -> int:
 async def customers(ctx: Console, customer_q: str = "") -> Response:
     term = customer_q.strip()[:100]
     try:
-        term = schemas.single_line(term)
+        term = text.single_line(term)
     except ValueError:
         term = ""
     async with ctx.deps.sessions() as session:
@@ -125,7 +125,7 @@ async def phone_check(ctx: Console, phone_number: str = "", branch_id: str = "")
     result: dict[str, str] = {}
     if phone_number.strip() and branch_id.isdigit():
         try:
-            checked = schemas.single_line(phone_number)
+            checked = text.single_line(phone_number)
             if len(checked) > 32:
                 raise ValueError("String should have at most 32 characters")
             result["ok"] = await service.normalize_phone(ctx.deps, ctx.company, int(branch_id), checked)

@@ -39,7 +39,8 @@ class Paging(BaseModel):
 
 def paging(
     q: Annotated[
-        str | None, Query(max_length=100, description="part of the name (or email, phone, id)")
+        text.SingleLine | None,
+        Query(max_length=100, description="part of the name (or email, phone, id)"),
     ] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,

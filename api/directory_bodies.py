@@ -15,40 +15,51 @@ from datetime import datetime, time
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
 
 from api.directory_schemas import ClosureList, CountryCode, TimeZoneName, WeeklyHoursIn
 from api.schemas import Body
-from api.text import RequiredLine, SingleLine
+from api.text import EmailText, RequiredLine, SingleLine
 
 MAX_ID = 2**62
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 LOCALES = ("de", "en")
 
 
-def _naive(value: time) -> time:
-    if value.tzinfo is not None:
-        raise ValueError("a local wall-clock time: leave out the UTC offset")
+# A local wall-clock time, HH:MM (seconds are allowed and dropped), never with an offset: the schema's
+# `format: time` would demand one (RFC 3339), so the pattern says what is meant.
+LOCAL_TIME_PATTERN = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]+)?)?$"
+
+
+def _local_time(value: Any) -> Any:
+    if isinstance(value, time):
+        if value.tzinfo is not None:
+            raise ValueError("a local wall-clock time: leave out the UTC offset")
+        return value
+    if not isinstance(value, str) or not re.fullmatch(LOCAL_TIME_PATTERN, value):
+        raise ValueError("a local wall-clock time HH:MM, e.g. 09:30 (no UTC offset)")
+    return value
+
+
+def _minute(value: time) -> time:
     return value.replace(second=0, microsecond=0)
 
 
-LocalTime = Annotated[time, AfterValidator(_naive)]
-
-
-def _email(value: str) -> str:
-    if not re.match(EMAIL_PATTERN, value):
-        raise ValueError("is not an email address, e.g. anna@example.org")
-    return value
-
-
-def _currency(value: str) -> str:
-    if not re.match(r"^[A-Z]{3}$", value):
-        raise ValueError("is not an ISO 4217 currency code in capitals, e.g. EUR")
-    return value
-
-
-Email = Annotated[SingleLine, Field(max_length=255), AfterValidator(_email)]
-Currency = Annotated[str, Field(description="ISO 4217"), AfterValidator(_currency)]
+LocalTime = Annotated[
+    time,
+    BeforeValidator(_local_time),
+    AfterValidator(_minute),
+    WithJsonSchema({"type": "string", "pattern": LOCAL_TIME_PATTERN, "description": "HH:MM, local"}),
+]
+Email = Annotated[EmailText, Field(max_length=255)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. EUR")]
 Phone = Annotated[SingleLine, Field(max_length=32, description="international, or national in the country")]
 ExternalId = Annotated[RequiredLine, Field(max_length=255, description="your own id of the row (imports)")]
 Locale = Literal["de", "en"]

@@ -20,6 +20,8 @@ from typing import Annotated, Any
 import holidays
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from api.text import Documented
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$")
 END_OF_DAY = "24:00"
@@ -74,8 +76,19 @@ def check_subdivision(country: str | None, value: str) -> str:
     return code
 
 
-TimeZoneName = Annotated[str, Field(max_length=64), AfterValidator(check_time_zone)]
-CountryCode = Annotated[str, Field(max_length=8), AfterValidator(check_country)]
+# The schema lists the names and codes the API knows, so a client (and a test generator) sees the choice.
+TimeZoneName = Annotated[
+    str,
+    Field(max_length=64),
+    AfterValidator(check_time_zone),
+    Documented({"enum": sorted(_zones()), "description": "an IANA time zone name, e.g. Europe/Berlin"}),
+]
+CountryCode = Annotated[
+    str,
+    Field(max_length=8),
+    AfterValidator(check_country),
+    Documented({"enum": sorted(supported_subdivisions()), "description": "ISO 3166-1 alpha-2"}),
+]
 
 
 # --- weekly hours ------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import Admin
 from api.directory import CompanyFilter, DepsDep, IntId, company_for_write
+from api.params import QueryBool
 from api.problems import ApiProblem, invalid, not_found
 from api.schemas import Body
 from api.text import RequiredLine
@@ -70,7 +71,7 @@ async def create_key(body: KeyCreate, principal: Admin, deps: DepsDep) -> dict[s
 
 @router.get("", response_model=list[KeyOut])
 async def list_keys(
-    principal: Admin, deps: DepsDep, include_revoked: bool = False, company_id: CompanyFilter = None
+    principal: Admin, deps: DepsDep, include_revoked: QueryBool = False, company_id: CompanyFilter = None
 ) -> list[dict[str, Any]]:
     """The company's keys (never their secrets); a super_admin sees every company's, or `company_id`'s."""
     async with deps.sessions() as session:

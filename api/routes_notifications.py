@@ -8,16 +8,16 @@ branch, service or staff member is answered 404 like a missing one, and invalid 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
-from api import schemas, scoping
+from api import schemas
 from api.auth import Admin, Reader
 from api.deps import Deps, get_deps
+from api.params import EntityId, Rfc3339, entity_id
 from api.problems import ApiProblem, FieldError, invalid, not_found
 from api.scoping import MAX_ID, company_of, ensure_entities_of_company
 from models.notifications import CatalogueEntry, Channel, DeliveryStatus, StoredNotificationSetting
@@ -104,16 +104,16 @@ async def list_settings(
     principal: Admin,
     deps: DepsDep,
     scope: Level | None = None,
-    scope_id: Annotated[str | None, Query(max_length=64, description="with `scope`")] = None,
+    scope_id: Annotated[
+        EntityId | None, Query(description="the entity's id, with or without `scope`")
+    ] = None,
     event_type: Annotated[str | None, Query(max_length=100)] = None,
     channel: Channel | None = None,
     company_id: CompanyQuery = None,
 ) -> list[dict[str, Any]]:
     """The stored settings of the company (not merged), optionally of one entity, event or channel."""
     company = company_of(principal, company_id)
-    if scope_id is not None and scope is None:
-        raise invalid("scope", "required with scope_id")
-    entity = scoping.scope_id(scope, scope_id) if scope is not None and scope_id is not None else None
+    entity = scope_id  # a filter: an id of another form than the scope's simply matches nothing
     async with deps.sessions() as session:
         found = await store.list_notification_settings(
             session,
@@ -143,7 +143,7 @@ async def effective_settings(
     async with deps.sessions() as session:
         await ensure_entities_of_company(session, company, branch_id, service_id, staff_id)
         if event_type is not None and await store.catalogue_entry(session, event_type) is None:
-            raise invalid("event_type", f"unknown event type {event_type!r}")
+            raise not_found("event type", event_type)
         found = await store.effective_notification_settings(
             session,
             company_id=company,
@@ -169,7 +169,7 @@ async def effective_settings(
 @router.get(SETTINGS_PATH, response_model=schemas.NotificationSettingOut)
 async def get_setting(
     scope: Level,
-    scope_id: str,
+    scope_id: EntityId,
     event_type: EventType,
     channel: ChannelPath,
     principal: Admin,
@@ -177,7 +177,7 @@ async def get_setting(
     company_id: CompanyQuery = None,
 ) -> dict[str, Any]:
     company = company_of(principal, company_id)
-    entity = scoping.scope_id(scope, scope_id)
+    entity = entity_id(scope, scope_id)
     async with deps.sessions() as session:
         found = await store.list_notification_settings(
             session,
@@ -195,7 +195,7 @@ async def get_setting(
 @router.put(SETTINGS_PATH, response_model=schemas.NotificationSettingOut)
 async def put_setting(
     scope: Level,
-    scope_id: str,
+    scope_id: EntityId,
     event_type: EventType,
     channel: ChannelPath,
     body: schemas.NotificationSettingBody,
@@ -205,7 +205,7 @@ async def put_setting(
 ) -> dict[str, Any]:
     """Create or replace one entity's setting of one event on one channel."""
     company = company_of(principal, company_id)
-    entity = scoping.scope_id(scope, scope_id)
+    entity = entity_id(scope, scope_id)
     _check_template(body.template_override)
     settings = deps.settings
     try:
@@ -244,7 +244,7 @@ async def put_setting(
 @router.delete(SETTINGS_PATH, status_code=status.HTTP_204_NO_CONTENT)
 async def delete_setting(
     scope: Level,
-    scope_id: str,
+    scope_id: EntityId,
     event_type: EventType,
     channel: ChannelPath,
     principal: Admin,
@@ -253,7 +253,7 @@ async def delete_setting(
 ) -> Response:
     """Remove the setting (soft delete): the entity inherits from the level above again."""
     company = company_of(principal, company_id)
-    entity = scoping.scope_id(scope, scope_id)
+    entity = entity_id(scope, scope_id)
     async with transaction(deps.sessions) as session:
         deleted = await store.delete_notification_setting(
             session,
@@ -284,8 +284,8 @@ async def delivery_log(
     ] = None,
     subject_type: Literal["callback", "appointment"] | None = None,
     subject_id: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Rfc3339 | None = None,
+    until: Rfc3339 | None = None,
     before_id: Annotated[
         int | None, Query(gt=0, le=MAX_ID, description="the `next_before_id` of the last page")
     ] = None,

@@ -28,6 +28,7 @@ from api.directory import (
     sent,
 )
 from api.directory_bodies import Page, ServiceCreate, ServiceOut, ServiceUpdate
+from api.params import QueryBool
 from api.problems import FieldError
 from models.tables import Branch, Service
 from store import directory
@@ -82,7 +83,7 @@ async def list_services(
     deps: DepsDep,
     paged: PagingDep,
     branch_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
-    is_active: bool | None = None,
+    is_active: QueryBool | None = None,
     company_id: CompanyFilter = None,
 ) -> dict[str, Any]:
     """The company's services by name; `q` searches name and external id."""

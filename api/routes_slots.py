@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query
 
 from api.auth import Principal, Reader
 from api.deps import Deps, get_deps
+from api.params import Rfc3339
 from api.problems import ApiProblem, invalid, not_found
 from api.ratelimit import retry_after_header
 from calcom.errors import CalcomClientError, CalcomError, CalcomRateLimited
@@ -69,8 +70,8 @@ def _slots(found: list[Any]) -> list[dict[str, Any]]:
 @router.get("/{service_id}/slots")
 async def slots_in_window(
     service_id: int,
-    start: datetime,
-    end: datetime,
+    start: Rfc3339,
+    end: Rfc3339,
     principal: Reader,
     deps: DepsDep,
     time_zone: TimeZone = None,
@@ -91,7 +92,7 @@ async def next_slots(
     service_id: int,
     principal: Reader,
     deps: DepsDep,
-    after: datetime | None = None,
+    after: Rfc3339 | None = None,
     horizon_days: Annotated[int, Query(ge=1, le=MAX_WINDOW_DAYS)] = 30,
     limit: Annotated[int, Query(ge=1, le=50)] = 1,
     time_zone: TimeZone = None,

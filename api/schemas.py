@@ -17,10 +17,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from api.json_types import json_types
 from api.sla_schemas import ClockCompliance, DialWindowOut
 from api.text import EmailText, MultiLine, RequiredLine, RequiredText, multi_line
 from models.callbacks import AttemptOutcome, CallbackStatus, Priority, SlaClock
@@ -64,6 +66,11 @@ def check_metadata(value: dict[str, Any]) -> dict[str, Any]:
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _json_types(cls, data: Any, info: ValidationInfo) -> Any:
+        return json_types(cls, data, info)
 
 
 class PreferredTimeWindow(Body):

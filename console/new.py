@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from api import callback_service as service
 from api import schemas, text
+from api.json_types import TEXT_INPUT
 from api.problems import ApiProblem
 from console.context import Console, Ctx, checked_form, form_value
 from console.render import render
@@ -78,7 +79,7 @@ async def create_callback(ctx: Console) -> Response:
     if body_fields["branch_id"] is None:
         return await _new_form(ctx, values, {"branch_id": "required"}, 422)
     try:
-        body = schemas.CreateCallback(**body_fields)
+        body = schemas.CreateCallback.model_validate(body_fields, context=TEXT_INPUT)
     except ValidationError as exc:
         errors = {str(e["loc"][0]) if e["loc"] else "body": e["msg"] for e in exc.errors()}
         return await _new_form(ctx, values, errors, 422)

@@ -145,7 +145,13 @@ async def act(
 def staff_for(principal: Principal, staff_id: uuid.UUID | None) -> uuid.UUID:
     chosen = staff_id or principal.staff_id
     if chosen is None:
-        raise invalid("staff_id", "required (only a staff key assigns to its own staff member by default)")
+        # The request is well-formed; this key just has no staff member to stand for (a staff key has).
+        raise ApiProblem(
+            403,
+            "this key has no staff member of its own: name the staff member in staff_id",
+            slug="staff-required",
+            errors=[FieldError(field="staff_id", message="required for a key without a staff member")],
+        )
     return chosen
 
 
@@ -290,7 +296,7 @@ async def create(
         raise problem_for(err, "the callback", "may still be created") from err
     if not result.created and result.state.request != request:
         raise ApiProblem(
-            422,
+            409,
             "this Idempotency-Key was already used for a different request",
             slug="idempotency-key-reused",
             title="Idempotency-Key reused",

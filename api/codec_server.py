@@ -238,7 +238,39 @@ async def preflight(request: Request, deps: DepsDep) -> Response:
     return Response(status_code=204, headers=headers)
 
 
-@router.post("/decode", summary="Decode payloads for the Temporal UI or CLI")
+# The body both operations take: Temporal's `Payloads` message as protobuf JSON.
+PAYLOADS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "payloads": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "metadata": {
+                                        "type": "object",
+                                        "additionalProperties": {"type": "string", "format": "byte"},
+                                    },
+                                    "data": {"type": "string", "format": "byte"},
+                                },
+                            },
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/decode", summary="Decode payloads for the Temporal UI or CLI", openapi_extra=PAYLOADS_BODY)
 async def decode(request: Request, deps: DepsDep) -> Response:
     """Decrypt the given payloads: only a staff/admin key's own company's (super_admin: any). Refused
     whole (403) when any encrypted payload is out of the key's reach; every call is audited."""
@@ -273,7 +305,7 @@ async def decode(request: Request, deps: DepsDep) -> Response:
     return _json(request, deps, decoded)
 
 
-@router.post("/encode", summary="Encode payloads for the Temporal UI or CLI")
+@router.post("/encode", summary="Encode payloads for the Temporal UI or CLI", openapi_extra=PAYLOADS_BODY)
 async def encode(request: Request, deps: DepsDep) -> Response:
     """Encrypt the given payloads for the key's company (super_admin: the company of `X-Workflow-Id`,
     else the shared key), as the workers would for that company's workflows."""

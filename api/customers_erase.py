@@ -20,9 +20,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import Admin
 from api.deps import Deps, get_deps
-from api.params import QueryBool
+from api.params import MAX_ID, QueryBool
 from api.problems import ApiProblem, FieldError, not_found
-from api.scoping import MAX_ID
 from starter.client import CallbackError
 from store import erasure
 from store.db import transaction

@@ -19,12 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api import text
 from api.auth import Principal
 from api.deps import Deps, get_deps
+from api.params import MAX_ID
 from api.phones import default_region, to_e164
 from api.problems import ApiProblem, FieldError, invalid, not_found
 from store import directory
 from store.directory import RegionHints, Row
 
-MAX_ID = 2**63 - 1
 DepsDep = Annotated[Deps, Depends(get_deps)]
 IntId = Annotated[int, Path(gt=0, le=MAX_ID)]
 CompanyFilter = Annotated[int | None, Query(gt=0, le=MAX_ID, description="super_admin only")]

@@ -13,7 +13,7 @@ import re
 import uuid
 from datetime import datetime, time
 from decimal import Decimal
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -26,16 +26,11 @@ from pydantic import (
 )
 
 from api.directory_schemas import ClosureList, CountryCode, TimeZoneName, WeeklyHoursIn
+from api.params import LOCAL_TIME_PATTERN, LOCAL_TIME_SCHEMA, MAX_ID, LocalTimeOut
 from api.schemas import Body
 from api.text import EmailText, RequiredLine, SingleLine
 
-MAX_ID = 2**62
 LOCALES = ("de", "en")
-
-
-# A local wall-clock time, HH:MM (seconds are allowed and dropped), never with an offset: the schema's
-# `format: time` would demand one (RFC 3339), so the pattern says what is meant.
-LOCAL_TIME_PATTERN = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]+)?)?$"
 
 
 def _local_time(value: Any) -> Any:
@@ -56,7 +51,7 @@ LocalTime = Annotated[
     time,
     BeforeValidator(_local_time),
     AfterValidator(_minute),
-    WithJsonSchema({"type": "string", "pattern": LOCAL_TIME_PATTERN, "description": "HH:MM, local"}),
+    WithJsonSchema(LOCAL_TIME_SCHEMA),
 ]
 Email = Annotated[EmailText, Field(max_length=255)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. EUR")]
@@ -84,6 +79,7 @@ class CompanyCreate(Body):
 
 
 class CompanyUpdate(Body):
+    not_null: ClassVar[tuple[str, ...]] = ("name", "time_zone", "currency")
     name: RequiredLine | None = Field(default=None, max_length=255, description="super_admin only")
     time_zone: TimeZoneName | None = Field(default=None)
     currency: Currency | None = None
@@ -104,8 +100,8 @@ class CompanyOut(BaseModel):
         description="until then the previous secret is still known (after a rotation)"
     )
     calcom_webhook_secret_set: bool
-    dial_window_start: time | None
-    dial_window_end: time | None
+    dial_window_start: LocalTimeOut | None
+    dial_window_end: LocalTimeOut | None
     created_at: datetime
     updated_at: datetime
     webhook_secret: str | None = Field(
@@ -133,6 +129,7 @@ class BranchCreate(Body):
 
 
 class BranchUpdate(Body):
+    not_null: ClassVar[tuple[str, ...]] = ("name", "time_zone", "opening_hours", "closures")
     name: RequiredLine | None = Field(default=None, max_length=255)
     time_zone: TimeZoneName | None = Field(default=None)
     country: CountryCode | None = None
@@ -156,10 +153,10 @@ class BranchOut(BaseModel):
     subdivision: str | None
     opening_hours: dict[str, Any]
     closures: list[Any]
-    quiet_hours_start: time | None
-    quiet_hours_end: time | None
-    dial_window_start: time | None
-    dial_window_end: time | None
+    quiet_hours_start: LocalTimeOut | None
+    quiet_hours_end: LocalTimeOut | None
+    dial_window_start: LocalTimeOut | None
+    dial_window_end: LocalTimeOut | None
     phone_number: str | None
     email: str | None
     created_at: datetime
@@ -181,6 +178,7 @@ class ServiceCreate(Body):
 
 
 class ServiceUpdate(Body):
+    not_null: ClassVar[tuple[str, ...]] = ("name", "duration_minutes", "price", "is_active")
     name: RequiredLine | None = Field(default=None, max_length=255)
     branch_id: int | None = Field(default=None, gt=0, le=MAX_ID)
     duration_minutes: int | None = Field(default=None, gt=0, le=24 * 60)
@@ -231,6 +229,7 @@ class StaffCreate(Body):
 
 
 class StaffUpdate(Body):
+    not_null: ClassVar[tuple[str, ...]] = ("name", "is_manager", "locale", "service_ids")
     name: RequiredLine | None = Field(default=None, max_length=255)
     branch_id: int | None = Field(default=None, gt=0, le=MAX_ID)
     email: Email | None = None
@@ -310,6 +309,7 @@ class CustomerCreate(Body):
 
 
 class CustomerUpdate(Body):
+    not_null: ClassVar[tuple[str, ...]] = ("name", "locale")
     name: RequiredLine | None = Field(default=None, max_length=255)
     phone_number: Phone | None = None
     email: Email | None = None

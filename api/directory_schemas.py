@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import holidays
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from api.text import Documented
+from api.text import Documented, SingleLine
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$")
@@ -156,7 +156,7 @@ class ClosureIn(BaseModel):
 
     start: date
     end: date
-    reason: str | None = Field(default=None, max_length=200)
+    reason: SingleLine | None = Field(default=None, max_length=200)
 
     @field_validator("end")
     @classmethod

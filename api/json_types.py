@@ -22,7 +22,7 @@ TEXT_INPUT = {"text_input": True}
 # The Python types a JSON value may have for a field of each type (None is handled on its own).
 _JSON_VALUES: dict[type, tuple[type, ...]] = {
     bool: (bool,),
-    int: (int,),
+    int: (int, float),  # JSON Schema's integer includes 1.0; pydantic refuses 1.5 itself
     float: (int, float),
     datetime: (str,),
     date: (str,),

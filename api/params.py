@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
@@ -21,7 +21,9 @@ from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 from api.problems import not_found
 from models.policies import Level
 
-MAX_ID = 2**63 - 1
+# The largest id the API takes: JavaScript's largest safe integer, so every client reads ids exactly (and
+# every schema validator compares bounds exactly).
+MAX_ID = 2**53 - 1
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _INTEGER = re.compile(r"[1-9][0-9]{0,18}")
@@ -36,6 +38,13 @@ def _rfc3339(value: Any) -> Any:
 
 
 Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339)]
+
+
+# A local wall-clock time, HH:MM (seconds are allowed), never with an offset: the schema's `format: time`
+# would demand one (RFC 3339), so the pattern says what is meant.
+LOCAL_TIME_PATTERN = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]+)?)?$"
+LOCAL_TIME_SCHEMA = {"type": "string", "pattern": LOCAL_TIME_PATTERN, "description": "local wall-clock time"}
+LocalTimeOut = Annotated[time, WithJsonSchema(LOCAL_TIME_SCHEMA)]
 
 
 def _query_bool(value: Any) -> Any:

@@ -20,8 +20,9 @@ from fastapi import APIRouter, Depends, Header, Query
 from api import schemas
 from api.auth import CREATORS, Principal, Role, require
 from api.deps import Deps, get_deps
+from api.params import MAX_ID
 from api.problems import ApiProblem, FieldError, invalid, not_found
-from api.scoping import MAX_ID, company_of
+from api.scoping import company_of
 from models.appointments import (
     REQUEST_ID_PATTERN,
     Actor,
@@ -122,7 +123,7 @@ async def _submit(deps: Deps, request: AppointmentChangeRequest) -> AppointmentC
     except AppointmentChangeError as err:
         if err.kind == REQUEST_ID_REUSED:
             raise ApiProblem(
-                422,
+                409,
                 str(err),
                 slug="idempotency-key-reused",
                 title="Idempotency-Key reused",

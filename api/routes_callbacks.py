@@ -23,7 +23,7 @@ from api.action_bodies import body_for, body_optional
 from api.auth import Admin, Creator, Principal, Reader, Worker
 from api.deps import Deps, get_deps
 from api.engine_errors import problem_for
-from api.params import QueryBool, Rfc3339
+from api.params import MAX_ID, QueryBool, Rfc3339
 from api.problems import ApiProblem, invalid
 from models.callbacks import Assign, CallbackStatus, Cancel, Complete, Priority, StaffAction
 from rules.staff_actions import STAFF_ACTIONS, StaffActionSpec
@@ -37,7 +37,7 @@ router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"])
 bulk_router = APIRouter(prefix="/v1/callbacks/bulk", tags=["callbacks"])
 
 DepsDep = Annotated[Deps, Depends(get_deps)]
-MAX_ID = 2**63 - 1
+
 SORT_PATTERN = "^-?(" + "|".join(queries.SORT_KEYS) + ")$"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 ActionKey = Annotated[

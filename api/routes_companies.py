@@ -86,7 +86,7 @@ async def update_company(
     values = sent(body)
     if "name" in values and not principal.is_super_admin:
         raise ApiProblem(403, "only a super_admin key may rename a company", slug="forbidden")
-    null = [name for name in ("name", "time_zone", "currency") if name in values and values[name] is None]
+    null = [name for name in CompanyUpdate.not_null if name in values and values[name] is None]
     refuse([FieldError(field=name, message="must not be null") for name in null])
     async with transaction(deps.sessions) as session:
         current = await scoped(session, Company, company_id, principal, "company")

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import Admin
 from api.directory import CompanyFilter, DepsDep, IntId, company_for_write
-from api.params import QueryBool
+from api.params import MAX_ID, QueryBool
 from api.problems import ApiProblem, invalid, not_found
 from api.schemas import Body
 from api.text import RequiredLine
@@ -32,7 +32,7 @@ class KeyCreate(Body):
     role: Literal["service", "staff", "admin"]
     name: RequiredLine = Field(default="api", max_length=255, description="what the key is for")
     staff_id: uuid.UUID | None = Field(default=None, description="staff keys: the staff member they act as")
-    company_id: int | None = Field(default=None, gt=0, le=2**62, description="super_admin keys only")
+    company_id: int | None = Field(default=None, gt=0, le=MAX_ID, description="super_admin keys only")
 
 
 class KeyOut(BaseModel):

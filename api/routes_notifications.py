@@ -17,9 +17,9 @@ from jinja2.sandbox import SandboxedEnvironment
 from api import schemas
 from api.auth import Admin, Reader
 from api.deps import Deps, get_deps
-from api.params import EntityId, Rfc3339, entity_id
+from api.params import MAX_ID, EntityId, Rfc3339, entity_id
 from api.problems import ApiProblem, FieldError, invalid, not_found
-from api.scoping import MAX_ID, company_of, ensure_entities_of_company
+from api.scoping import company_of, ensure_entities_of_company
 from models.notifications import CatalogueEntry, Channel, DeliveryStatus, StoredNotificationSetting
 from models.policies import Level
 from rules.notifications import RetryDefaults
@@ -34,7 +34,7 @@ DepsDep = Annotated[Deps, Depends(get_deps)]
 EventType = Annotated[
     str, Path(max_length=100, description="an event of the catalogue, e.g. callback.escalated")
 ]
-ChannelPath = Annotated[str, Path(max_length=32, description="email, sms or webhook")]
+ChannelPath = Annotated[Channel, Path(description="email, sms or webhook")]
 CompanyQuery = Annotated[int | None, Query(gt=0, le=MAX_ID, description="super_admin only")]
 SETTINGS_PATH = "/v1/notification-settings/{scope}/{scope_id}/{event_type}/{channel}"
 MAX_PAGE = 200

@@ -16,9 +16,9 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from api import schemas
 from api.auth import Admin, PolicyReader, Reader
 from api.deps import Deps, get_deps
-from api.params import EntityId, entity_id
+from api.params import MAX_ID, EntityId, entity_id
 from api.problems import ApiProblem, FieldError, not_found
-from api.scoping import MAX_ID, company_of, ensure_entities_of_company
+from api.scoping import company_of, ensure_entities_of_company
 from models.policies import (
     Level,
     ModificationType,

@@ -14,7 +14,8 @@ from fastapi import APIRouter, Depends, Query
 
 from api.auth import Principal, Reader
 from api.deps import Deps, get_deps
-from api.params import Rfc3339
+from api.directory_schemas import TimeZoneName
+from api.params import MAX_ID, Rfc3339
 from api.problems import ApiProblem, invalid, not_found
 from api.ratelimit import retry_after_header
 from calcom.errors import CalcomClientError, CalcomError, CalcomRateLimited
@@ -25,8 +26,8 @@ from store.calcom import load_service_calendar
 router = APIRouter(prefix="/v1/services", tags=["slots"])
 
 DepsDep = Annotated[Deps, Depends(get_deps)]
-MAX_ID = 2**63 - 1
-TimeZone = Annotated[str | None, Query(max_length=64, description="IANA zone of the answer's dates")]
+
+TimeZone = Annotated[TimeZoneName | None, Query(description="IANA zone of the answer's dates")]
 
 
 def _aware(moment: datetime, name: str) -> datetime:

@@ -22,7 +22,6 @@ from temporalio.service import RPCError
 from api.auth import Admin, Principal, Reader
 from api.deps import Deps
 from api.directory import (
-    MAX_ID,
     CompanyFilter,
     DepsDep,
     IntId,
@@ -44,7 +43,7 @@ from api.directory_bodies import (
     StaffOut,
     StaffUpdate,
 )
-from api.params import QueryBool, Rfc3339
+from api.params import MAX_ID, QueryBool, Rfc3339
 from api.problems import FieldError, not_found
 from models.tables import Branch, Service, Staff
 from starter.deadlines import TemporalCallFailed
@@ -53,7 +52,7 @@ from store.db import transaction
 
 log = logging.getLogger("callbacks.api")
 router = APIRouter(prefix="/v1/staff", tags=["directory"])
-NOT_NULL = ("name", "is_manager", "locale", "service_ids")
+NOT_NULL = StaffUpdate.not_null
 SIGNAL_CONCURRENCY = 8
 
 

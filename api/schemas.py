@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import (
     AwareDatetime,
@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from api.json_types import json_types
+from api.params import MAX_ID
 from api.sla_schemas import ClockCompliance, DialWindowOut
 from api.text import EmailText, MultiLine, RequiredLine, RequiredText, multi_line
 from models.callbacks import AttemptOutcome, CallbackStatus, Priority, SlaClock
@@ -64,8 +65,21 @@ def check_metadata(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _not_null(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Fields of `not_null` may be left out of a PATCH but not sent as null: their schema says so."""
+    for name in getattr(model, "not_null", ()):
+        field = schema.get("properties", {}).get(name, {})
+        options = [option for option in field.pop("anyOf", []) if option.get("type") != "null"]
+        if len(options) == 1:
+            field.update(options[0])
+        elif options:
+            field["anyOf"] = options
+
+
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+    model_config = ConfigDict(extra="forbid", str_max_length=10_000, json_schema_extra=_not_null)
+    # Optional fields that must not be null when sent (a PATCH leaves them out to keep them).
+    not_null: ClassVar[tuple[str, ...]] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -89,10 +103,10 @@ class PreferredTimeWindow(Body):
 
 
 class CreateCallback(Body):
-    company_id: int | None = Field(default=None, gt=0, le=2**62, description="super_admin keys only")
-    branch_id: int = Field(gt=0, le=2**62)
-    service_id: int | None = Field(default=None, gt=0, le=2**62)
-    customer_id: int | None = Field(default=None, gt=0, le=2**62)
+    company_id: int | None = Field(default=None, gt=0, le=MAX_ID, description="super_admin keys only")
+    branch_id: int = Field(gt=0, le=MAX_ID)
+    service_id: int | None = Field(default=None, gt=0, le=MAX_ID)
+    customer_id: int | None = Field(default=None, gt=0, le=MAX_ID)
     customer_name: RequiredLine = Field(max_length=255)
     phone_number: RequiredLine = Field(
         max_length=32, description="international (+49 30 …) or national in the branch's country"
@@ -142,7 +156,7 @@ class PriorityBody(Body):
 
 
 class BulkIds(Body):
-    ids: list[uuid.UUID] = Field(min_length=1, max_length=100)
+    ids: list[uuid.UUID] = Field(min_length=1, max_length=100, json_schema_extra={"uniqueItems": True})
 
     @field_validator("ids")
     @classmethod

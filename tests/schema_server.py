@@ -18,12 +18,14 @@ from sqlalchemy import update
 from sqlalchemy.engine import URL
 from temporalio.testing import WorkflowEnvironment
 
+from devstack.calcom_fake import FakeCalcom, RateLimitConfig, serve_fake
 from devstack.postgres import create_database, drop_database
 from devstack.temporal import binary
 from models.search_attributes import ALL_KEYS
 from models.tables import ApiKey
 from store.db import create_engine, session_factory, transaction
 from tests.api_fixtures import running_api, serve_api
+from tests.calcom_fixtures import sample_event_types
 from tests.codec_fixtures import CONVERTER
 from tests.factories import Tenant, add_staff, make_tenant
 
@@ -54,9 +56,19 @@ async def _serve(
     try:
         sessions = session_factory(engine)
         # No creation rate limit: every generated request is to reach the validation and the engine.
-        async with running_api(
-            env.client, sessions, "schema-fuzz", api_create_burst=1_000_000, api_create_rate_per_minute=1e9
-        ) as api:
+        # The fake Cal.com answers the slot lookups (the sample event types; others are its 404s).
+        fake = FakeCalcom(sample_event_types(), rate_limit=RateLimitConfig(limit=1_000_000))
+        async with (
+            serve_fake(fake) as calcom_url,
+            running_api(
+                env.client,
+                sessions,
+                "schema-fuzz",
+                calcom_url=calcom_url,
+                api_create_burst=1_000_000,
+                api_create_rate_per_minute=1e9,
+            ) as api,
+        ):
             tenant = await make_tenant(sessions)
             await add_staff(sessions, tenant)
             key = await api.key("admin", tenant, name="schemathesis")

@@ -101,7 +101,7 @@ async def test_cancel_fee_denial_idempotency_and_tenancy(api: ApiEnv, sessions: 
         json={"new_start": (datetime.now(UTC) + timedelta(days=11)).isoformat()},
         headers={"Idempotency-Key": "cancel-7"},
     )
-    assert reused.status_code == 422, reused.text
+    assert reused.status_code == 409, reused.text
     assert reused.json()["errors"][0]["field"] == "Idempotency-Key"
     closed = await admin.post(f"/v1/appointments/{later}/cancel", headers={"Idempotency-Key": "cancel-8"})
     assert closed.status_code == 409

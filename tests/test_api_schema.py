@@ -45,13 +45,18 @@ def _config(live: LiveApi) -> SchemathesisConfig:
 
 def _failures(event: engine_events.ScenarioFinished) -> list[str]:
     found = []
-    for checks in event.recorder.checks.values():
+    for case_id, checks in event.recorder.checks.items():
+        interaction = event.recorder.interactions.get(case_id)
+        answer = ""
+        if interaction is not None and interaction.response is not None:
+            response = interaction.response
+            answer = f"{response.status_code} {response.content[:300].decode(errors='replace')}"
         for check in checks:
             if check.status is Status.FAILURE and check.failure_info is not None:
                 failure = check.failure_info.failure
                 found.append(
                     f"{event.recorder.label}: {failure.code} {failure.title}\n    {failure.message[:300]}\n"
-                    f"    {check.failure_info.code_sample[:400]}"
+                    f"    {answer}\n    {check.failure_info.code_sample[:400]}"
                 )
     return found
 

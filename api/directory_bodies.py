@@ -28,7 +28,7 @@ from pydantic import (
 from api.directory_schemas import ClosureList, CountryCode, TimeZoneName, WeeklyHoursIn
 from api.params import LOCAL_TIME_PATTERN, LOCAL_TIME_SCHEMA, MAX_ID, LocalTimeOut
 from api.schemas import Body
-from api.text import EmailText, RequiredLine, SingleLine
+from api.text import Documented, EmailText, RequiredLine, SingleLine
 
 LOCALES = ("de", "en")
 
@@ -54,7 +54,17 @@ LocalTime = Annotated[
     WithJsonSchema(LOCAL_TIME_SCHEMA),
 ]
 Email = Annotated[EmailText, Field(max_length=255)]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. EUR")]
+
+
+def _currency(value: str) -> str:
+    if not re.fullmatch(r"[A-Z]{3}", value):
+        raise ValueError("is not an ISO 4217 currency code in capitals, e.g. EUR")
+    return value
+
+
+Currency = Annotated[
+    str, AfterValidator(_currency), Documented({"pattern": "^[A-Z]{3}$", "description": "ISO 4217, e.g. EUR"})
+]
 Phone = Annotated[SingleLine, Field(max_length=32, description="international, or national in the country")]
 ExternalId = Annotated[RequiredLine, Field(max_length=255, description="your own id of the row (imports)")]
 Locale = Literal["de", "en"]
@@ -222,7 +232,9 @@ class StaffCreate(Body):
     max_open_callbacks: int | None = Field(default=None, ge=0, le=10_000, description="null: no limit")
     locale: Locale = "de"
     working_hours: WeeklyHoursIn | None = Field(default=None, description="null: the branch's hours")
-    service_ids: list[Annotated[int, Field(gt=0, le=MAX_ID)]] = Field(default_factory=list, max_length=500)
+    service_ids: list[Annotated[int, Field(gt=0, le=MAX_ID)]] = Field(
+        default_factory=list, max_length=500, json_schema_extra={"uniqueItems": True}
+    )
     external_id: ExternalId | None = None
 
     _services = field_validator("service_ids")(_unique_ids)
@@ -238,7 +250,9 @@ class StaffUpdate(Body):
     max_open_callbacks: int | None = Field(default=None, ge=0, le=10_000)
     locale: Locale | None = Field(default=None)
     working_hours: WeeklyHoursIn | None = None
-    service_ids: list[Annotated[int, Field(gt=0, le=MAX_ID)]] | None = Field(default=None, max_length=500)
+    service_ids: list[Annotated[int, Field(gt=0, le=MAX_ID)]] | None = Field(
+        default=None, max_length=500, json_schema_extra={"uniqueItems": True}
+    )
     external_id: ExternalId | None = None
 
     _services = field_validator("service_ids")(_unique_ids)

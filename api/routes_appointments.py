@@ -44,6 +44,7 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         description="the change's request id: the same key answers with the same outcome and changes "
         "nothing twice (letters, digits and . _ : -, at most 64)",
+        json_schema_extra={"pattern": REQUEST_ID_PATTERN},
     ),
 ]
 # How long a client should wait before resending after Cal.com could not be reached.

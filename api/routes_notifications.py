@@ -20,6 +20,7 @@ from api.deps import Deps, get_deps
 from api.params import MAX_ID, EntityId, Rfc3339, entity_id
 from api.problems import ApiProblem, FieldError, invalid, not_found
 from api.scoping import company_of, ensure_entities_of_company
+from api.text import Documented
 from models.notifications import CatalogueEntry, Channel, DeliveryStatus, StoredNotificationSetting
 from models.policies import Level
 from rules.notifications import RetryDefaults
@@ -34,7 +35,13 @@ DepsDep = Annotated[Deps, Depends(get_deps)]
 EventType = Annotated[
     str, Path(max_length=100, description="an event of the catalogue, e.g. callback.escalated")
 ]
-ChannelPath = Annotated[Channel, Path(description="email, sms or webhook")]
+# The channels a setting can be made for (push is the console's own, not configurable). Checked with the
+# event type by the store, so one answer names every wrong part of the path.
+ChannelPath = Annotated[
+    str,
+    Path(max_length=32, description="email, sms or webhook"),
+    Documented({"enum": ["email", "sms", "webhook"]}),
+]
 CompanyQuery = Annotated[int | None, Query(gt=0, le=MAX_ID, description="super_admin only")]
 SETTINGS_PATH = "/v1/notification-settings/{scope}/{scope_id}/{event_type}/{channel}"
 MAX_PAGE = 200

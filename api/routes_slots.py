@@ -18,7 +18,7 @@ from api.directory_schemas import TimeZoneName
 from api.params import MAX_ID, Rfc3339
 from api.problems import ApiProblem, invalid, not_found
 from api.ratelimit import retry_after_header
-from calcom.errors import CalcomClientError, CalcomError, CalcomRateLimited
+from calcom.errors import CalcomClientError, CalcomError, CalcomNotFound, CalcomRateLimited
 from calcom.finder import InvalidSlotSearch, ServiceNotOnCalcom
 from models.calcom import MAX_WINDOW_DAYS, ServiceCalendar
 from store.calcom import load_service_calendar
@@ -50,6 +50,11 @@ def calcom_problem(exc: Exception) -> ApiProblem:
     if isinstance(exc, InvalidSlotSearch):
         field = "time_zone" if "time zone" in str(exc) else "window"
         return invalid(field, str(exc))
+    if isinstance(exc, CalcomNotFound):
+        # The service names an event type Cal.com does not know: its configuration, not this request.
+        return ApiProblem(
+            409, f"Cal.com does not know the service's event type: {exc}", slug="calcom-event-type-unknown"
+        )
     if isinstance(exc, ServiceNotOnCalcom):
         return ApiProblem(409, str(exc), slug="service-not-on-calcom", title="Service has no calendar")
     if isinstance(exc, CalcomRateLimited):

@@ -20,7 +20,7 @@ from api.deps import Deps, get_deps
 from api.params import MAX_ID, EntityId, Rfc3339, entity_id
 from api.problems import ApiProblem, FieldError, invalid, not_found
 from api.scoping import company_of, ensure_entities_of_company
-from api.text import Documented
+from api.text import Documented, SingleLine
 from models.notifications import CatalogueEntry, Channel, DeliveryStatus, StoredNotificationSetting
 from models.policies import Level
 from rules.notifications import RetryDefaults
@@ -33,12 +33,12 @@ router = APIRouter(tags=["notifications"])
 
 DepsDep = Annotated[Deps, Depends(get_deps)]
 EventType = Annotated[
-    str, Path(max_length=100, description="an event of the catalogue, e.g. callback.escalated")
+    SingleLine, Path(max_length=100, description="an event of the catalogue, e.g. callback.escalated")
 ]
 # The channels a setting can be made for (push is the console's own, not configurable). Checked with the
 # event type by the store, so one answer names every wrong part of the path.
 ChannelPath = Annotated[
-    str,
+    SingleLine,
     Path(max_length=32, description="email, sms or webhook"),
     Documented({"enum": ["email", "sms", "webhook"]}),
 ]
@@ -114,7 +114,7 @@ async def list_settings(
     scope_id: Annotated[
         EntityId | None, Query(description="the entity's id, with or without `scope`")
     ] = None,
-    event_type: Annotated[str | None, Query(max_length=100)] = None,
+    event_type: Annotated[SingleLine | None, Query(max_length=100)] = None,
     channel: Channel | None = None,
     company_id: CompanyQuery = None,
 ) -> list[dict[str, Any]]:
@@ -140,7 +140,7 @@ async def effective_settings(
     branch_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
     service_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
     staff_id: uuid.UUID | None = None,
-    event_type: Annotated[str | None, Query(max_length=100)] = None,
+    event_type: Annotated[SingleLine | None, Query(max_length=100)] = None,
     company_id: CompanyQuery = None,
 ) -> list[dict[str, Any]]:
     """What applies to a message about these entities, per event and channel, and which level supplied
@@ -150,7 +150,7 @@ async def effective_settings(
     async with deps.sessions() as session:
         await ensure_entities_of_company(session, company, branch_id, service_id, staff_id)
         if event_type is not None and await store.catalogue_entry(session, event_type) is None:
-            raise not_found("event type", event_type)
+            raise invalid("event_type", f"unknown event type {event_type!r}")
         found = await store.effective_notification_settings(
             session,
             company_id=company,
@@ -282,15 +282,16 @@ async def delete_setting(
 async def delivery_log(
     principal: Admin,
     deps: DepsDep,
-    event_type: Annotated[str | None, Query(max_length=100)] = None,
-    event_id: Annotated[str | None, Query(max_length=255)] = None,
+    event_type: Annotated[SingleLine | None, Query(max_length=100)] = None,
+    event_id: Annotated[SingleLine | None, Query(max_length=255)] = None,
     status_: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
     channel: Channel | None = None,
     recipient: Annotated[
-        str | None, Query(max_length=255, description='e.g. "staff:<uuid>", "customer:7", "webhook:1"')
+        SingleLine | None,
+        Query(max_length=255, description='e.g. "staff:<uuid>", "customer:7", "webhook:1"'),
     ] = None,
     subject_type: Literal["callback", "appointment"] | None = None,
-    subject_id: Annotated[str | None, Query(max_length=64)] = None,
+    subject_id: Annotated[SingleLine | None, Query(max_length=64)] = None,
     since: Rfc3339 | None = None,
     until: Rfc3339 | None = None,
     before_id: Annotated[

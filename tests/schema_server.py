@@ -1,21 +1,28 @@
-"""The real API on loopback in a thread of its own, for Schemathesis: its calls are synchronous
-(`requests`), so the app, its database engine, Temporal's time-skipping server and the in-process worker
-run in another event loop than the one the calls would block.
+"""The real API on loopback in a process of its own, for Schemathesis (tests/test_api_schema.py).
 
-`fuzz_key` is an admin key of the tenant `tenant`. Its id is moved far past the ids Schemathesis
-generates, so a generated `DELETE /v1/keys/{id}` never names it (a key cannot revoke itself anyway: 409).
+Schemathesis calls synchronously (`requests`) and compiles generators while it runs; the app, its database
+engine, the Temporal dev server, the in-process worker and the fake Cal.com run in a child process, so
+neither blocks or races the other. The child prints one JSON line (its URL and an admin key) when it
+serves, and stops when its standard input closes (also when the test process dies).
+
+`fuzz_key` is an admin key of a fresh tenant. Its id is moved far past the ids Schemathesis generates, so
+a generated `DELETE /v1/keys/{id}` never names it (a key cannot revoke itself anyway: 409).
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import update
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.calcom_fake import FakeCalcom, RateLimitConfig, serve_fake
@@ -26,26 +33,25 @@ from models.tables import ApiKey
 from store.db import create_engine, session_factory, transaction
 from tests.api_fixtures import running_api, serve_api
 from tests.calcom_fixtures import sample_event_types
-from tests.codec_fixtures import CONVERTER
-from tests.factories import Tenant, add_staff, make_tenant
+from tests.codec_fixtures import CONVERTER, use_test_keys
+from tests.factories import add_staff, make_tenant
 
 FUZZ_KEY_ID = 900_000_001
+ROOT = Path(__file__).parent.parent
+READY = '{"url"'
 
 
 @dataclass
 class LiveApi:
     url: str
     fuzz_key: str
-    tenant: Tenant
 
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.fuzz_key}"}
 
 
-async def _serve(
-    pg_server: URL, template: str, ready: list[LiveApi], started: threading.Event, stop: threading.Event
-) -> None:
+async def _serve(pg_server: URL, template: str) -> None:
     url = await create_database(pg_server, prefix="cbschema", template=template)
     engine = create_engine(url, pool_size=5)
     # The dev server, not the time-skipping one: generated requests wait on Updates, which a time-skipping
@@ -55,7 +61,6 @@ async def _serve(
     )
     try:
         sessions = session_factory(engine)
-        # No creation rate limit: every generated request is to reach the validation and the engine.
         # The fake Cal.com answers the slot lookups (the sample event types; others are its 404s).
         fake = FakeCalcom(sample_event_types(), rate_limit=RateLimitConfig(limit=1_000_000))
         async with (
@@ -77,9 +82,8 @@ async def _serve(
                     update(ApiKey).where(ApiKey.name == "schemathesis").values(id=FUZZ_KEY_ID)
                 )
             async with serve_api(api.app) as base:
-                ready.append(LiveApi(base, key, tenant))
-                started.set()
-                await asyncio.to_thread(stop.wait)  # set by `live_api` when the tests are done
+                print(json.dumps({"url": base, "key": key}), flush=True)
+                await asyncio.to_thread(sys.stdin.read)  # until the test closes our standard input
     finally:
         await env.shutdown()
         await engine.dispose()
@@ -89,27 +93,37 @@ async def _serve(
 
 @contextmanager
 def live_api(pg_server: URL, template: str) -> Iterator[LiveApi]:
-    ready: list[LiveApi] = []
-    started, stop = threading.Event(), threading.Event()
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(_serve(pg_server, template, ready, started, stop))
-        except BaseException as exc:  # raised again in the test's thread
-            failure.append(exc)
-        finally:
-            started.set()
-
-    thread = threading.Thread(target=run, name="schema-api", daemon=True)
-    thread.start()
+    server_url = pg_server.render_as_string(hide_password=False)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.schema_server", server_url, template],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        started.wait(timeout=180)
-        if failure or not ready:
-            raise RuntimeError("the API did not start") from (failure[0] if failure else None)
-        yield ready[0]
+        assert child.stdout is not None
+        # The Temporal dev server the child starts writes to the same stdout: skip its lines.
+        for line in child.stdout:
+            if line.startswith(READY):
+                started = json.loads(line)
+                break
+        else:
+            raise RuntimeError(f"the API process ended before serving (exit code {child.wait()})")
+        yield LiveApi(started["url"], started["key"])
     finally:
-        stop.set()
-        thread.join(timeout=60)
-        if failure:
-            raise failure[0]
+        assert child.stdin is not None
+        assert child.stdout is not None
+        child.stdin.close()
+        child.stdout.close()
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()  # our own child, by its handle
+            child.wait()
+
+
+if __name__ == "__main__":
+    use_test_keys()
+    asyncio.run(_serve(make_url(sys.argv[1]), sys.argv[2]))

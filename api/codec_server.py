@@ -28,6 +28,7 @@ accepted from those origins, so no other page can make a signed-in browser decod
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -128,8 +129,12 @@ def _codec(request: Request, deps: Deps) -> EncryptionCodec:
 
 async def _payloads(request: Request, deps: Deps) -> list[Payload]:
     try:
-        parsed = json_format.Parse(await request.body(), Payloads(), ignore_unknown_fields=True)
-    except (json_format.ParseError, UnicodeDecodeError) as error:
+        data = json.loads(await request.body())
+        items = data.get("payloads", []) if isinstance(data, dict) else None
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise json_format.ParseError('the body is not a JSON object {"payloads": [...]}')
+        parsed = json_format.ParseDict(data, Payloads(), ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError) as error:
         raise _problem(request, deps, 400, f"not a JSON Payloads message: {error}", "bad-payloads") from None
     if len(parsed.payloads) > MAX_PAYLOADS:
         raise _problem(request, deps, 413, f"at most {MAX_PAYLOADS} payloads per request", "too-many")
@@ -246,13 +251,11 @@ PAYLOADS_BODY: dict[str, Any] = {
             "application/json": {
                 "schema": {
                     "type": "object",
-                    "additionalProperties": False,
                     "properties": {
                         "payloads": {
                             "type": "array",
                             "items": {
                                 "type": "object",
-                                "additionalProperties": False,
                                 "properties": {
                                     "metadata": {
                                         "type": "object",

@@ -69,6 +69,7 @@ def _not_null(schema: dict[str, Any], model: type[BaseModel]) -> None:
     """Fields of `not_null` may be left out of a PATCH but not sent as null: their schema says so."""
     for name in getattr(model, "not_null", ()):
         field = schema.get("properties", {}).get(name, {})
+        field.pop("default", None)  # "left out" is not null: the null default is no value of the field
         options = [option for option in field.pop("anyOf", []) if option.get("type") != "null"]
         if len(options) == 1:
             field.update(options[0])

@@ -21,7 +21,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import names
-from calcom.cache import TTLCache
 from calcom.client import CalcomClient
 from calcom.errors import CalcomBadRequest, CalcomError, CalcomRateLimited
 from calcom.finder import (
@@ -30,6 +29,7 @@ from calcom.finder import (
     ServiceNotOnCalcom,
     ServiceResolver,
     SlotFinder,
+    slot_cache,
 )
 from models.calcom import (
     Booking,
@@ -40,7 +40,6 @@ from models.calcom import (
     FoundSlots,
     RescheduleBooking,
     ServiceCalendar,
-    Slot,
 )
 from store.calcom import load_service_calendar
 from store.db import transaction
@@ -89,7 +88,7 @@ class CalcomActivities:
         finder = SlotFinder(
             client,
             store_resolver(sessions),
-            cache=TTLCache[list[Slot]](cache_ttl_seconds),
+            cache=slot_cache(cache_ttl_seconds),
             chunk_days=search_chunk_days,
         )
         return cls(client, finder)

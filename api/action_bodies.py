@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, create_model, field_validator
 
-from api import schemas
+from api import schemas, text
 from models.callbacks import StaffAction
 from rules.staff_actions import STAFF_ACTIONS
 
@@ -35,7 +35,7 @@ class DerivedBody(schemas.Body):
     @classmethod
     def _clean_text(cls, value: Any) -> Any:
         # `type(...) is str`: a StrEnum member is a str too, and must stay the member.
-        return schemas.multi_line(value) if type(value) is str else value
+        return text.multi_line(value) if type(value) is str else value
 
 
 @cache

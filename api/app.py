@@ -39,6 +39,7 @@ from api import (
     routes_staff,
 )
 from api.deps import Deps
+from api.methods import MethodNotAllowed
 from api.metrics import RequestLog, api_metrics_app, read_model_gauges
 from api.problems import PROBLEM_JSON, Problem, install, problem_response
 from config import Settings, get_settings
@@ -251,6 +252,8 @@ def create_app(
             await read_model_gauges.refresh(current.sessions)
             return Response(await scrape(current.sdk_metrics_url), media_type=metrics.CONTENT_TYPE)
 
+    # Innermost of the three: a 405 is logged and counted under its template, and needs no body.
+    app.add_middleware(MethodNotAllowed)
     app.add_middleware(
         BodyLimit,
         limit=settings.api_max_body_bytes,

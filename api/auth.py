@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import Deps, get_deps
-from api.problems import ApiProblem, invalid
+from api.problems import ApiProblem, FieldError, invalid
 from store import api_keys
 from store.db import transaction
 from telemetry import logs as log_context
@@ -70,7 +70,13 @@ class Principal:
             return requested
         assert self.company_id is not None
         if requested is not None and requested != self.company_id:
-            raise invalid("company_id", "must be left out (the key's company is used)")
+            # Naming another company is a question of rights, not of form: only a super_admin may.
+            raise ApiProblem(
+                403,
+                "only a super_admin key names another company (leave company_id out)",
+                slug="forbidden",
+                errors=[FieldError(field="company_id", message="must be left out (the key's company)")],
+            )
         return self.company_id
 
 

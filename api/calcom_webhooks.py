@@ -17,8 +17,8 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel
 
 from api.deps import Deps, get_deps
+from api.params import MAX_ID
 from api.problems import ApiProblem
-from api.scoping import MAX_ID
 from rules.calcom_webhooks import (
     SIGNATURE_HEADER,
     IgnoredTrigger,

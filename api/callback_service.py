@@ -163,7 +163,13 @@ async def act(
 def staff_for(principal: Principal, staff_id: uuid.UUID | None) -> uuid.UUID:
     chosen = staff_id or principal.staff_id
     if chosen is None:
-        raise invalid("staff_id", "required (only a staff key assigns to its own staff member by default)")
+        # The request is well-formed; this key just has no staff member to stand for (a staff key has).
+        raise ApiProblem(
+            403,
+            "this key has no staff member of its own: name the staff member in staff_id",
+            slug="staff-required",
+            errors=[FieldError(field="staff_id", message="required for a key without a staff member")],
+        )
     return chosen
 
 

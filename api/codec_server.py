@@ -28,6 +28,7 @@ accepted from those origins, so no other page can make a signed-in browser decod
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -128,8 +129,12 @@ def _codec(request: Request, deps: Deps) -> EncryptionCodec:
 
 async def _payloads(request: Request, deps: Deps) -> list[Payload]:
     try:
-        parsed = json_format.Parse(await request.body(), Payloads(), ignore_unknown_fields=True)
-    except (json_format.ParseError, UnicodeDecodeError) as error:
+        data = json.loads(await request.body())
+        items = data.get("payloads", []) if isinstance(data, dict) else None
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise json_format.ParseError('the body is not a JSON object {"payloads": [...]}')
+        parsed = json_format.ParseDict(data, Payloads(), ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError) as error:
         raise _problem(request, deps, 400, f"not a JSON Payloads message: {error}", "bad-payloads") from None
     if len(parsed.payloads) > MAX_PAYLOADS:
         raise _problem(request, deps, 413, f"at most {MAX_PAYLOADS} payloads per request", "too-many")
@@ -224,10 +229,12 @@ def _json(request: Request, deps: Deps, payloads: list[Payload]) -> Response:
 DepsDep = Annotated[Deps, Depends(get_deps)]
 
 
-@router.options("/{operation}", include_in_schema=False)
-async def preflight(operation: str, request: Request, deps: DepsDep) -> Response:
+# Registered on each operation's own path, so `OPTIONS` belongs to the same resource as its `POST`.
+@router.options("/decode", include_in_schema=False)
+@router.options("/encode", include_in_schema=False)
+async def preflight(request: Request, deps: DepsDep) -> Response:
     """CORS preflight of the UI: allowed only for the configured UI origins."""
-    if operation not in ("decode", "encode") or _origin(request, deps) is None:
+    if _origin(request, deps) is None:
         return Response(status_code=403, headers={"Vary": "Origin"})
     headers = cors_headers(request, deps)
     headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
@@ -236,7 +243,37 @@ async def preflight(operation: str, request: Request, deps: DepsDep) -> Response
     return Response(status_code=204, headers=headers)
 
 
-@router.post("/decode", summary="Decode payloads for the Temporal UI or CLI")
+# The body both operations take: Temporal's `Payloads` message as protobuf JSON.
+PAYLOADS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "payloads": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "metadata": {
+                                        "type": "object",
+                                        "additionalProperties": {"type": "string", "format": "byte"},
+                                    },
+                                    "data": {"type": "string", "format": "byte"},
+                                },
+                            },
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/decode", summary="Decode payloads for the Temporal UI or CLI", openapi_extra=PAYLOADS_BODY)
 async def decode(request: Request, deps: DepsDep) -> Response:
     """Decrypt the given payloads: only a staff/admin key's own company's (super_admin: any). Refused
     whole (403) when any encrypted payload is out of the key's reach; every call is audited."""
@@ -271,7 +308,7 @@ async def decode(request: Request, deps: DepsDep) -> Response:
     return _json(request, deps, decoded)
 
 
-@router.post("/encode", summary="Encode payloads for the Temporal UI or CLI")
+@router.post("/encode", summary="Encode payloads for the Temporal UI or CLI", openapi_extra=PAYLOADS_BODY)
 async def encode(request: Request, deps: DepsDep) -> Response:
     """Encrypt the given payloads for the key's company (super_admin: the company of `X-Workflow-Id`,
     else the shared key), as the workers would for that company's workflows."""

@@ -20,8 +20,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import Admin
 from api.deps import Deps, get_deps
+from api.params import MAX_ID, QueryBool
 from api.problems import ApiProblem, FieldError, not_found
-from api.scoping import MAX_ID
 from starter.client import CallbackError
 from store import erasure
 from store.db import transaction
@@ -86,8 +86,12 @@ async def erase_customer(
     principal: Admin,
     deps: DepsDep,
     erase: Annotated[
-        bool, Query(description="must be true: customers are erased (anonymised), never deleted")
-    ] = False,
+        QueryBool,
+        Query(
+            description="must be true: customers are erased (anonymised), never deleted",
+            json_schema_extra={"enum": [True]},
+        ),
+    ],
 ) -> ErasureReport:
     """Blank the customer's name, phone, email and every copy of them (callbacks and their workflows'
     state, audit events, notification log, modification reasons); the row stays for its references."""

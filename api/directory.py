@@ -16,15 +16,15 @@ from fastapi import Depends, Path, Query
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api import schemas
+from api import text
 from api.auth import Principal
 from api.deps import Deps, get_deps
+from api.params import MAX_ID
 from api.phones import default_region, to_e164
 from api.problems import ApiProblem, FieldError, invalid, not_found
 from store import directory
 from store.directory import RegionHints, Row
 
-MAX_ID = 2**63 - 1
 DepsDep = Annotated[Deps, Depends(get_deps)]
 IntId = Annotated[int, Path(gt=0, le=MAX_ID)]
 CompanyFilter = Annotated[int | None, Query(gt=0, le=MAX_ID, description="super_admin only")]
@@ -39,14 +39,15 @@ class Paging(BaseModel):
 
 def paging(
     q: Annotated[
-        str | None, Query(max_length=100, description="part of the name (or email, phone, id)")
+        text.SingleLine | None,
+        Query(max_length=100, description="part of the name (or email, phone, id)"),
     ] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Paging:
     if q is not None:
         try:
-            q = schemas.single_line(q)
+            q = text.single_line(q)
         except ValueError as exc:
             raise invalid("q", str(exc)) from None
     return Paging(q=q or None, page=page, page_size=page_size)

@@ -13,41 +13,58 @@ import re
 import uuid
 from datetime import datetime, time
 from decimal import Decimal
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
 
 from api.directory_schemas import ClosureList, CountryCode, TimeZoneName, WeeklyHoursIn
-from api.schemas import Body, RequiredLine, SingleLine
+from api.params import LOCAL_TIME_PATTERN, LOCAL_TIME_SCHEMA, MAX_ID, LocalTimeOut
+from api.schemas import Body
+from api.text import Documented, EmailText, RequiredLine, SingleLine
 
-MAX_ID = 2**62
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 LOCALES = ("de", "en")
 
 
-def _naive(value: time) -> time:
-    if value.tzinfo is not None:
-        raise ValueError("a local wall-clock time: leave out the UTC offset")
-    return value.replace(second=0, microsecond=0)
-
-
-LocalTime = Annotated[time, AfterValidator(_naive)]
-
-
-def _email(value: str) -> str:
-    if not re.match(EMAIL_PATTERN, value):
-        raise ValueError("is not an email address, e.g. anna@example.org")
+def _local_time(value: Any) -> Any:
+    if isinstance(value, time):
+        if value.tzinfo is not None:
+            raise ValueError("a local wall-clock time: leave out the UTC offset")
+        return value
+    if not isinstance(value, str) or not re.fullmatch(LOCAL_TIME_PATTERN, value):
+        raise ValueError("a local wall-clock time HH:MM, e.g. 09:30 (no UTC offset)")
     return value
 
 
+def _minute(value: time) -> time:
+    return value.replace(second=0, microsecond=0)
+
+
+LocalTime = Annotated[
+    time,
+    BeforeValidator(_local_time),
+    AfterValidator(_minute),
+    WithJsonSchema(LOCAL_TIME_SCHEMA),
+]
+Email = Annotated[EmailText, Field(max_length=255)]
+
+
 def _currency(value: str) -> str:
-    if not re.match(r"^[A-Z]{3}$", value):
+    if not re.fullmatch(r"[A-Z]{3}", value):
         raise ValueError("is not an ISO 4217 currency code in capitals, e.g. EUR")
     return value
 
 
-Email = Annotated[SingleLine, Field(max_length=255), AfterValidator(_email)]
-Currency = Annotated[str, Field(description="ISO 4217"), AfterValidator(_currency)]
+Currency = Annotated[
+    str, AfterValidator(_currency), Documented({"pattern": "^[A-Z]{3}$", "description": "ISO 4217, e.g. EUR"})
+]
 Phone = Annotated[SingleLine, Field(max_length=32, description="international, or national in the country")]
 ExternalId = Annotated[RequiredLine, Field(max_length=255, description="your own id of the row (imports)")]
 Locale = Literal["de", "en"]
@@ -62,7 +79,7 @@ class CompanyCreate(Body):
     time_zone: TimeZoneName = "UTC"
     currency: Currency = "EUR"
     webhook_url: SingleLine | None = Field(
-        default=None, max_length=2048, description="events are POSTed here, signed (X-Signature-256)"
+        default=None, max_length=2048, description="events are POSTed here, signed (Standard Webhooks)"
     )
     calcom_webhook_secret: SingleLine | None = Field(
         default=None, min_length=8, max_length=255, description="write-only: never answered back"
@@ -72,6 +89,7 @@ class CompanyCreate(Body):
 
 
 class CompanyUpdate(Body):
+    not_null: ClassVar[tuple[str, ...]] = ("name", "time_zone", "currency")
     name: RequiredLine | None = Field(default=None, max_length=255, description="super_admin only")
     time_zone: TimeZoneName | None = Field(default=None)
     currency: Currency | None = None
@@ -92,8 +110,8 @@ class CompanyOut(BaseModel):
         description="until then the previous secret is still known (after a rotation)"
     )
     calcom_webhook_secret_set: bool
-    dial_window_start: time | None
-    dial_window_end: time | None
+    dial_window_start: LocalTimeOut | None
+    dial_window_end: LocalTimeOut | None
     created_at: datetime
     updated_at: datetime
     webhook_secret: str | None = Field(
@@ -121,6 +139,7 @@ class BranchCreate(Body):
 
 
 class BranchUpdate(Body):
+    not_null: ClassVar[tuple[str, ...]] = ("name", "time_zone", "opening_hours", "closures")
     name: RequiredLine | None = Field(default=None, max_length=255)
     time_zone: TimeZoneName | None = Field(default=None)
     country: CountryCode | None = None
@@ -144,10 +163,10 @@ class BranchOut(BaseModel):
     subdivision: str | None
     opening_hours: dict[str, Any]
     closures: list[Any]
-    quiet_hours_start: time | None
-    quiet_hours_end: time | None
-    dial_window_start: time | None
-    dial_window_end: time | None
+    quiet_hours_start: LocalTimeOut | None
+    quiet_hours_end: LocalTimeOut | None
+    dial_window_start: LocalTimeOut | None
+    dial_window_end: LocalTimeOut | None
     phone_number: str | None
     email: str | None
     created_at: datetime
@@ -169,6 +188,7 @@ class ServiceCreate(Body):
 
 
 class ServiceUpdate(Body):
+    not_null: ClassVar[tuple[str, ...]] = ("name", "duration_minutes", "price", "is_active")
     name: RequiredLine | None = Field(default=None, max_length=255)
     branch_id: int | None = Field(default=None, gt=0, le=MAX_ID)
     duration_minutes: int | None = Field(default=None, gt=0, le=24 * 60)
@@ -212,13 +232,16 @@ class StaffCreate(Body):
     max_open_callbacks: int | None = Field(default=None, ge=0, le=10_000, description="null: no limit")
     locale: Locale = "de"
     working_hours: WeeklyHoursIn | None = Field(default=None, description="null: the branch's hours")
-    service_ids: list[Annotated[int, Field(gt=0, le=MAX_ID)]] = Field(default_factory=list, max_length=500)
+    service_ids: list[Annotated[int, Field(gt=0, le=MAX_ID)]] = Field(
+        default_factory=list, max_length=500, json_schema_extra={"uniqueItems": True}
+    )
     external_id: ExternalId | None = None
 
     _services = field_validator("service_ids")(_unique_ids)
 
 
 class StaffUpdate(Body):
+    not_null: ClassVar[tuple[str, ...]] = ("name", "is_manager", "locale", "service_ids")
     name: RequiredLine | None = Field(default=None, max_length=255)
     branch_id: int | None = Field(default=None, gt=0, le=MAX_ID)
     email: Email | None = None
@@ -227,7 +250,9 @@ class StaffUpdate(Body):
     max_open_callbacks: int | None = Field(default=None, ge=0, le=10_000)
     locale: Locale | None = Field(default=None)
     working_hours: WeeklyHoursIn | None = None
-    service_ids: list[Annotated[int, Field(gt=0, le=MAX_ID)]] | None = Field(default=None, max_length=500)
+    service_ids: list[Annotated[int, Field(gt=0, le=MAX_ID)]] | None = Field(
+        default=None, max_length=500, json_schema_extra={"uniqueItems": True}
+    )
     external_id: ExternalId | None = None
 
     _services = field_validator("service_ids")(_unique_ids)
@@ -298,6 +323,7 @@ class CustomerCreate(Body):
 
 
 class CustomerUpdate(Body):
+    not_null: ClassVar[tuple[str, ...]] = ("name", "locale")
     name: RequiredLine | None = Field(default=None, max_length=255)
     phone_number: Phone | None = None
     email: Email | None = None

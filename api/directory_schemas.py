@@ -15,10 +15,13 @@ import zoneinfo
 from datetime import date
 from functools import lru_cache
 from itertools import pairwise
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import holidays
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.config import JsonDict
+
+from api.text import Documented, SingleLine
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$")
@@ -74,8 +77,24 @@ def check_subdivision(country: str | None, value: str) -> str:
     return code
 
 
-TimeZoneName = Annotated[str, Field(max_length=64), AfterValidator(check_time_zone)]
-CountryCode = Annotated[str, Field(max_length=8), AfterValidator(check_country)]
+# The schema lists the names and codes the API knows, so a client (and a test generator) sees the choice.
+TimeZoneName = Annotated[
+    str,
+    Field(max_length=64),
+    AfterValidator(check_time_zone),
+    Documented({"enum": sorted(_zones()), "description": "an IANA time zone name, e.g. Europe/Berlin"}),
+]
+CountryCode = Annotated[
+    str,
+    Field(max_length=8),
+    AfterValidator(check_country),
+    Documented(
+        {
+            "enum": sorted(c for c in supported_subdivisions() if len(c) == 2),
+            "description": "ISO 3166-1 alpha-2",
+        }
+    ),
+]
 
 
 # --- weekly hours ------------------------------------------------------------------------------------
@@ -103,6 +122,27 @@ def _interval(day: str, raw: Any) -> tuple[str, str]:
     return opens, closes
 
 
+_HHMM_PATTERN = "^(?:[01][0-9]|2[0-3]):[0-5][0-9]$"
+# One interval of a day: ["HH:MM", "HH:MM"], closing at 24:00 (or 00:00) for midnight.
+INTERVAL_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "prefixItems": [
+        {"type": "string", "pattern": _HHMM_PATTERN},
+        {"type": "string", "pattern": "^(?:(?:[01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"},
+    ],
+    "minItems": 2,
+    "maxItems": 2,
+}
+
+
+def _day() -> Any:
+    return Field(
+        default_factory=list,
+        max_length=MAX_INTERVALS_PER_DAY,
+        json_schema_extra={"items": cast(JsonDict, INTERVAL_SCHEMA)},
+    )
+
+
 class WeeklyHoursIn(BaseModel):
     """Intervals per weekday (`mon` … `sun`) as `["HH:MM", "HH:MM"]` local wall-clock times; a day left
     out or empty is closed, `24:00` (or `00:00` as a closing time) is midnight at the end of the day.
@@ -110,13 +150,13 @@ class WeeklyHoursIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mon: list[Any] = Field(default_factory=list, max_length=MAX_INTERVALS_PER_DAY)
-    tue: list[Any] = Field(default_factory=list, max_length=MAX_INTERVALS_PER_DAY)
-    wed: list[Any] = Field(default_factory=list, max_length=MAX_INTERVALS_PER_DAY)
-    thu: list[Any] = Field(default_factory=list, max_length=MAX_INTERVALS_PER_DAY)
-    fri: list[Any] = Field(default_factory=list, max_length=MAX_INTERVALS_PER_DAY)
-    sat: list[Any] = Field(default_factory=list, max_length=MAX_INTERVALS_PER_DAY)
-    sun: list[Any] = Field(default_factory=list, max_length=MAX_INTERVALS_PER_DAY)
+    mon: list[Any] = _day()
+    tue: list[Any] = _day()
+    wed: list[Any] = _day()
+    thu: list[Any] = _day()
+    fri: list[Any] = _day()
+    sat: list[Any] = _day()
+    sun: list[Any] = _day()
 
     @field_validator(*WEEKDAYS)
     @classmethod
@@ -143,7 +183,7 @@ class ClosureIn(BaseModel):
 
     start: date
     end: date
-    reason: str | None = Field(default=None, max_length=200)
+    reason: SingleLine | None = Field(default=None, max_length=200)
 
     @field_validator("end")
     @classmethod

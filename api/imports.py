@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from api.directory import phone, region_of
 from api.directory_bodies import CustomerCreate, ServiceCreate, StaffCreate
+from api.json_types import TEXT_INPUT
 from api.problems import ApiProblem, FieldError, invalid
 from models.tables import Customer, Service, Staff
 from store.directory import RegionHints
@@ -280,7 +281,9 @@ def read_row(line: int, cells: Mapping[str, str], spec: ImportSpec, directory: D
     if branch_given:
         given["branch_id"] = branch_id
     try:
-        checked = spec.body.model_validate({k: v for k, v in given.items() if v is not None})
+        checked = spec.body.model_validate(
+            {k: v for k, v in given.items() if v is not None}, context=TEXT_INPUT
+        )
     except ValidationError as exc:
         raise RowRefused(
             "; ".join(

@@ -20,8 +20,9 @@ from fastapi import APIRouter, Depends, Header, Query
 from api import schemas
 from api.auth import CREATORS, Principal, Role, require
 from api.deps import Deps, get_deps
+from api.params import MAX_ID
 from api.problems import ApiProblem, FieldError, invalid, not_found
-from api.scoping import MAX_ID, company_of
+from api.scoping import company_of
 from models.appointments import (
     REQUEST_ID_PATTERN,
     Actor,
@@ -43,6 +44,7 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         description="the change's request id: the same key answers with the same outcome and changes "
         "nothing twice (letters, digits and . _ : -, at most 64)",
+        json_schema_extra={"pattern": REQUEST_ID_PATTERN},
     ),
 ]
 # How long a client should wait before resending after Cal.com could not be reached.

@@ -35,7 +35,7 @@ from store import directory
 from store.db import transaction
 
 router = APIRouter(prefix="/v1/branches", tags=["directory"])
-NOT_NULL = ("name", "time_zone", "opening_hours", "closures")
+NOT_NULL = BranchUpdate.not_null
 
 
 def _prepared(values: dict[str, Any], merged: dict[str, Any], company_zone: str | None) -> dict[str, Any]:

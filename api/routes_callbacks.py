@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
@@ -19,11 +18,12 @@ from pydantic import BaseModel
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import callback_service as service
-from api import schemas
+from api import schemas, text
 from api.action_bodies import body_for, body_optional
 from api.auth import Admin, Creator, Principal, Reader, Worker
 from api.deps import Deps, get_deps
 from api.engine_errors import problem_for
+from api.params import MAX_ID, QueryBool, Rfc3339
 from api.problems import ApiProblem, invalid
 from models.callbacks import Assign, CallbackStatus, Cancel, Complete, Priority, StaffAction
 from rules.staff_actions import STAFF_ACTIONS, StaffActionSpec
@@ -37,7 +37,7 @@ router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"])
 bulk_router = APIRouter(prefix="/v1/callbacks/bulk", tags=["callbacks"])
 
 DepsDep = Annotated[Deps, Depends(get_deps)]
-MAX_ID = 2**63 - 1
+
 SORT_PATTERN = "^-?(" + "|".join(queries.SORT_KEYS) + ")$"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 ActionKey = Annotated[
@@ -91,14 +91,16 @@ async def list_callbacks(
     priority: Annotated[list[Priority], Query()] = [],  # noqa: B006
     branch_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
     assigned_to: uuid.UUID | None = None,
-    overdue: bool | None = None,
+    overdue: QueryBool | None = None,
     callable_now: Annotated[
-        bool | None, Query(description="open and inside the customer's dial window right now")
+        QueryBool | None, Query(description="open and inside the customer's dial window right now")
     ] = None,
-    q: Annotated[str | None, Query(max_length=100, description="part of the name or phone")] = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
-    include_deleted: bool = False,
+    q: Annotated[
+        text.SingleLine | None, Query(max_length=100, description="part of the name or phone")
+    ] = None,
+    created_from: Rfc3339 | None = None,
+    created_to: Rfc3339 | None = None,
+    include_deleted: QueryBool = False,
     company_id: Annotated[int | None, Query(gt=0, le=MAX_ID, description="super_admin only")] = None,
     sort: Annotated[str, Query(pattern=SORT_PATTERN)] = "-created_at",
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
@@ -107,7 +109,7 @@ async def list_callbacks(
     service.check_include_deleted(principal, include_deleted)
     if q is not None:
         try:
-            q = schemas.single_line(q)
+            q = text.single_line(q)
         except ValueError as exc:
             raise invalid("q", str(exc)) from None
     spec = queries.CallbackFilter(
@@ -142,7 +144,7 @@ async def summary(
 
 @router.get("/{callback_id}", response_model=schemas.CallbackDetail)
 async def get_callback(
-    callback_id: uuid.UUID, principal: Reader, deps: DepsDep, include_deleted: bool = False
+    callback_id: uuid.UUID, principal: Reader, deps: DepsDep, include_deleted: QueryBool = False
 ) -> dict[str, Any]:
     service.check_include_deleted(principal, include_deleted)
     return await service.detail(deps, principal, callback_id, include_deleted=include_deleted)

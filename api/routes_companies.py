@@ -11,7 +11,6 @@ is kept as `webhook_secret_previous` until `webhook_secret_previous_until` (now 
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -25,6 +24,7 @@ from api.directory_bodies import CompanyCreate, CompanyOut, CompanyUpdate, Page
 from api.directory_schemas import check_pair
 from api.problems import ApiProblem, FieldError
 from api.webhook_urls import WebhookUrlRefused, check_webhook_url
+from channels.webhook import new_secret
 from models.tables import Company
 from store import directory
 from store.db import transaction
@@ -33,11 +33,6 @@ router = APIRouter(prefix="/v1/companies", tags=["directory"])
 SuperAdmin = Annotated[
     Principal, Depends(require(frozenset({Role.SUPER_ADMIN}), "create companies (super_admin only)"))
 ]
-SECRET_PREFIX = "whsec_"
-
-
-def new_secret() -> str:
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
 def company_out(row: Company, webhook_secret: str | None = None) -> dict[str, Any]:
@@ -91,7 +86,7 @@ async def update_company(
     values = sent(body)
     if "name" in values and not principal.is_super_admin:
         raise ApiProblem(403, "only a super_admin key may rename a company", slug="forbidden")
-    null = [name for name in ("name", "time_zone", "currency") if name in values and values[name] is None]
+    null = [name for name in CompanyUpdate.not_null if name in values and values[name] is None]
     refuse([FieldError(field=name, message="must not be null") for name in null])
     async with transaction(deps.sessions) as session:
         current = await scoped(session, Company, company_id, principal, "company")

@@ -37,7 +37,7 @@ from store.db import transaction
 router = APIRouter(prefix="/v1/customers", tags=["directory"])
 # Personal data: the people who call customers back read them, service integrations do not.
 CustomerReader = Annotated[Principal, Depends(require(WORKERS, "read customers"))]
-NOT_NULL = ("name", "locale")
+NOT_NULL = CustomerUpdate.not_null
 
 
 async def _prepared(session: Any, company: int, values: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from api.imports import (
     read_row,
     upload_bytes,
 )
+from api.params import QueryBool
 from api.routes_staff import reassign_open_callbacks
 from models.tables import Staff
 from store import directory, imports
@@ -60,7 +61,7 @@ async def import_csv(
     request: Request,
     principal: Admin,
     deps: DepsDep,
-    dry_run: Annotated[bool, Query(description="check and report, write nothing")] = False,
+    dry_run: Annotated[QueryBool, Query(description="check and report, write nothing")] = False,
     company_id: CompanyFilter = None,
 ) -> dict[str, Any]:
     """Import staff, services or customers from CSV (`text/csv`, or a multipart upload's `file` part)."""

@@ -18,8 +18,10 @@ from pydantic import BaseModel, Field
 
 from api.auth import Admin
 from api.directory import CompanyFilter, DepsDep, IntId, company_for_write
-from api.problems import invalid, not_found
-from api.schemas import Body, RequiredLine
+from api.params import MAX_ID, QueryBool
+from api.problems import ApiProblem, invalid, not_found
+from api.schemas import Body
+from api.text import RequiredLine
 from store import api_keys
 from store.db import transaction
 
@@ -30,7 +32,7 @@ class KeyCreate(Body):
     role: Literal["service", "staff", "admin"]
     name: RequiredLine = Field(default="api", max_length=255, description="what the key is for")
     staff_id: uuid.UUID | None = Field(default=None, description="staff keys: the staff member they act as")
-    company_id: int | None = Field(default=None, gt=0, le=2**62, description="super_admin keys only")
+    company_id: int | None = Field(default=None, gt=0, le=MAX_ID, description="super_admin keys only")
 
 
 class KeyOut(BaseModel):
@@ -69,7 +71,7 @@ async def create_key(body: KeyCreate, principal: Admin, deps: DepsDep) -> dict[s
 
 @router.get("", response_model=list[KeyOut])
 async def list_keys(
-    principal: Admin, deps: DepsDep, include_revoked: bool = False, company_id: CompanyFilter = None
+    principal: Admin, deps: DepsDep, include_revoked: QueryBool = False, company_id: CompanyFilter = None
 ) -> list[dict[str, Any]]:
     """The company's keys (never their secrets); a super_admin sees every company's, or `company_id`'s."""
     async with deps.sessions() as session:
@@ -81,7 +83,12 @@ async def list_keys(
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_key(key_id: IntId, principal: Admin, deps: DepsDep) -> Response:
-    """Revoke at once: the next request with the key is answered 401."""
+    """Revoke at once: the next request with the key is answered 401. A key does not revoke itself (409):
+    revoke it with another admin key, or `callbacks keys revoke` (so no admin locks itself out by mistake)."""
+    if key_id == principal.key_id:
+        raise ApiProblem(
+            409, "a key cannot revoke itself: use another admin key", slug="own-key", title="Conflict"
+        )
     async with transaction(deps.sessions) as session:
         if await api_keys.revoke_by_id(session, key_id, principal.scope()) is None:
             raise not_found("key", key_id)

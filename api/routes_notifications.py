@@ -8,16 +8,17 @@ branch, service or staff member is answered 404 like a missing one, and invalid 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from api import schemas, scoping
+from api import schemas
 from api.auth import Admin, Reader
 from api.deps import Deps, get_deps
+from api.params import MAX_ID, EntityId, Rfc3339, entity_id
 from api.problems import ApiProblem, FieldError, invalid, not_found
-from api.scoping import MAX_ID, company_of, ensure_entities_of_company
+from api.scoping import company_of, ensure_entities_of_company
+from api.text import Documented, SingleLine
 from channels.sandbox import TemplateRefused, check_template, default_sandbox
 from channels.templates import SAMPLE_CONTEXT
 from models.notifications import CatalogueEntry, Channel, DeliveryStatus, StoredNotificationSetting
@@ -32,9 +33,15 @@ router = APIRouter(tags=["notifications"])
 
 DepsDep = Annotated[Deps, Depends(get_deps)]
 EventType = Annotated[
-    str, Path(max_length=100, description="an event of the catalogue, e.g. callback.escalated")
+    SingleLine, Path(max_length=100, description="an event of the catalogue, e.g. callback.escalated")
 ]
-ChannelPath = Annotated[str, Path(max_length=32, description="email, sms or webhook")]
+# The channels a setting can be made for (push is the console's own, not configurable). Checked with the
+# event type by the store, so one answer names every wrong part of the path.
+ChannelPath = Annotated[
+    SingleLine,
+    Path(max_length=32, description="email, sms or webhook"),
+    Documented({"enum": ["email", "sms", "webhook"]}),
+]
 CompanyQuery = Annotated[int | None, Query(gt=0, le=MAX_ID, description="super_admin only")]
 SETTINGS_PATH = "/v1/notification-settings/{scope}/{scope_id}/{event_type}/{channel}"
 MAX_PAGE = 200
@@ -100,16 +107,16 @@ async def list_settings(
     principal: Admin,
     deps: DepsDep,
     scope: Level | None = None,
-    scope_id: Annotated[str | None, Query(max_length=64, description="with `scope`")] = None,
-    event_type: Annotated[str | None, Query(max_length=100)] = None,
+    scope_id: Annotated[
+        EntityId | None, Query(description="the entity's id, with or without `scope`")
+    ] = None,
+    event_type: Annotated[SingleLine | None, Query(max_length=100)] = None,
     channel: Channel | None = None,
     company_id: CompanyQuery = None,
 ) -> list[dict[str, Any]]:
     """The stored settings of the company (not merged), optionally of one entity, event or channel."""
     company = company_of(principal, company_id)
-    if scope_id is not None and scope is None:
-        raise invalid("scope", "required with scope_id")
-    entity = scoping.scope_id(scope, scope_id) if scope is not None and scope_id is not None else None
+    entity = scope_id  # a filter: an id of another form than the scope's simply matches nothing
     async with deps.sessions() as session:
         found = await store.list_notification_settings(
             session,
@@ -129,7 +136,7 @@ async def effective_settings(
     branch_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
     service_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
     staff_id: uuid.UUID | None = None,
-    event_type: Annotated[str | None, Query(max_length=100)] = None,
+    event_type: Annotated[SingleLine | None, Query(max_length=100)] = None,
     company_id: CompanyQuery = None,
 ) -> list[dict[str, Any]]:
     """What applies to a message about these entities, per event and channel, and which level supplied
@@ -165,7 +172,7 @@ async def effective_settings(
 @router.get(SETTINGS_PATH, response_model=schemas.NotificationSettingOut)
 async def get_setting(
     scope: Level,
-    scope_id: str,
+    scope_id: EntityId,
     event_type: EventType,
     channel: ChannelPath,
     principal: Admin,
@@ -173,7 +180,7 @@ async def get_setting(
     company_id: CompanyQuery = None,
 ) -> dict[str, Any]:
     company = company_of(principal, company_id)
-    entity = scoping.scope_id(scope, scope_id)
+    entity = entity_id(scope, scope_id)
     async with deps.sessions() as session:
         found = await store.list_notification_settings(
             session,
@@ -191,7 +198,7 @@ async def get_setting(
 @router.put(SETTINGS_PATH, response_model=schemas.NotificationSettingOut)
 async def put_setting(
     scope: Level,
-    scope_id: str,
+    scope_id: EntityId,
     event_type: EventType,
     channel: ChannelPath,
     body: schemas.NotificationSettingBody,
@@ -201,7 +208,7 @@ async def put_setting(
 ) -> dict[str, Any]:
     """Create or replace one entity's setting of one event on one channel."""
     company = company_of(principal, company_id)
-    entity = scoping.scope_id(scope, scope_id)
+    entity = entity_id(scope, scope_id)
     await _check_template(body.template_override)
     settings = deps.settings
     try:
@@ -240,7 +247,7 @@ async def put_setting(
 @router.delete(SETTINGS_PATH, status_code=status.HTTP_204_NO_CONTENT)
 async def delete_setting(
     scope: Level,
-    scope_id: str,
+    scope_id: EntityId,
     event_type: EventType,
     channel: ChannelPath,
     principal: Admin,
@@ -249,7 +256,7 @@ async def delete_setting(
 ) -> Response:
     """Remove the setting (soft delete): the entity inherits from the level above again."""
     company = company_of(principal, company_id)
-    entity = scoping.scope_id(scope, scope_id)
+    entity = entity_id(scope, scope_id)
     async with transaction(deps.sessions) as session:
         deleted = await store.delete_notification_setting(
             session,
@@ -271,17 +278,18 @@ async def delete_setting(
 async def delivery_log(
     principal: Admin,
     deps: DepsDep,
-    event_type: Annotated[str | None, Query(max_length=100)] = None,
-    event_id: Annotated[str | None, Query(max_length=255)] = None,
+    event_type: Annotated[SingleLine | None, Query(max_length=100)] = None,
+    event_id: Annotated[SingleLine | None, Query(max_length=255)] = None,
     status_: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
     channel: Channel | None = None,
     recipient: Annotated[
-        str | None, Query(max_length=255, description='e.g. "staff:<uuid>", "customer:7", "webhook:1"')
+        SingleLine | None,
+        Query(max_length=255, description='e.g. "staff:<uuid>", "customer:7", "webhook:1"'),
     ] = None,
     subject_type: Literal["callback", "appointment"] | None = None,
-    subject_id: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    subject_id: Annotated[SingleLine | None, Query(max_length=64)] = None,
+    since: Rfc3339 | None = None,
+    until: Rfc3339 | None = None,
     before_id: Annotated[
         int | None, Query(gt=0, le=MAX_ID, description="the `next_before_id` of the last page")
     ] = None,

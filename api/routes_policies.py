@@ -13,11 +13,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from api import schemas, scoping
+from api import schemas
 from api.auth import Admin, PolicyReader, Reader
 from api.deps import Deps, get_deps
+from api.params import MAX_ID, EntityId, entity_id
 from api.problems import ApiProblem, FieldError, not_found
-from api.scoping import MAX_ID, company_of, ensure_entities_of_company
+from api.scoping import company_of, ensure_entities_of_company
 from models.policies import (
     Level,
     ModificationType,
@@ -83,14 +84,14 @@ async def effective_policy(
 @router.get("/v1/policies/{scope}/{scope_id}/{policy_type}", response_model=schemas.StoredPolicyOut)
 async def get_policy(
     scope: Level,
-    scope_id: str,
+    scope_id: EntityId,
     policy_type: PolicyType,
     principal: Admin,
     deps: DepsDep,
     company_id: Annotated[int | None, Query(gt=0, le=MAX_ID, description="super_admin only")] = None,
 ) -> dict[str, Any]:
     company = company_of(principal, company_id)
-    entity = scoping.scope_id(scope, scope_id)
+    entity = entity_id(scope, scope_id)
     async with deps.sessions() as session:
         row = await stored_policy(session, company, scope.value, str(entity), policy_type.value)
     if row is None:
@@ -101,7 +102,7 @@ async def get_policy(
 @router.put("/v1/policies/{scope}/{scope_id}/{policy_type}", response_model=schemas.StoredPolicyOut)
 async def put_policy(
     scope: Level,
-    scope_id: str,
+    scope_id: EntityId,
     policy_type: PolicyType,
     body: schemas.PolicyBody,
     principal: Admin,
@@ -110,7 +111,7 @@ async def put_policy(
 ) -> dict[str, Any]:
     """Create or replace the policy of one entity; every process's policy cache drops it on commit."""
     company = company_of(principal, company_id)
-    entity = scoping.scope_id(scope, scope_id)
+    entity = entity_id(scope, scope_id)
     try:
         async with transaction(deps.sessions) as session:
             stored = await set_policy(
@@ -141,14 +142,14 @@ async def put_policy(
 @router.delete("/v1/policies/{scope}/{scope_id}/{policy_type}", status_code=status.HTTP_204_NO_CONTENT)
 async def remove_policy(
     scope: Level,
-    scope_id: str,
+    scope_id: EntityId,
     policy_type: PolicyType,
     principal: Admin,
     deps: DepsDep,
     company_id: Annotated[int | None, Query(gt=0, le=MAX_ID, description="super_admin only")] = None,
 ) -> Response:
     company = company_of(principal, company_id)
-    entity = scoping.scope_id(scope, scope_id)
+    entity = entity_id(scope, scope_id)
     async with transaction(deps.sessions) as session:
         deleted = await delete_policy(
             session, company_id=company, level=scope.value, entity_id=entity, policy_type=policy_type.value

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Query, status
 from api.auth import Admin, Principal, Reader
 from api.deps import Deps
 from api.directory import (
-    MAX_ID,
     CompanyFilter,
     DepsDep,
     IntId,
@@ -28,13 +27,14 @@ from api.directory import (
     sent,
 )
 from api.directory_bodies import Page, ServiceCreate, ServiceOut, ServiceUpdate
+from api.params import MAX_ID, QueryBool
 from api.problems import FieldError
 from models.tables import Branch, Service
 from store import directory
 from store.db import transaction
 
 router = APIRouter(prefix="/v1/services", tags=["directory"])
-NOT_NULL = ("name", "duration_minutes", "price", "is_active")
+NOT_NULL = ServiceUpdate.not_null
 
 
 async def _checked(session: Any, company: int, values: dict[str, Any]) -> None:
@@ -82,7 +82,7 @@ async def list_services(
     deps: DepsDep,
     paged: PagingDep,
     branch_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
-    is_active: bool | None = None,
+    is_active: QueryBool | None = None,
     company_id: CompanyFilter = None,
 ) -> dict[str, Any]:
     """The company's services by name; `q` searches name and external id."""

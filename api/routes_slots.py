@@ -14,9 +14,11 @@ from fastapi import APIRouter, Depends, Query
 
 from api.auth import Principal, Reader
 from api.deps import Deps, get_deps
+from api.directory_schemas import TimeZoneName
+from api.params import MAX_ID, Rfc3339
 from api.problems import ApiProblem, invalid, not_found
 from api.ratelimit import retry_after_header
-from calcom.errors import CalcomClientError, CalcomError, CalcomRateLimited
+from calcom.errors import CalcomClientError, CalcomError, CalcomNotFound, CalcomRateLimited
 from calcom.finder import InvalidSlotSearch, ServiceNotOnCalcom
 from models.calcom import MAX_WINDOW_DAYS, ServiceCalendar
 from store.calcom import load_service_calendar
@@ -24,8 +26,8 @@ from store.calcom import load_service_calendar
 router = APIRouter(prefix="/v1/services", tags=["slots"])
 
 DepsDep = Annotated[Deps, Depends(get_deps)]
-MAX_ID = 2**63 - 1
-TimeZone = Annotated[str | None, Query(max_length=64, description="IANA zone of the answer's dates")]
+
+TimeZone = Annotated[TimeZoneName | None, Query(description="IANA zone of the answer's dates")]
 
 
 def _aware(moment: datetime, name: str) -> datetime:
@@ -48,6 +50,11 @@ def calcom_problem(exc: Exception) -> ApiProblem:
     if isinstance(exc, InvalidSlotSearch):
         field = "time_zone" if "time zone" in str(exc) else "window"
         return invalid(field, str(exc))
+    if isinstance(exc, CalcomNotFound):
+        # The service names an event type Cal.com does not know: its configuration, not this request.
+        return ApiProblem(
+            409, f"Cal.com does not know the service's event type: {exc}", slug="calcom-event-type-unknown"
+        )
     if isinstance(exc, ServiceNotOnCalcom):
         return ApiProblem(409, str(exc), slug="service-not-on-calcom", title="Service has no calendar")
     if isinstance(exc, CalcomRateLimited):
@@ -69,8 +76,8 @@ def _slots(found: list[Any]) -> list[dict[str, Any]]:
 @router.get("/{service_id}/slots")
 async def slots_in_window(
     service_id: int,
-    start: datetime,
-    end: datetime,
+    start: Rfc3339,
+    end: Rfc3339,
     principal: Reader,
     deps: DepsDep,
     time_zone: TimeZone = None,
@@ -91,7 +98,7 @@ async def next_slots(
     service_id: int,
     principal: Reader,
     deps: DepsDep,
-    after: datetime | None = None,
+    after: Rfc3339 | None = None,
     horizon_days: Annotated[int, Query(ge=1, le=MAX_WINDOW_DAYS)] = 30,
     limit: Annotated[int, Query(ge=1, le=50)] = 1,
     time_zone: TimeZone = None,

@@ -16,14 +16,12 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import AwareDatetime
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError
 
 from api.auth import Admin, Principal, Reader
 from api.deps import Deps
 from api.directory import (
-    MAX_ID,
     CompanyFilter,
     DepsDep,
     IntId,
@@ -45,6 +43,7 @@ from api.directory_bodies import (
     StaffOut,
     StaffUpdate,
 )
+from api.params import MAX_ID, QueryBool, Rfc3339
 from api.problems import FieldError, not_found
 from models.tables import Branch, Service, Staff
 from starter.deadlines import TemporalCallFailed
@@ -53,7 +52,7 @@ from store.db import transaction
 
 log = logging.getLogger("callbacks.api")
 router = APIRouter(prefix="/v1/staff", tags=["directory"])
-NOT_NULL = ("name", "is_manager", "locale", "service_ids")
+NOT_NULL = StaffUpdate.not_null
 SIGNAL_CONCURRENCY = 8
 
 
@@ -171,7 +170,7 @@ async def list_staff(
     deps: DepsDep,
     paged: PagingDep,
     branch_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
-    is_active: bool | None = None,
+    is_active: QueryBool | None = None,
     company_id: CompanyFilter = None,
 ) -> dict[str, Any]:
     """The company's staff by name; `q` searches name, email, phone and external id."""
@@ -231,7 +230,7 @@ async def list_absences(
     staff_id: uuid.UUID,
     principal: Reader,
     deps: DepsDep,
-    ending_after: Annotated[AwareDatetime | None, Query(description="only absences ending later")] = None,
+    ending_after: Annotated[Rfc3339 | None, Query(description="only absences ending later")] = None,
 ) -> list[AbsenceOut]:
     async with deps.sessions() as session:
         await scoped(session, Staff, staff_id, principal, "staff member")

@@ -8,60 +8,30 @@ are bounded, and the free-form JSON fields are size- and depth-limited before an
 from __future__ import annotations
 
 import json
-import unicodedata
 import uuid
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Any, ClassVar
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from api.json_types import json_types
+from api.params import MAX_ID
 from api.sla_schemas import ClockCompliance, DialWindowOut, StuckOut
+from api.text import EmailText, MultiLine, RequiredLine, RequiredText, multi_line
 from models.callbacks import AttemptOutcome, CallbackStatus, Priority, SlaClock
 from models.notifications import Channel, DeliveryRecord
 
 METADATA_MAX_BYTES = 8 * 1024
 METADATA_MAX_KEYS = 50
 METADATA_MAX_DEPTH = 4
-# Line and paragraph separators act like newlines in most renderers; bidi overrides disguise text.
-_INVISIBLE_TROUBLE = {"\u2028", "\u2029", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e"}
-
-
-def _check_text(value: str, *, multiline: bool) -> str:
-    allowed = {"\n", "\t", "\r"} if multiline else set()
-    for index, char in enumerate(value):
-        if char in allowed:
-            continue
-        if unicodedata.category(char) in ("Cc", "Cs") or char in _INVISIBLE_TROUBLE:
-            raise ValueError(f"contains the control character U+{ord(char):04X} at position {index}")
-    return value.strip()
-
-
-def single_line(value: str) -> str:
-    return _check_text(value, multiline=False)
-
-
-def multi_line(value: str) -> str:
-    return _check_text(value, multiline=True)
-
-
-def _not_blank(value: str) -> str:
-    if not value:
-        raise ValueError("must not be empty")
-    return value
-
-
-SingleLine = Annotated[str, AfterValidator(single_line)]
-MultiLine = Annotated[str, AfterValidator(multi_line)]
-RequiredLine = Annotated[str, AfterValidator(single_line), AfterValidator(_not_blank)]
-RequiredText = Annotated[str, AfterValidator(multi_line), AfterValidator(_not_blank)]
 
 
 def _depth(value: Any) -> int:
@@ -95,8 +65,27 @@ def check_metadata(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _not_null(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Fields of `not_null` may be left out of a PATCH but not sent as null: their schema says so."""
+    for name in getattr(model, "not_null", ()):
+        field = schema.get("properties", {}).get(name, {})
+        field.pop("default", None)  # "left out" is not null: the null default is no value of the field
+        options = [option for option in field.pop("anyOf", []) if option.get("type") != "null"]
+        if len(options) == 1:
+            field.update(options[0])
+        elif options:
+            field["anyOf"] = options
+
+
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+    model_config = ConfigDict(extra="forbid", str_max_length=10_000, json_schema_extra=_not_null)
+    # Optional fields that must not be null when sent (a PATCH leaves them out to keep them).
+    not_null: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _json_types(cls, data: Any, info: ValidationInfo) -> Any:
+        return json_types(cls, data, info)
 
 
 class PreferredTimeWindow(Body):
@@ -115,15 +104,15 @@ class PreferredTimeWindow(Body):
 
 
 class CreateCallback(Body):
-    company_id: int | None = Field(default=None, gt=0, le=2**62, description="super_admin keys only")
-    branch_id: int = Field(gt=0, le=2**62)
-    service_id: int | None = Field(default=None, gt=0, le=2**62)
-    customer_id: int | None = Field(default=None, gt=0, le=2**62)
+    company_id: int | None = Field(default=None, gt=0, le=MAX_ID, description="super_admin keys only")
+    branch_id: int = Field(gt=0, le=MAX_ID)
+    service_id: int | None = Field(default=None, gt=0, le=MAX_ID)
+    customer_id: int | None = Field(default=None, gt=0, le=MAX_ID)
     customer_name: RequiredLine = Field(max_length=255)
     phone_number: RequiredLine = Field(
         max_length=32, description="international (+49 30 …) or national in the branch's country"
     )
-    email: SingleLine | None = Field(default=None, max_length=255, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    email: EmailText | None = Field(default=None, max_length=255)
     priority: Priority = Priority.NORMAL
     preferred_staff_id: uuid.UUID | None = None
     preferred_time_window: PreferredTimeWindow | None = None
@@ -168,7 +157,7 @@ class PriorityBody(Body):
 
 
 class BulkIds(Body):
-    ids: list[uuid.UUID] = Field(min_length=1, max_length=100)
+    ids: list[uuid.UUID] = Field(min_length=1, max_length=100, json_schema_extra={"uniqueItems": True})
 
     @field_validator("ids")
     @classmethod

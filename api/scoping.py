@@ -11,11 +11,11 @@ from fastapi import Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import Principal
+from api.params import MAX_ID
 from api.problems import invalid, not_found
 from models.policies import Level
 from store import tenant_lookups
 
-MAX_ID = 2**63 - 1
 ScopeId = Annotated[str, Query(max_length=64)]
 
 

@@ -3,15 +3,17 @@ compliance per clock), and about a callback whose workflow is stuck."""
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime
 
 from pydantic import BaseModel, Field
+
+from api.params import LocalTimeOut
 
 
 class DialWindowOut(BaseModel):
     time_zone: str = Field(description="the customer's zone (directory, else phone number, else branch)")
-    start: time = Field(description="allowed hours on the customer's wall clock, from")
-    end: time = Field(description="until (before `start`: past midnight; 00:00: midnight)")
+    start: LocalTimeOut = Field(description="allowed hours on the customer's wall clock, from")
+    end: LocalTimeOut = Field(description="until (before `start`: past midnight; 00:00: midnight)")
     not_before: datetime | None = Field(description="the customer's preferred window, while it lasts")
     not_after: datetime | None
 

@@ -33,7 +33,7 @@ import httpx
 
 from calcom.cache import TTLCache
 from calcom.client import CalcomClient
-from calcom.finder import SlotFinder
+from calcom.finder import SlotFinder, slot_cache
 from calcom.ratelimit import RateLimiter
 from calcom.wire import SLOTS_VERSION, end_param, utc_param
 from devstack.calcom_fake import FakeCalcom, RateLimitConfig, serve_fake
@@ -163,7 +163,7 @@ def finder_for(url: str) -> tuple[CalcomClient, SlotFinder, TTLCache[list[Slot]]
     async def resolve(service_id: int, company_id: int | None) -> ServiceCalendar | None:
         return SERVICE
 
-    cache = TTLCache[list[Slot]](45.0)
+    cache = slot_cache(45.0)
     return client, SlotFinder(client, resolve, cache=cache), cache
 
 

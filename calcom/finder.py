@@ -10,12 +10,14 @@ needs, and never asks for anything past the horizon.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime, timedelta
 
 from calcom.cache import TTLCache
 from calcom.client import CalcomClient
 from models.calcom import MAX_WINDOW_DAYS, ServiceCalendar, Slot, check_time_zone
+from telemetry import metrics
 
 ServiceResolver = Callable[[int, int | None], Awaitable[ServiceCalendar | None]]
 SlotCacheKey = tuple[int, datetime, datetime, str | None]
@@ -33,8 +35,11 @@ class ServiceNotOnCalcom(LookupError):
     """The service has no `calcom_event_type_id`: there is no calendar to ask."""
 
 
-def slot_cache() -> TTLCache[list[Slot]]:
-    return TTLCache[list[Slot]](45.0)
+def slot_cache(ttl_seconds: float = 45.0, clock: Callable[[], float] | None = None) -> TTLCache[list[Slot]]:
+    """The cache of Cal.com slot answers, counted in `callbacks_calcom_cache_lookups`."""
+    return TTLCache[list[Slot]](
+        ttl_seconds, clock=clock or time.monotonic, lookups=metrics.CALCOM_CACHE_LOOKUPS
+    )
 
 
 class SlotFinder:

@@ -19,6 +19,7 @@ from typing import Any
 from api import callback_service as service
 from api import schemas
 from api.action_bodies import body_for
+from api.json_types import TEXT_INPUT
 from console.context import Ctx, form_value
 from models.callbacks import Assign as AssignCommand
 from models.callbacks import CallbackStatus, Complete, StaffAction, StaffCommand
@@ -58,7 +59,7 @@ def command(ctx: Ctx, action: str, form: Mapping[str, list[str]]) -> StaffComman
             for name, info in model.model_fields.items()
             if (value := form_value(form, name)) or info.is_required()
         }
-        body = model.model_validate(given)
+        body = model.model_validate(given, context=TEXT_INPUT)
     return service.command_for(spec.action, ctx.principal, body)
 
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from api.auth import ADMINS, Principal
 from api.deps import Deps
 from api.directory import Paging
+from api.json_types import TEXT_INPUT
 from api.problems import ApiProblem
 from console.context import Console, Ctx, checked_form, form_value
 from console.render import render
@@ -177,7 +178,7 @@ async def save(
         return None, shown, errors
     model = resource.create_body if creating else resource.update_body
     try:
-        parsed = model.model_validate(body)
+        parsed = model.model_validate(body, context=TEXT_INPUT)
         if creating:
             saved = await resource.create(ctx.deps, ctx.principal, parsed)
         else:

@@ -46,7 +46,10 @@ def install(app: FastAPI, settings: Settings) -> None:
         lstrip_blocks=True,
     )
     app.state.console = ConsoleState(
-        settings, Signer(secret), templates, PendingBadge(settings.console_badge_ttl_seconds)
+        settings,
+        Signer(secret, settings.console_session_hours * 3600),
+        templates,
+        PendingBadge(settings.console_badge_ttl_seconds),
     )
     # `new` before `detail`: /console/callbacks/new must not be read as a callback id.
     for page in (auth, queue, new, detail, dashboard):

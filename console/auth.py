@@ -75,7 +75,7 @@ async def login(request: Request, deps: Annotated[Deps, Depends(get_deps)]) -> R
         return again(t("login.bad_key"), 401)
     if Role(record.role) not in WORKERS:
         return again(t("login.wrong_role", role=record.role), 403)
-    cookie, opened = state.signer.issue(record.id, state.settings.console_session_hours * 3600)
+    cookie, opened = state.signer.issue(record.id)
     async with transaction(deps.sessions) as session:
         expires = datetime.fromtimestamp(opened.expires, UTC)
         await console_sessions.open_session(session, opened.nonce, record.id, expires)

@@ -1,35 +1,24 @@
 """The pending count in the navigation, cached per company.
 
 The seed had to switch its navigation badge off because every page view counted the whole table; here a
-count is one index-only query at most every `ttl` seconds per company, however many tabs ask.
+count is one index-only query at most every `ttl` seconds per company, however many tabs ask (the shared
+single-flight TTL cache of `calcom/cache.py`: concurrent page views wait for one count).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from api.deps import Deps
+from calcom.cache import TTLCache
 from store import callback_queries as queries
 
 
 class PendingBadge:
     def __init__(self, ttl: float) -> None:
-        self._ttl = ttl
-        self._values: dict[int | None, tuple[float, int]] = {}
-        self._locks: dict[int | None, asyncio.Lock] = {}
+        self._counts = TTLCache[int](ttl, max_entries=100_000)
 
     async def get(self, deps: Deps, company_id: int | None) -> int:
-        cached = self._values.get(company_id)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        lock = self._locks.setdefault(company_id, asyncio.Lock())
-        async with lock:
-            # Another request may have filled it while this one waited for the lock.
-            cached = self._values.get(company_id)
-            if cached is not None and cached[0] > time.monotonic():
-                return cached[1]
+        async def count() -> int:
             async with deps.sessions() as session:
-                value = await queries.pending_count(session, company_id)
-            self._values[company_id] = (time.monotonic() + self._ttl, value)
-            return value
+                return await queries.pending_count(session, company_id)
+
+        return await self._counts.get_or_load(company_id, count)

@@ -21,8 +21,10 @@ from api import callback_service as service
 from api.auth import WORKERS, Principal, principal_of
 from api.deps import Deps, get_deps
 from config import Settings
+from console import formats
 from console.badge import PendingBadge
-from console.i18n import pick_language, relative, translator
+from console.formats import pick_language
+from console.i18n import translator
 from console.session import CSRF_FIELD, CSRF_HEADER, LANGUAGE_COOKIE, SESSION_COOKIE, ConsoleSession, Signer
 from store import api_keys, console_sessions, tenant_lookups
 
@@ -92,11 +94,16 @@ class Ctx:
             return "–"
         local = service.aware(moment)
         assert local is not None
-        pattern = "%d.%m.%Y %H:%M" if self.language == "de" else "%Y-%m-%d %H:%M"
-        return local.astimezone(self.zone).strftime(pattern)
+        return formats.moment(local, self.zone, self.language)
 
     def rel(self, moment: datetime) -> str:
-        return relative(moment, self.now, self.language)
+        return formats.relative(moment, self.now, self.language)
+
+    def num(self, value: float) -> str:
+        return formats.number(value, self.language)
+
+    def pct(self, ratio: float) -> str:
+        return formats.percent(ratio, self.language)
 
 
 async def signed_in(request: Request, deps: Annotated[Deps, Depends(get_deps)]) -> Ctx:

@@ -9,6 +9,7 @@ from datetime import date
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
+from console import formats
 from console.context import Console
 from console.render import render
 from models.callbacks import CallbackStatus
@@ -30,7 +31,9 @@ class Bar:
     label: str
 
 
-def trend_bars(days: list[tuple[date, int]], *, width: float = 560, height: float = 140) -> list[Bar]:
+def trend_bars(
+    days: list[tuple[date, int]], language: str, *, width: float = 560, height: float = 140
+) -> list[Bar]:
     """Geometry of the escalation chart, computed here so the template holds no arithmetic."""
     top = max((count for _, count in days), default=0) or 1
     slot = width / max(len(days), 1)
@@ -44,7 +47,7 @@ def trend_bars(days: list[tuple[date, int]], *, width: float = 560, height: floa
                 width=round(slot * 0.7, 1),
                 height=round(bar_height, 1),
                 count=count,
-                label=day.strftime("%d.%m"),
+                label=formats.day(day, language),
             )
         )
     return bars
@@ -63,7 +66,7 @@ async def dashboard(ctx: Console) -> Response:
         ctx.request,
         "dashboard.html",
         summary=summary,
-        bars=trend_bars(trend),
+        bars=trend_bars(trend, ctx.language),
         trend_total=sum(count for _, count in trend),
         most=most,
         statuses=list(CallbackStatus),

@@ -1,4 +1,4 @@
-"""German and English for the console: one catalogue, a language per browser (cookie, else Accept-Language).
+"""German and English for the console: one catalogue, a language per browser (console/formats.py picks it).
 
 A plain dictionary rather than gettext: two languages and a few hundred words do not pay for a build step
 and `.mo` files, and a missing key shows itself as the key (never as a crash) so a gap is visible in
@@ -9,14 +9,13 @@ words them, in English, so that staff and the API log quote the same sentence.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 
+from console.formats import DEFAULT_LANGUAGE, LANGUAGES
 from console.i18n_admin import ADMIN_MESSAGES
 from console.i18n_calendars import MESSAGES as CALENDAR_MESSAGES
 from console.i18n_engine import MESSAGES as ENGINE_MESSAGES
 
-LANGUAGES = ("de", "en")
-DEFAULT_LANGUAGE = "de"
+__all__ = ["LANGUAGES", "MESSAGES", "translator"]
 
 MESSAGES: dict[str, dict[str, str]] = {
     "de": {
@@ -373,18 +372,10 @@ for _language, _messages in ADMIN_MESSAGES.items():
     MESSAGES[_language].update(_messages)
 
 
-def pick_language(cookie: str | None, accept_language: str | None) -> str:
-    """The cookie's choice, else the first supported language the browser asks for, else German."""
-    if cookie in LANGUAGES:
-        return cookie
-    for part in (accept_language or "").split(","):
-        code = part.split(";")[0].strip().lower()[:2]
-        if code in LANGUAGES:
-            return code
-    return DEFAULT_LANGUAGE
-
-
-MESSAGES = {k: {**words, **CALENDAR_MESSAGES[k], **ENGINE_MESSAGES[k]} for k, words in MESSAGES.items()}
+MESSAGES = {
+    language: {**words, **CALENDAR_MESSAGES[language], **ENGINE_MESSAGES[language]}
+    for language, words in MESSAGES.items()
+}
 
 
 def translator(language: str) -> Callable[..., str]:
@@ -395,28 +386,3 @@ def translator(language: str) -> Callable[..., str]:
         return text.format(**values) if values else text
 
     return t
-
-
-def relative(moment: datetime, now: datetime, language: str) -> str:
-    """ "in 35 min" / "5 min ago", as people say it; seconds are noise on a queue that moves in minutes."""
-    seconds = (moment - now).total_seconds()
-    future = seconds >= 0
-    minutes = int(abs(seconds) // 60)
-    if minutes < 1:
-        amount = {"de": "weniger als 1 Min.", "en": "less than a minute"}[language]
-    elif minutes < 60:
-        amount = f"{minutes} {'Min.' if language == 'de' else 'min'}"
-    elif minutes < 48 * 60:
-        hours = minutes // 60
-        rest = minutes % 60
-        if language == "de":
-            amount = f"{hours} Std." + (f" {rest} Min." if rest and hours < 10 else "")
-        else:
-            amount = f"{hours} h" + (f" {rest} min" if rest and hours < 10 else "")
-    else:
-        days = minutes // (24 * 60)
-        # German takes the dative after both "in" and "vor": in 3 Tagen, vor 3 Tagen.
-        amount = f"{days} {'Tagen' if language == 'de' else 'days'}"
-    if language == "de":
-        return f"in {amount}" if future else f"vor {amount}"
-    return f"in {amount}" if future else f"{amount} ago"

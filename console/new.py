@@ -15,7 +15,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from api import callback_service as service
-from api import schemas
+from api import schemas, text
+from api.json_types import TEXT_INPUT
 from api.problems import ApiProblem
 from console.context import Console, Ctx, checked_form, form_value
 from console.render import render
@@ -78,7 +79,7 @@ async def create_callback(ctx: Console) -> Response:
     if body_fields["branch_id"] is None:
         return await _new_form(ctx, values, {"branch_id": "required"}, 422)
     try:
-        body = schemas.CreateCallback(**body_fields)
+        body = schemas.CreateCallback.model_validate(body_fields, context=TEXT_INPUT)
     except ValidationError as exc:
         errors = {str(e["loc"][0]) if e["loc"] else "body": e["msg"] for e in exc.errors()}
         return await _new_form(ctx, values, errors, 422)
@@ -111,7 +112,7 @@ async def _company_for_new(ctx: Ctx, branch_id: int) -> int:
 async def customers(ctx: Console, customer_q: str = "") -> Response:
     term = customer_q.strip()[:100]
     try:
-        term = schemas.single_line(term)
+        term = text.single_line(term)
     except ValueError:
         term = ""
     async with ctx.deps.sessions() as session:
@@ -125,7 +126,7 @@ async def phone_check(ctx: Console, phone_number: str = "", branch_id: str = "")
     result: dict[str, str] = {}
     if phone_number.strip() and branch_id.isdigit():
         try:
-            checked = schemas.single_line(phone_number)
+            checked = text.single_line(phone_number)
             if len(checked) > 32:
                 raise ValueError("String should have at most 32 characters")
             result["ok"] = await service.normalize_phone(ctx.deps, ctx.company, int(branch_id), checked)

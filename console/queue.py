@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from api import callback_service as service
-from api import schemas
+from api import text
 from api.problems import ApiProblem
 from console import actions
 from console.context import Console, Ctx, checked_form, form_value, safe_next
@@ -92,7 +92,7 @@ class QueueQuery:
         page = first("page")
         q = first("q")[:100]
         try:
-            q = schemas.single_line(q)
+            q = text.single_line(q)
         except ValueError:
             q = ""
         return cls(

@@ -3,8 +3,6 @@ scoped to /console, and one-shot flash messages that survive the redirect after 
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any
 
 from fastapi import Request
@@ -14,7 +12,7 @@ from pydantic import ValidationError
 from config import Settings
 from console.context import Ctx, console_state, language_of
 from console.i18n import LANGUAGES, translator
-from console.session import COOKIE_PATH, Signer
+from console.session import COOKIE_PATH, FLASH_SECONDS, Signer
 
 FLASH_COOKIE = "cbc_flash"
 SECURITY_HEADERS = {
@@ -79,11 +77,10 @@ def set_cookie(
 
 
 def set_flash(response: Response, signer: Signer, messages: list[dict[str, str]]) -> None:
-    payload = base64.urlsafe_b64encode(json.dumps(messages[:8]).encode()).decode()
     response.set_cookie(
         FLASH_COOKIE,
-        f"{payload}.{signer.sign('flash', payload)}",
-        max_age=60,
+        signer.flash(messages),
+        max_age=FLASH_SECONDS,
         path=COOKIE_PATH,
         httponly=True,
         samesite="lax",
@@ -91,17 +88,7 @@ def set_flash(response: Response, signer: Signer, messages: list[dict[str, str]]
 
 
 def read_flash(request: Request, signer: Signer) -> list[dict[str, str]]:
-    cookie = request.cookies.get(FLASH_COOKIE)
-    if not cookie or cookie.count(".") != 1:
-        return []
-    payload, mac = cookie.split(".")
-    if not signer.verify("flash", payload, mac):
-        return []
-    try:
-        messages = json.loads(base64.urlsafe_b64decode(payload))
-    except ValueError:
-        return []
-    return [m for m in messages if isinstance(m, dict)]
+    return signer.read_flash(request.cookies.get(FLASH_COOKIE))
 
 
 def validation_text(exc: ValidationError) -> str:

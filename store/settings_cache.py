@@ -15,7 +15,8 @@ the channels of all its caches and drops a company's snapshots when a notificati
   missed), and it is cleared whenever the listener (re)connects.
 - A snapshot is stored only if no invalidation of its company happened while it was being loaded
   (generation check), so a read that raced with a change never caches the old state.
-- Entries expire after the TTL (300 s) in any case.
+- Entries expire after the TTL (300 s) in any case (`cachetools.TTLCache`, which also bounds the number of
+  snapshots and drops the least recently used first).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import asyncpg
+import cachetools
 from sqlalchemy.engine import URL
 
 from rules.policy_merge import MergedPolicy, layers_for, merge_layers
@@ -38,6 +40,7 @@ from store.db import async_url
 log = logging.getLogger(__name__)
 
 DEFAULT_TTL_SECONDS = 300.0
+MAX_SNAPSHOTS = 100_000
 # The facet of a topic that is not split any further (a policy type is one setting per entity).
 WHOLE = ""
 
@@ -68,7 +71,6 @@ class Snapshot:
     """All active configurations of one company and topic, and the merges made from them."""
 
     sections: Sections
-    expires_at: float
     merged: dict[tuple[str, tuple[tuple[str, str], ...]], MergedPolicy] = field(default_factory=dict)
 
     def resolve(self, entities: Mapping[str, str], facet: str = WHOLE) -> MergedPolicy:
@@ -120,8 +122,9 @@ class SettingsCache:
     ):
         self.feed = feed
         self.ttl = ttl_seconds
-        self._clock = clock
-        self._snapshots: dict[tuple[int, str], Snapshot] = {}
+        self._snapshots: cachetools.TTLCache[tuple[int, str], Snapshot] = cachetools.TTLCache(
+            MAX_SNAPSHOTS, ttl_seconds, timer=clock
+        )
         self._generations: dict[int, int] = {}
         self._epoch = 0
         self.enabled = False
@@ -136,13 +139,7 @@ class SettingsCache:
         """The live snapshot, or None (counted as a miss by the caller through `count`)."""
         if not self.enabled:
             return None
-        snapshot = self._snapshots.get((company_id, topic))
-        if snapshot is None:
-            return None
-        if snapshot.expires_at <= self._clock():
-            del self._snapshots[(company_id, topic)]
-            return None
-        return snapshot
+        return self._snapshots.get((company_id, topic))
 
     def count(self, *, hits: int = 0, misses: int = 0) -> None:
         self.hits += hits
@@ -157,7 +154,7 @@ class SettingsCache:
         return (self._epoch, self._generations.get(company_id, 0))
 
     def put(self, company_id: int, topic: str, sections: Sections, token: tuple[int, int]) -> Snapshot:
-        snapshot = Snapshot(sections, self._clock() + self.ttl)
+        snapshot = Snapshot(sections)
         if self.enabled and token == self.token(company_id):
             self._snapshots[(company_id, topic)] = snapshot
         return snapshot
@@ -169,9 +166,9 @@ class SettingsCache:
 
     def invalidate(self, company_id: int, topic: str | None = None) -> None:
         self._generations[company_id] = self._generations.get(company_id, 0) + 1
-        for key in [k for k in self._snapshots if k[0] == company_id]:
+        for key in [k for k in list(self._snapshots) if k[0] == company_id]:
             if topic is None or key[1] == topic:
-                del self._snapshots[key]
+                self._snapshots.pop(key, None)
         self._note_change()
 
     def clear(self) -> None:

@@ -19,11 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from api.deps import Deps
-from calcom.cache import TTLCache
 from calcom.client import CalcomClient
-from calcom.finder import SlotFinder
+from calcom.finder import SlotFinder, slot_cache
 from config import Settings
-from models.calcom import Slot
 from models.tables import CallbackRequest
 from starter.client import CallbackClient
 from store import api_keys
@@ -93,7 +91,7 @@ async def running_api(
         build_worker(client, settings, sessions, calcom=calcom),
     ):
         extra = {"clock": finder_clock} if finder_clock else {}
-        finder = SlotFinder(calcom, _no_resolver, cache=TTLCache[list[Slot]](45.0), **extra)
+        finder = SlotFinder(calcom, _no_resolver, cache=slot_cache(45.0), **extra)
         callbacks = CallbackClient(client, task_queue, timeout=settings.api_temporal_timeout_seconds)
         deps = Deps.build(settings, sessions, callbacks, finder)
         env = ApiEnv(create_app(settings, deps), deps, sessions, callbacks)

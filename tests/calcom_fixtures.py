@@ -16,7 +16,7 @@ from typing import Any
 from calcom.budget import RateBudget
 from calcom.cache import TTLCache
 from calcom.client import CalcomClient
-from calcom.finder import SlotFinder
+from calcom.finder import SlotFinder, slot_cache
 from calcom.ratelimit import RateLimiter
 from devstack.calcom_fake import EventType, FakeCalcom, RateLimitConfig, serve_fake, working_hours
 from models.calcom import ServiceCalendar, Slot
@@ -117,7 +117,7 @@ async def calcom_env(
     )
     async with serve_fake(fake) as url:
         client = make_client(url, **client_kwargs)
-        cache = TTLCache[list[Slot]](45.0, clock=cache_clock) if cache_clock else TTLCache[list[Slot]](45.0)
+        cache = slot_cache(45.0, cache_clock)
         finder = SlotFinder(client, resolve_service, cache=cache, chunk_days=chunk_days, clock=lambda: NOW)
         env = CalcomEnv(fake, url, client, finder, cache)
         try:

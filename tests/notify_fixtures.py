@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,7 +24,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.notifications import NotificationActivities, NotificationConfig
-from channels.webhook import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from channels.webhook import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, standard_secret, verify
 from config import Settings
 from devstack.sinks import FakeSmsGateway, MailSink, serve_smtp_sink
 from models.callbacks import CallbackEvent, CallbackSettings, CallbackState, NewCallback, Priority
@@ -124,7 +126,8 @@ class Received:
 
 @dataclass
 class WebhookReceiver:
-    """A real HTTP receiver: verifies the HMAC (401 when wrong), answers from `script` (then 200), and
+    """A real HTTP receiver: verifies the Standard Webhooks signature with the `standardwebhooks` library
+    and the deprecated `X-Signature-256` (401 when either is wrong), answers from `script` (then 200), and
     hangs forever when `hang` is set, until `release` is set."""
 
     script: list[int] = field(default_factory=list)
@@ -138,7 +141,7 @@ class WebhookReceiver:
 
     async def _hook(self, request: Request) -> Response:
         body = await request.body()
-        ok = verify(SECRET, body, request.headers.get(SIGNATURE_HEADER, ""))
+        ok = verify(SECRET, body, request.headers.get(SIGNATURE_HEADER, "")) and _standard_ok(body, request)
         self.received.append(Received(dict(request.headers), body, ok))
         self.arrived.set()
         if self.hang:
@@ -153,6 +156,14 @@ class WebhookReceiver:
 
     def timestamps(self) -> list[str]:
         return [r.headers[TIMESTAMP_HEADER.lower()] for r in self.received]
+
+
+def _standard_ok(body: bytes, request: Request) -> bool:
+    try:
+        Webhook(standard_secret(SECRET)).verify(body, dict(request.headers))
+    except WebhookVerificationError:
+        return False
+    return True
 
 
 @dataclass

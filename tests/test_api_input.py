@@ -1,18 +1,12 @@
 """Bad input through HTTP: each case is a 4xx problem naming the field, writes nothing and starts no
-workflow; then a bounded fuzz of every operation from the OpenAPI schema that must never see a 5xx."""
+workflow. Every operation of the OpenAPI schema is fuzzed by Schemathesis in tests/test_api_schema.py."""
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
@@ -136,170 +130,6 @@ async def test_bad_input_is_refused_with_a_field_and_changes_nothing(api: ApiEnv
         assert response.status_code == 422, (params, response.text)
         assert response.json()["errors"][0]["field"].split(".")[0] == field
     assert await api.callback_count() == 0
-
-
-# --- fuzzing from the OpenAPI schema -------------------------------------------------------------
-
-FUZZ_EXAMPLES = 300
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-    max_leaves=10,
-)
-NASTY_TEXT = st.text(max_size=30) | st.sampled_from(["", "0", "-1", "9" * 30, "\x00", "%", "../", "null"])
-
-
-def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    found = []
-    for path, methods in spec["paths"].items():
-        for method, operation in methods.items():
-            found.append((method.upper(), path, operation))
-    return found
-
-
-# Real ids of the test's tenant, mixed into generated ids so that requests also reach past the lookups.
-KNOWN_INTS: list[int] = [1]
-KNOWN_UUIDS: list[str] = [str(uuid.UUID(int=1))]
-
-
-def from_schema(schema: dict[str, Any], components: dict[str, Any], depth: int = 0) -> st.SearchStrategy[Any]:
-    """Values a JSON schema (OpenAPI 3.1 flavour) allows: the types, bounds, enums, formats and required
-    keys FastAPI emits. Deliberately small; anything it does not model falls back to arbitrary JSON."""
-    if "$ref" in schema:
-        name = schema["$ref"].rsplit("/", 1)[-1]
-        return from_schema(components["schemas"][name], components, depth)
-    if "enum" in schema:
-        return st.sampled_from(schema["enum"])
-    if "const" in schema:
-        return st.just(schema["const"])
-    for key in ("anyOf", "oneOf"):
-        if key in schema:
-            return st.one_of(*(from_schema(option, components, depth) for option in schema[key]))
-    if "allOf" in schema and len(schema["allOf"]) == 1:
-        return from_schema(schema["allOf"][0], components, depth)
-    kind = schema.get("type")
-    if kind == "null":
-        return st.none()
-    if kind == "boolean":
-        return st.booleans()
-    if kind == "integer":
-        return st.sampled_from(KNOWN_INTS) | st.integers(
-            min_value=schema.get("minimum", schema.get("exclusiveMinimum", -(2**40) - 1) + 1),
-            max_value=schema.get("maximum", schema.get("exclusiveMaximum", 2**40 + 1) - 1),
-        )
-    if kind == "number":
-        return st.floats(allow_nan=False, allow_infinity=False, min_value=schema.get("minimum"))
-    if kind == "string":
-        fmt = schema.get("format")
-        if fmt == "uuid":
-            return st.sampled_from(KNOWN_UUIDS) | st.uuids().map(str)
-        if fmt == "date-time":
-            return st.datetimes(timezones=st.sampled_from([UTC, None])).map(lambda d: d.isoformat())
-        if "pattern" in schema:
-            return st.from_regex(schema["pattern"], fullmatch=True)
-        return st.text(min_size=schema.get("minLength", 0), max_size=min(schema.get("maxLength", 40), 40))
-    if kind == "array":
-        items = from_schema(schema.get("items", {}), components, depth + 1)
-        return st.lists(items, min_size=schema.get("minItems", 0), max_size=min(schema.get("maxItems", 4), 4))
-    if kind == "object" or "properties" in schema:
-        if depth > 3:
-            return st.just({})
-        properties = schema.get("properties", {})
-        required = set(schema.get("required", []))
-        return st.fixed_dictionaries(
-            {
-                name: from_schema(sub, components, depth + 1)
-                for name, sub in properties.items()
-                if name in required
-            },
-            optional={
-                name: from_schema(sub, components, depth + 1)
-                for name, sub in properties.items()
-                if name not in required
-            },
-        )
-    return JSON
-
-
-def _value(schema: dict[str, Any], components: dict[str, Any]) -> st.SearchStrategy[Any]:
-    """Mostly values the schema allows, sometimes anything: both must be answered without a 5xx."""
-    return st.one_of(from_schema(schema, components), NASTY_TEXT)
-
-
-def _request(spec: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
-    components = spec.get("components", {})
-
-    @st.composite
-    def build(draw: st.DrawFn) -> dict[str, Any]:
-        method, path, operation = draw(st.sampled_from(_operations(spec)))
-        params: dict[str, Any] = {}
-        for parameter in operation.get("parameters", []):
-            schema = parameter.get("schema", {})
-            if parameter["in"] == "path":
-                value = draw(_value(schema, components))
-                path = path.replace("{" + parameter["name"] + "}", quote(str(value), safe=""))
-            elif parameter["in"] == "query" and (parameter.get("required") or draw(st.booleans())):
-                value = draw(_value(schema, components))
-                params[parameter["name"]] = (
-                    value if isinstance(value, (str, int, float, list)) else str(value)
-                )
-        body: Any = None
-        content = operation.get("requestBody", {}).get("content", {}).get("application/json")
-        if content is not None:
-            body = draw(st.one_of(from_schema(content["schema"], components), JSON))
-        return {"method": method, "path": path, "params": params, "body": body}
-
-    return build()
-
-
-async def test_fuzz_every_operation_never_answers_5xx(api: ApiEnv, sessions: Sessions) -> None:
-    tenant = await make_tenant(sessions)
-    staff = await add_staff(sessions, tenant)
-    admin = api.http(await api.key("admin", tenant))
-    spec = (await admin.get("/openapi.json")).json()
-    existing = [(await admin.post("/v1/callbacks", json=new_body(tenant))).json()["id"] for _ in range(3)]
-    KNOWN_INTS[:] = [tenant.company_id, *tenant.branch_ids, *tenant.service_ids, *tenant.customer_ids]
-    KNOWN_UUIDS[:] = [str(staff), *existing]
-    requests: list[dict[str, Any]] = []
-
-    @settings(
-        max_examples=FUZZ_EXAMPLES,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(_request(spec))
-    def collect(request: dict[str, Any]) -> None:
-        requests.append(request)
-
-    collect()
-    # A few requests that reach the deepest code paths with real ids.
-    callback = (await admin.post("/v1/callbacks", json=new_body(tenant))).json()["id"]
-    requests += [
-        {"method": "POST", "path": f"/v1/callbacks/{callback}/{action}", "params": {}, "body": body}
-        for action, body in [
-            ("attempts", {"outcome": "busy", "notes": "\ud800"}),
-            ("priority", {"priority": 1}),
-        ]
-    ]
-    seen: dict[int, int] = {}
-    for request in requests:
-        content = json.dumps(request["body"]) if request["body"] is not None else None
-        response = await admin.request(
-            request["method"],
-            request["path"],
-            params=request["params"],
-            content=content,
-            headers={"Content-Type": "application/json"} if content is not None else {},
-        )
-        seen[response.status_code] = seen.get(response.status_code, 0) + 1
-        assert response.status_code < 500, (request, response.text)
-        if response.status_code >= 400:
-            assert response.headers["content-type"] == "application/problem+json", request
-    assert len(requests) >= FUZZ_EXAMPLES
-    assert any(code < 300 for code in seen), seen  # some fuzzed requests were valid and went through
-    assert uuid.UUID(callback)
 
 
 async def test_streamed_body_over_the_limit_and_health(api: ApiEnv, sessions: Sessions) -> None:

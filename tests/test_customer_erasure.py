@@ -118,9 +118,12 @@ async def test_erasing_a_customer_with_two_open_callbacks(
         "notification_deliveries",  # the confirmation mail to the customer
     }
 
-    refused = await admin.delete(f"/v1/customers/{customer}")
+    refused = await admin.delete(f"/v1/customers/{customer}?erase=false")
     assert refused.status_code == 400
     assert "only erased" in refused.json()["detail"]
+    unsaid = await admin.delete(f"/v1/customers/{customer}")  # `erase` is required (true)
+    assert unsaid.status_code == 422
+    assert unsaid.json()["errors"][0]["field"] == "erase"
     assert (await staff.delete(f"/v1/customers/{customer}?erase=true")).status_code == 403
 
     erased = await admin.delete(f"/v1/customers/{customer}", params={"erase": "true"})

@@ -24,13 +24,11 @@ from temporalio.service import RetryConfig, TLSConfig
 from activities.calcom import store_resolver
 from api.deps import Deps
 from calcom.budget import budget_key
-from calcom.cache import TTLCache
 from calcom.client import CalcomClient
-from calcom.finder import SlotFinder
+from calcom.finder import SlotFinder, slot_cache
 from codec.converter import encrypted_data_converter
 from codec.keys import CodecSettings, KeyConfigError, KeyRing, load_keyring
 from config import LOCAL_TEMPORAL_ADDRESS, Settings, database_url_of
-from models.calcom import Slot
 from starter.client import CallbackClient
 from starter.deadlines import api_retry_config
 from store.calcom_budget import PgRateBudget
@@ -162,7 +160,7 @@ async def open_services(
         slots = SlotFinder(
             calcom,
             store_resolver(sessions),
-            cache=TTLCache[list[Slot]](settings.calcom_cache_ttl_seconds),
+            cache=slot_cache(settings.calcom_cache_ttl_seconds),
             chunk_days=settings.calcom_search_chunk_days,
         )
         sdk = sdk_metrics() if temporal is None and export_sdk_metrics else None

@@ -30,6 +30,7 @@ from telemetry.asgi_server import serve_asgi
 from telemetry.logs import ActivityLogContext, configure_logging
 from telemetry.server import metrics_app
 from wiring import Services, open_services
+from workflows.appointment import AppointmentWorkflow
 from workflows.appointment_change import AppointmentChangeWorkflow
 from workflows.calcom_sync import CalcomBookingSyncWorkflow
 from workflows.callback import CallbackWorkflow
@@ -50,6 +51,8 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 WORKFLOWS: Sequence[type] = (
     CallbackWorkflow,
     PolicyStatsRefreshWorkflow,
+    AppointmentWorkflow,
+    # One run per request, before AppointmentWorkflow: kept so that runs started before it finish.
     AppointmentChangeWorkflow,
     NotifyEventWorkflow,
     CallbackReconcileWorkflow,

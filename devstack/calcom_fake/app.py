@@ -5,6 +5,7 @@ local stack uses for the same."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -49,6 +50,8 @@ class FakeCalcom:
             WebhookSubscription(webhook_url, webhook_secret), lambda: datetime.now(UTC)
         )
         self.requests: list[RequestRecord] = []
+        # (path suffix or None for any path, seconds): answers held back after the request took effect.
+        self._late_answers: list[tuple[str | None, float]] = []
         self.app = self._build_app()
 
     @property
@@ -93,6 +96,19 @@ class FakeCalcom:
     def fail_next(self, status: int, count: int = 1, message: str | None = None) -> None:
         """The next `count` throttled requests answer `status` (after counting against the limit)."""
         self.gate.fail_next(status, count, message)
+
+    def answer_late(self, seconds: float, count: int = 1, path_suffix: str | None = None) -> None:
+        """The next `count` API requests (whose path ends with `path_suffix`, when given) are carried out
+        at once and answered only after `seconds`: a client whose timeout is shorter loses the answer of
+        a change that happened (a reschedule made, a booking cancelled)."""
+        self._late_answers.extend([(path_suffix, seconds)] * count)
+
+    def _late_answer(self, path: str) -> float | None:
+        for index, (suffix, seconds) in enumerate(self._late_answers):
+            if suffix is None or path.endswith(suffix):
+                del self._late_answers[index]
+                return seconds
+        return None
 
     def reset_log(self) -> None:
         self.requests.clear()
@@ -161,6 +177,7 @@ class FakeCalcom:
             Route("/_fake/health", self._health, methods=["GET"]),
             Route("/_fake/block", self._admin_block, methods=["POST"]),
             Route("/_fake/fail", self._admin_fail, methods=["POST"]),
+            Route("/_fake/late", self._admin_late, methods=["POST"]),
             Route("/_fake/stats", self._admin_stats, methods=["GET"]),
             Route("/_fake/webhook", self._admin_webhook, methods=["POST"]),
         ]
@@ -197,6 +214,9 @@ class FakeCalcom:
                 if record.window is not None:
                     self.gate.rate_headers(response, record.tracker)
             record.status = response.status_code
+            late = self._late_answer(request.url.path)
+            if late is not None:
+                await asyncio.sleep(late)
             return response
 
         return endpoint
@@ -213,6 +233,14 @@ class FakeCalcom:
     async def _admin_fail(self, request: Request) -> Response:
         self.fail_next(
             int(request.query_params.get("status", "500")), int(request.query_params.get("count", "1"))
+        )
+        return JSONResponse({"status": "ok"})
+
+    async def _admin_late(self, request: Request) -> Response:
+        """`?seconds=&count=&path=`: see `answer_late`."""
+        params = request.query_params
+        self.answer_late(
+            float(params.get("seconds", "30")), int(params.get("count", "1")), params.get("path") or None
         )
         return JSONResponse({"status": "ok"})
 

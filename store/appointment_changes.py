@@ -130,7 +130,7 @@ async def begin_change(resolver: PolicyResolver, session: AsyncSession, command:
         .where(Appointment.id == request.appointment_id, Appointment.company_id == request.company_id)
         .with_for_update()
     )
-    if appointment is None:
+    if appointment is None:  # nothing to hold or to resume: not written down (the company may not exist)
         missing = outcome(
             request,
             ChangeStatus.NOT_FOUND,
@@ -138,7 +138,7 @@ async def begin_change(resolver: PolicyResolver, session: AsyncSession, command:
             reason=f"appointment {request.appointment_id} does not exist",
             error_type=APPOINTMENT_NOT_FOUND,
         )
-        return await _write(session, command, None, None, missing)
+        return BegunChange(step=BeginStep.ANSWERED, outcome=missing)
     await lock_customer(session, request.company_id, appointment.customer_id)
     plan = await plan_change(
         resolver,
@@ -155,8 +155,8 @@ async def begin_change(resolver: PolicyResolver, session: AsyncSession, command:
 async def _write(
     session: AsyncSession,
     command: BeginChange,
-    customer_id: int | None,
-    plan: AppointmentChangePlan | None,
+    customer_id: int,
+    plan: AppointmentChangePlan,
     answer: AppointmentChangeOutcome | None,
 ) -> BegunChange:
     request = command.request
@@ -171,7 +171,7 @@ async def _write(
             fingerprint=request.fingerprint,
             summary=request.describe()[:255],
             requested_at=request.requested_at,
-            plan=plan.model_dump(mode="json", exclude={"customer_name"}) if plan else None,
+            plan=plan.model_dump(mode="json", exclude={"customer_name"}),
             outcome=answer.model_dump(mode="json") if answer else None,
             workflow_id=command.workflow_id,
             settled_at=func.now() if answer else None,

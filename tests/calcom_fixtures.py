@@ -84,11 +84,13 @@ def make_client(
     max_wait_seconds: float | None = 10.0,
     max_attempts: int = 3,
     retry_backoff_seconds: float = 0.01,
+    timeout_seconds: float = 10.0,
 ) -> CalcomClient:
     return CalcomClient(
         url,
         api_key,
         limiter=RateLimiter(backoff_base_seconds=backoff_base_seconds),
+        timeout_seconds=timeout_seconds,
         max_wait_seconds=max_wait_seconds,
         max_attempts=max_attempts,
         retry_backoff_seconds=retry_backoff_seconds,

@@ -93,6 +93,7 @@ class AppointmentWorkflow:
         self._waiting: dict[str, int] = {}
         self._retry_now = False
         self._handled = 0
+        self._gone = False  # the appointment does not exist: the run ends once nothing else waits
 
     @workflow.run
     async def run(self, start: AppointmentWorkflowInput) -> None:
@@ -175,7 +176,7 @@ class AppointmentWorkflow:
                 return self._unsettled.pop(0)
             if self._queue:
                 return self._queue.pop(0)
-            if self._continue_due():
+            if self._continue_due() or self._gone:
                 return None
             try:
                 await workflow.wait_condition(
@@ -192,6 +193,7 @@ class AppointmentWorkflow:
         finally:
             self._current = None
         self._handled += 1
+        self._gone = isinstance(answer, AppointmentChangeOutcome) and answer.status is ChangeStatus.NOT_FOUND
         self._answer(request.request_id, answer)
         if self._unsettled and self._unsettled[0] is request:
             # Still not settled: what waits behind it must not act on an appointment in doubt.

@@ -142,8 +142,9 @@ class AppointmentChangeRequestRow(Timestamps, Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     summary: Mapped[str] = mapped_column(String(255))
     requested_at: Mapped[datetime]
-    plan: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # SQL NULL for None (not JSON `null`): "pending" is `outcome IS NULL`.
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     workflow_id: Mapped[str | None] = mapped_column(String(255))
     settled_at: Mapped[datetime | None]
 

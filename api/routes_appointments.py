@@ -3,7 +3,7 @@
 
 The `Idempotency-Key` header is the change's request id, so a client that lost the answer may send the same
 request again and gets the stored outcome instead of a second cancellation and a second fee; the same key
-with a different body (another time, another reason, another appointment) is a 422 that says so. The
+with a different change (another time, another kind of change, another appointment) is a 422 that says so. The
 request is dated when it arrives here (`requested_at`): the policy and the fee are decided for that
 instant, whenever the engine gets to it and however often it is resent. The key's actor is recorded as
 `modified_by` (a staff key as its staff member). Every "no" is a problem the caller can act on: a policy

@@ -80,11 +80,11 @@ class AppointmentChangeRequest(_Frozen):
 
     @property
     def fingerprint(self) -> str:
-        """What makes two requests with one request id the same request: the appointment, the change, the
-        new time and the reason (who sent it and when do not). A reused id with another fingerprint is
-        refused, never answered with the other request's outcome."""
+        """What makes two requests with one request id the same request: the appointment, the change and
+        the new time (not who sent it, when, or the reason given, which a resend may leave out). A reused
+        id with another fingerprint is refused, never answered with the other request's outcome."""
         new_start = self.new_start.astimezone(UTC).isoformat() if self.new_start else ""
-        body = "\x1f".join((str(self.appointment_id), self.change.value, new_start, self.reason or ""))
+        body = "\x1f".join((str(self.appointment_id), self.change.value, new_start))
         return hashlib.sha256(body.encode()).hexdigest()
 
     def describe(self) -> str:

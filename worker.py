@@ -31,6 +31,7 @@ from telemetry.logs import ActivityLogContext, configure_logging
 from telemetry.server import metrics_app
 from telemetry.tracing import Tracing, process_tracing
 from wiring import Services, open_services
+from workflows.appointment import AppointmentWorkflow
 from workflows.appointment_change import AppointmentChangeWorkflow
 from workflows.calcom_sync import CalcomBookingSyncWorkflow
 from workflows.callback import CallbackWorkflow
@@ -51,6 +52,8 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 WORKFLOWS: Sequence[type] = (
     CallbackWorkflow,
     PolicyStatsRefreshWorkflow,
+    AppointmentWorkflow,
+    # One run per request, before AppointmentWorkflow: kept so that runs started before it finish.
     AppointmentChangeWorkflow,
     NotifyEventWorkflow,
     CallbackReconcileWorkflow,

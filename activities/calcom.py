@@ -46,6 +46,25 @@ from store.db import transaction
 
 INVALID_SLOT_SEARCH = "InvalidSlotSearch"
 UNKNOWN_SERVICE = "UnknownService"
+# Read back after a lost answer: the booking was changed in Cal.com by someone else meanwhile.
+BOOKING_CANCELLED = "CalcomBookingCancelled"
+BOOKING_MOVED = "CalcomBookingMoved"
+MAX_RESCHEDULE_HOPS = 5
+
+
+def _cancelled(booking: Booking) -> Booking | None:
+    """`booking` when it is cancelled (None: still open). A booking cancelled by being rescheduled was
+    moved, not cancelled: that is someone else's change, refused here."""
+    if booking.status is not BookingStatus.CANCELLED:
+        return None
+    if booking.rescheduled_to_uid is not None:
+        raise ApplicationError(
+            f"booking {booking.uid} was rescheduled in Cal.com (now {booking.rescheduled_to_uid}); "
+            "it was not cancelled",
+            type=BOOKING_MOVED,
+            non_retryable=True,
+        )
+    return booking
 
 
 def store_resolver(sessions: async_sessionmaker[AsyncSession]) -> ServiceResolver:
@@ -147,15 +166,19 @@ class CalcomActivities:
 
     @activity.defn(name=names.CALCOM_CANCEL_BOOKING)
     async def cancel_booking(self, request: CancelBooking) -> Booking:
-        """Idempotent: a booking that is already cancelled (e.g. by an earlier attempt) is the result."""
+        """Idempotent: a booking that is already cancelled (e.g. by an earlier attempt whose answer was
+        lost) is the result; it is read back before a retried attempt sends the cancel again."""
         try:
-            try:
-                booking = await self._client.cancel_booking(request.uid, request.reason)
-            except CalcomBadRequest:
-                current = await self._client.get_booking(request.uid)
-                if current.status is not BookingStatus.CANCELLED:
-                    raise
-                booking = current
+            booking = None
+            if request.read_back_first or activity.info().attempt > 1:
+                booking = _cancelled(await self._client.get_booking(request.uid))
+            if booking is None:
+                try:
+                    booking = await self._client.cancel_booking(request.uid, request.reason)
+                except CalcomBadRequest:
+                    booking = _cancelled(await self._client.get_booking(request.uid))
+                    if booking is None:
+                        raise
         except CalcomError as exc:
             raise to_application_error(exc) from exc
         if booking.event_type_id is not None:
@@ -164,16 +187,82 @@ class CalcomActivities:
 
     @activity.defn(name=names.CALCOM_RESCHEDULE_BOOKING)
     async def reschedule_booking(self, request: RescheduleBooking) -> Booking:
-        """Returns the *new* booking (new uid); the old one is cancelled by Cal.com."""
+        """Returns the *new* booking (new uid); the old one is cancelled by Cal.com.
+
+        A reschedule whose answer was lost (a timeout after Cal.com moved it) must not be sent again: the
+        old uid is cancelled by then and Cal.com would refuse it (400), although the move happened. So a
+        retried attempt, and any 400, first reads the old booking back and follows `rescheduledToUid`."""
         try:
-            booking = await self._client.reschedule_booking(
-                request.uid, request.start, reason=request.reason, rescheduled_by=request.rescheduled_by
-            )
+            booking = None
+            if request.read_back_first or activity.info().attempt > 1:
+                booking = await self._rescheduled(request)
+            if booking is None:
+                try:
+                    booking = await self._client.reschedule_booking(
+                        request.uid,
+                        request.start,
+                        reason=request.reason,
+                        rescheduled_by=request.rescheduled_by,
+                    )
+                except CalcomBadRequest:
+                    booking = await self._rescheduled(request)
+                    if booking is None:
+                        raise
         except CalcomError as exc:
             raise to_application_error(exc) from exc
         if booking.event_type_id is not None:
             self._finder.forget(booking.event_type_id)
         return booking
+
+    async def _rescheduled(self, request: RescheduleBooking) -> Booking | None:
+        """The booking `request` already led to, read back from Cal.com; None while the old booking is
+        still in place (the reschedule did not happen). Raises a refusal when someone else cancelled or
+        moved the booking meanwhile."""
+        old = await self._client.get_booking(request.uid)
+        if old.status is not BookingStatus.CANCELLED:
+            return None
+        new = await self._successor(old, request.start)
+        if new is None:
+            raise ApplicationError(
+                f"booking {old.uid} was cancelled in Cal.com meanwhile; nothing to reschedule",
+                type=BOOKING_CANCELLED,
+                non_retryable=True,
+            )
+        if new.start != request.start or new.status is BookingStatus.CANCELLED:
+            raise ApplicationError(
+                f"booking {old.uid} was moved in Cal.com meanwhile (now booking {new.uid} at "
+                f"{new.start.isoformat()}, {new.status.value}), not to {request.start.isoformat()}",
+                type=BOOKING_MOVED,
+                non_retryable=True,
+            )
+        return new
+
+    async def _successor(self, old: Booking, near: datetime) -> Booking | None:
+        """The booking that replaced `old` by a reschedule, following further reschedules; None when `old`
+        was cancelled outright. Cal.com names it on the old booking (`rescheduledToUid`); an answer
+        without that field is covered by listing the event type's bookings around `near` (the requested
+        start) for the one rescheduled from it."""
+        current = old
+        for _ in range(MAX_RESCHEDULE_HOPS):
+            uid = current.rescheduled_to_uid or await self._rescheduled_from(current, near)
+            if uid is None:
+                return None if current is old else current
+            current = await self._client.get_booking(uid)
+            if current.status is not BookingStatus.CANCELLED:
+                return current
+        return current
+
+    async def _rescheduled_from(self, old: Booking, near: datetime) -> str | None:
+        if old.event_type_id is None:
+            return None
+        page = await self._client.list_bookings(
+            event_type_id=old.event_type_id,
+            after_start=near - timedelta(minutes=1),
+            before_end=near + timedelta(days=1),
+            take=100,
+        )
+        found = [booking.uid for booking in page.bookings if booking.rescheduled_from_uid == old.uid]
+        return found[0] if found else None
 
     def all(self) -> list[Callable[..., Any]]:
         return [self.find_slots, self.create_booking, self.cancel_booking, self.reschedule_booking]

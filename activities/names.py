@@ -24,6 +24,10 @@ CALCOM_RESCHEDULE_BOOKING = "calcom_reschedule_booking"
 # Appointment changes (activities/appointments.py)
 PLAN_APPOINTMENT_CHANGE = "plan_appointment_change"
 RECORD_APPOINTMENT_CHANGE = "record_appointment_change"
+# ... of the per-appointment workflow (AppointmentWorkflow)
+BEGIN_APPOINTMENT_CHANGE = "begin_appointment_change"
+FINISH_APPOINTMENT_CHANGE = "finish_appointment_change"
+SETTLE_APPOINTMENT_CHANGE = "settle_appointment_change"
 
 # Error types workflows tell apart (ApplicationError.type)
 APPOINTMENT_NOT_FOUND = "AppointmentNotFound"

@@ -54,7 +54,9 @@ class Deps:
             slots=slots,
             create_limits=TokenBuckets(settings.api_create_rate_per_minute, settings.api_create_burst),
             # Same Temporal connection and task queue as the callbacks: one worker serves both.
-            appointments=AppointmentClient(callbacks.temporal, settings.task_queue),
+            appointments=AppointmentClient(
+                callbacks.temporal, settings.task_queue, timeout=settings.api_temporal_timeout_seconds
+            ),
             notification_settings=(
                 notification_settings if notification_settings is not None else NotificationSettings(sessions)
             ),

@@ -1,11 +1,15 @@
-"""POST /v1/appointments/{id}/cancel and /reschedule: run an `AppointmentChangeWorkflow` and answer with its
-outcome.
+"""POST /v1/appointments/{id}/cancel and /reschedule: a change request to the appointment's
+`AppointmentWorkflow` (one per appointment, requests applied in order), answered with its outcome.
 
 The `Idempotency-Key` header is the change's request id, so a client that lost the answer may send the same
-request again and gets the stored outcome instead of a second cancellation and a second fee. The key's
-actor is recorded as `modified_by` (a staff key as its staff member). Every "no" is a problem the caller
-can act on: a policy denial says why and what it would cost (409), a change Cal.com refused carries
-Cal.com's message, and an outage answers 503 with `Retry-After`, after which the same key is safe to resend.
+request again and gets the stored outcome instead of a second cancellation and a second fee; the same key
+with a different change (another time, another kind of change, another appointment) is a 422 that says so. The
+request is dated when it arrives here (`requested_at`): the policy and the fee are decided for that
+instant, whenever the engine gets to it and however often it is resent. The key's actor is recorded as
+`modified_by` (a staff key as its staff member). Every "no" is a problem the caller can act on: a policy
+denial says why and what it would cost (409), a change Cal.com refused carries Cal.com's message, a
+Cal.com outage answers 503 with `Retry-After`, and an engine that does not answer in time 504 (busy 429,
+unreachable 503; api/engine_errors.py), after each of which the same key is safe to resend.
 """
 
 from __future__ import annotations
@@ -128,7 +132,12 @@ async def _submit(deps: Deps, request: AppointmentChangeRequest) -> AppointmentC
                 str(err),
                 slug="idempotency-key-reused",
                 title="Idempotency-Key reused",
-                errors=[FieldError(field="Idempotency-Key", message="already used for a different change")],
+                errors=[
+                    FieldError(
+                        field="Idempotency-Key",
+                        message="already used for a different change; use a new key for this one",
+                    )
+                ],
             ) from None
         if err.kind == "CalcomUnavailable":
             raise ApiProblem(
@@ -159,6 +168,7 @@ async def cancel_appointment(
 ) -> AppointmentChangeOutcome:
     """Cancel under the appointment's policy (the fee it charges is in the answer), on Cal.com too when
     the appointment is booked there."""
+    requested_at = datetime.now(UTC)
     request = AppointmentChangeRequest(
         request_id=_request_id(idempotency_key),
         company_id=company_of(principal, company_id),
@@ -166,6 +176,7 @@ async def cancel_appointment(
         change=ModificationType.CANCEL,
         reason=(body.reason or None) if body else None,
         modified_by=_actor(principal),
+        requested_at=requested_at,
     )
     return await _submit(deps, request)
 
@@ -180,7 +191,8 @@ async def reschedule_appointment(
     company_id: Annotated[int | None, Query(gt=0, le=MAX_ID, description="super_admin only")] = None,
 ) -> AppointmentChangeOutcome:
     """Move the appointment to `new_start` (it keeps its length) under its reschedule policy."""
-    if body.new_start <= datetime.now(UTC):
+    requested_at = datetime.now(UTC)
+    if body.new_start <= requested_at:
         raise invalid("new_start", "must be in the future")
     request = AppointmentChangeRequest(
         request_id=_request_id(idempotency_key),
@@ -190,5 +202,6 @@ async def reschedule_appointment(
         new_start=body.new_start,
         reason=body.reason or None,
         modified_by=_actor(principal),
+        requested_at=requested_at,
     )
     return await _submit(deps, request)

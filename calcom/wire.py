@@ -127,6 +127,7 @@ def _booking_fields(data: dict[str, Any]) -> dict[str, Any]:
             "cancellation_reason": data.get("cancellationReason"),
             "rescheduling_reason": data.get("reschedulingReason"),
             "rescheduled_from_uid": data.get("rescheduledFromUid"),
+            "rescheduled_to_uid": data.get("rescheduledToUid"),
         }
         return fields
     except (KeyError, ValueError) as exc:
@@ -159,7 +160,6 @@ def _listed_booking(data: Any) -> ListedBooking:
             created_at=data.get("createdAt"),
             updated_at=data.get("updatedAt"),
             rescheduled=bool(data.get("rescheduled")),
-            rescheduled_to_uid=data.get("rescheduledToUid"),
             cancelled_by_email=data.get("cancelledByEmail"),
             rescheduled_by_email=data.get("rescheduledByEmail"),
         )

@@ -7,8 +7,9 @@ modification row is unique on them, so a retried request never changes an appoin
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 
@@ -48,7 +49,13 @@ class Actor(_Frozen):
 
 
 class AppointmentChangeRequest(_Frozen):
-    """The input of `AppointmentChangeWorkflow`: cancel, or reschedule to `new_start`."""
+    """A cancel, or a reschedule to `new_start`: the Update `change` of `AppointmentWorkflow` (and the input
+    of the older `AppointmentChangeWorkflow`).
+
+    `requested_at`: when the request arrived (taken by the client or the API, not by the workflow). The
+    policy is decided at that instant, so a request retried minutes later, after its answer was lost,
+    gets the same decision and the same fee. Requests from before this field carry none (the workflow
+    decides at its own time then)."""
 
     request_id: str = Field(pattern=REQUEST_ID_PATTERN)
     company_id: int = Field(gt=0)
@@ -57,6 +64,7 @@ class AppointmentChangeRequest(_Frozen):
     new_start: AwareDatetime | None = None
     reason: str | None = Field(default=None, max_length=1000)
     modified_by: Actor = Field(default_factory=Actor)
+    requested_at: AwareDatetime | None = None
 
     @model_validator(mode="after")
     def _new_start_only_for_reschedules(self) -> AppointmentChangeRequest:
@@ -69,6 +77,20 @@ class AppointmentChangeRequest(_Frozen):
     @property
     def workflow_id(self) -> str:
         return change_workflow_id(self.company_id, self.request_id)
+
+    @property
+    def fingerprint(self) -> str:
+        """What makes two requests with one request id the same request: the appointment, the change and
+        the new time (not who sent it, when, or the reason given, which a resend may leave out). A reused
+        id with another fingerprint is refused, never answered with the other request's outcome."""
+        new_start = self.new_start.astimezone(UTC).isoformat() if self.new_start else ""
+        body = "\x1f".join((str(self.appointment_id), self.change.value, new_start))
+        return hashlib.sha256(body.encode()).hexdigest()
+
+    def describe(self) -> str:
+        """The change in words, for messages: "reschedule of appointment 7 to 2030-03-05T09:30:00+00:00"."""
+        moved = f" to {self.new_start.isoformat()}" if self.new_start else ""
+        return f"{self.change.value} of appointment {self.appointment_id}{moved}"
 
 
 class AppointmentChangePlan(_Frozen):

@@ -130,15 +130,23 @@ class CreateBooking(Frozen):
 
 
 class CancelBooking(Frozen):
+    """`read_back_first`: the cancel may already have happened (a run resumed after its answer was lost):
+    read the booking back before sending it. Retried attempts always read back first."""
+
     uid: str = Field(min_length=1)
     reason: str | None = Field(default=None, max_length=1000)
+    read_back_first: bool = False
 
 
 class RescheduleBooking(Frozen):
+    """`read_back_first`: as for `CancelBooking`; a rescheduled booking is found by following the old
+    booking's `rescheduledToUid`, never by sending the reschedule again on the old uid."""
+
     uid: str = Field(min_length=1)
     start: AwareDatetime
     reason: str | None = Field(default=None, max_length=1000)
     rescheduled_by: str | None = Field(default=None, max_length=255)
+    read_back_first: bool = False
 
 
 class BookingStatus(StrEnum):
@@ -164,6 +172,9 @@ class Booking(BaseModel):
     cancellation_reason: str | None = None
     rescheduling_reason: str | None = None
     rescheduled_from_uid: str | None = None
+    # Set on a booking that was rescheduled: the uid of the booking that replaced it (the old one is
+    # cancelled). Reading a booking back after a lost answer follows it (activities/calcom.py).
+    rescheduled_to_uid: str | None = None
 
 
 class ServiceCalendar(Frozen):
@@ -197,7 +208,6 @@ class ListedBooking(Booking):
     created_at: AwareDatetime | None = None
     updated_at: AwareDatetime | None = None
     rescheduled: bool = False
-    rescheduled_to_uid: str | None = None
     cancelled_by_email: str | None = None
     rescheduled_by_email: str | None = None
 

@@ -192,13 +192,15 @@ async def check_change(
     now: datetime,
     company_id: int | None = None,
     max_stats_age: timedelta = DEFAULT_MAX_STATS_AGE,
+    pending: int = 0,
 ) -> PolicyResult:
-    """can_cancel / can_reschedule for a stored appointment: its facts, its policy (cached), its quota."""
+    """can_cancel / can_reschedule for a stored appointment: its facts, its policy (cached), its quota.
+    `pending`: changes decided but not recorded yet, counted as used (store/appointment_changes.py)."""
     context = await load_appointment(session, appointment_id, company_id=company_id)
     if context is None:
         raise AppointmentNotFound(f"appointment {appointment_id} does not exist")
     policy = await resolver.resolve(context.subject, change.policy_type.value, session=session)
-    used = await used_quota(session, context, change, now, max_stats_age)
+    used = await used_quota(session, context, change, now, max_stats_age) + pending
     return rules.decide(policy, change, context.facts, now, used)
 
 

@@ -41,8 +41,10 @@ async def plan_change(
     change: ModificationType,
     now: datetime,
     max_stats_age: timedelta = DEFAULT_MAX_STATS_AGE,
+    pending: int = 0,
 ) -> AppointmentChangePlan:
-    """The policy decision plus what the Cal.com call needs (the booking uid), read in one session."""
+    """The policy decision plus what the Cal.com call needs (the booking uid), read in one session.
+    `pending`: requests decided but not recorded yet that count against the same limit."""
     appointment = await session.scalar(_appointment(appointment_id, company_id))
     if appointment is None:
         raise AppointmentNotFound(f"appointment {appointment_id} does not exist")
@@ -54,6 +56,7 @@ async def plan_change(
         change=change,
         now=now,
         max_stats_age=max_stats_age,
+        pending=pending,
     )
     return AppointmentChangePlan(
         policy=policy,

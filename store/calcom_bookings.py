@@ -20,9 +20,10 @@ from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models.calcom_bookings import BookingEvent, BookingPerson
+from models.calcom_bookings import BookingChange, BookingEvent, BookingPerson
 from models.tables import (
     Appointment,
+    AppointmentChangeRequestRow,
     Branch,
     CalcomBookingUid,
     CalcomWebhookDelivery,
@@ -212,6 +213,13 @@ async def apply_booking_event(
     await link_uids(session, company_id, appointment.id, uids)
     if not decided.writes:
         return Applied(decided.outcome, decided.detail, appointment.id)
+    if event.by_host and await _requested_here(session, company_id, appointment.id, event):
+        return Applied(
+            Outcome.IGNORED,
+            f"this {event.change.value} was requested here and is being applied by the appointment's "
+            "workflow, which records it once Cal.com has answered",
+            appointment.id,
+        )
     modification_id = None
     if decided.modification is not None:
         modification_id = await _record(session, company_id, appointment, event, decided, resolver)
@@ -225,6 +233,32 @@ async def apply_booking_event(
     appointment.calcom_changed_at = event.occurred_at
     await session.flush()
     return Applied(decided.outcome, decided.detail, appointment.id, modification_id)
+
+
+REQUESTED_KINDS = {BookingChange.CANCELLED: "cancel", BookingChange.RESCHEDULED: "reschedule"}
+
+
+async def _requested_here(
+    session: AsyncSession, company_id: int, appointment_id: int, event: BookingEvent
+) -> bool:
+    """Whether the change is the echo of one the engine is making (store/appointment_changes.py): a
+    request of that kind is pending for the appointment. Applied here first, a cancel would close the
+    appointment under the request, which would then be refused and charge no fee although Cal.com
+    cancelled for it; the request's own record applies it instead."""
+    kind = REQUESTED_KINDS.get(event.change)
+    if kind is None:
+        return False
+    found = await session.scalar(
+        select(AppointmentChangeRequestRow.id)
+        .where(
+            AppointmentChangeRequestRow.company_id == company_id,
+            AppointmentChangeRequestRow.appointment_id == appointment_id,
+            AppointmentChangeRequestRow.modification_type == kind,
+            AppointmentChangeRequestRow.outcome.is_(None),
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 async def _create(

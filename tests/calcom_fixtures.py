@@ -86,12 +86,14 @@ def make_client(
     max_attempts: int = 3,
     retry_backoff_seconds: float = 0.01,
     budget: RateBudget | None = None,
+    timeout_seconds: float = 10.0,
 ) -> CalcomClient:
     """`budget`: the key's budget shared with other clients (as other processes would); else its own."""
     return CalcomClient(
         url,
         api_key,
         limiter=RateLimiter(budget, backoff_base_seconds=backoff_base_seconds),
+        timeout_seconds=timeout_seconds,
         max_wait_seconds=max_wait_seconds,
         max_attempts=max_attempts,
         retry_backoff_seconds=retry_backoff_seconds,

@@ -3,6 +3,7 @@ and, where the appointment is booked there, the fake Cal.com over HTTP."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,6 +17,7 @@ from devstack.calcom_fake import FakeCalcom, RateLimitConfig, serve_fake
 from models.tables import Appointment, AppointmentModification, Customer
 from store.db import transaction
 from tests.api_fixtures import ApiEnv, Sessions, running_api
+from tests.appointment_fixtures import skipping
 from tests.calcom_fixtures import DAILY, NOW, sample_event_types
 from tests.factories import add_staff, make_tenant
 from tests.test_api_tenancy import add_appointment
@@ -201,27 +203,36 @@ async def test_calcom_refusal_and_outage_as_problems(
                 starts_at=starts_at, ends_at=starts_at + timedelta(minutes=30), calcom_booking_uid=booking.uid
             )
         )
-    async with (
-        serve_fake(fake) as url,
-        running_api(time_skipping_env.client, sessions, task_queue, calcom_url=url) as api,
-    ):
+    with socket.socket() as probe:  # a port for the fake, free again once it stops
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # One API (and worker) throughout, with a deadline longer than the skipped Cal.com retries: the
+    # appointment's workflow stays open between the calls, and the test server never hands a stopped
+    # worker's sticky workflow task to another one.
+    async with running_api(
+        time_skipping_env.client,
+        sessions,
+        task_queue,
+        calcom_url=f"http://127.0.0.1:{port}",
+        api_temporal_timeout_seconds=60,
+    ) as api:
         service = api.http(await api.key("service", tenant))
         path = f"/v1/appointments/{appointment}/reschedule"
-        closed = await service.post(path, json={"new_start": "2030-03-05T15:00:00+01:00"})
-        assert closed.status_code == 422, closed.text
-        assert closed.json()["type"] == "/problems/calcom-refused"
-        assert "Cal.com refused the reschedule" in closed.json()["detail"]
-        assert closed.json()["errors"][0]["field"] == "new_start"
-        moved = await service.post(path, json={"new_start": "2030-03-05T10:30:00+01:00"})
-        assert moved.status_code == 200, moved.text
-        assert moved.json()["calcom_booking_uid"] != booking.uid
-        assert booking.status == "cancelled"
+        async with serve_fake(fake, port=port):
+            closed = await service.post(path, json={"new_start": "2030-03-05T15:00:00+01:00"})
+            assert closed.status_code == 422, closed.text
+            assert closed.json()["type"] == "/problems/calcom-refused"
+            assert "Cal.com refused the reschedule" in closed.json()["detail"]
+            assert closed.json()["errors"][0]["field"] == "new_start"
+            moved = await service.post(path, json={"new_start": "2030-03-05T10:30:00+01:00"})
+            assert moved.status_code == 200, moved.text
+            assert moved.json()["calcom_booking_uid"] != booking.uid
+            assert booking.status == "cancelled"
 
-    # The fake is gone: nothing answers on its port any more.
-    async with running_api(time_skipping_env.client, sessions, task_queue) as api:
-        service = api.http(await api.key("service", tenant))
-        down = await service.post(
-            f"/v1/appointments/{appointment}/cancel", headers={"Idempotency-Key": "while-down"}
+        # The fake is gone: nothing answers on its port any more.
+        down = await skipping(
+            time_skipping_env,
+            service.post(f"/v1/appointments/{appointment}/cancel", headers={"Idempotency-Key": "while-down"}),
         )
         assert down.status_code == 503, down.text
         assert down.headers["retry-after"] == "60"

@@ -1,8 +1,9 @@
-"""Cancel and reschedule as `AppointmentChangeWorkflow`: real PostgreSQL, the fake Cal.com over HTTP and
-Temporal's time-skipping server, driven through the typed client (starter/appointments.py).
+"""Cancel and reschedule through the per-appointment `AppointmentWorkflow`: real PostgreSQL, the fake
+Cal.com over HTTP and Temporal's time-skipping server, driven through the typed client
+(starter/appointments.py).
 
-Appointment times are taken from the test server's clock (`get_current_time`), which the session's other
-workflow tests may have moved ahead of the wall clock: the workflow decides at `workflow.now()`.
+Appointment times are taken from the test server's clock (`get_current_time`); the client dates each
+request by the wall clock (`requested_at`), which the policy is decided at.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import WorkflowHistory
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
@@ -27,6 +28,7 @@ from temporalio.worker import Replayer
 from activities.appointments import AppointmentActivities
 from calcom.client import CalcomClient
 from config import Settings
+from devstack.calcom_fake import serve_fake
 from devstack.temporal import binary
 from models.appointments import Actor, ActorType, ChangeStatus, RecordAppointmentChange
 from models.policies import ModificationType, PolicyResult
@@ -34,10 +36,12 @@ from models.tables import Appointment, AppointmentModification, AppointmentModif
 from starter.appointments import REQUEST_ID_REUSED, AppointmentChangeError, AppointmentClient
 from store.db import transaction
 from store.policies import PolicyResolver, set_policy
+from tests.appointment_fixtures import skipping
 from tests.calcom_fixtures import DAILY, calcom_env, make_client
 from tests.codec_fixtures import CONVERTER
 from tests.factories import Tenant, make_tenant
 from worker import WORKFLOW_RUNNER, build_worker
+from workflows.appointment import AppointmentWorkflow
 from workflows.appointment_change import AppointmentChangeWorkflow
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -243,11 +247,9 @@ async def test_reschedule_moves_the_booking_and_stores_the_new_uid(
                 datetime(2030, 3, 5, 10, 30, tzinfo=BERLIN),
                 modified_by=Actor(type=ActorType.STAFF, id="desk"),
             )
-            history = await client.handle(tenant.company_id, moved.request_id).fetch_history()
+            history = await client.appointment_handle(tenant.company_id, appointment).fetch_history()
         # The sandboxed workflow replays its own history (no nondeterminism, no I/O import).
-        await Replayer(workflows=[AppointmentChangeWorkflow], data_converter=CONVERTER).replay_workflow(
-            history
-        )
+        await Replayer(workflows=[AppointmentWorkflow], data_converter=CONVERTER).replay_workflow(history)
 
         # 15:00 is outside the event type's hours: Cal.com's 400 ends the change cleanly.
         assert closed.status is ChangeStatus.REFUSED
@@ -362,8 +364,12 @@ async def own_clock() -> AsyncIterator[WorkflowEnvironment]:
 async def test_a_calcom_outage_fails_the_run_and_the_same_request_runs_again(
     own_clock: WorkflowEnvironment, sessions: Sessions, task_queue: str
 ) -> None:
-    """Nothing listens on the first worker's Cal.com port: the retries run out (skipped time), the run
-    fails with nothing recorded, and resubmitting the request id once Cal.com is back applies it."""
+    """Nothing listens on the worker's Cal.com port: the retries run out (skipped time), the request fails
+    with nothing recorded, and resubmitting the request id once Cal.com is back (the fake now answers on
+    that port) settles it: read back, cancelled, recorded once.
+
+    One worker throughout: the appointment's workflow stays open between the two calls, and the test
+    server (unlike Temporal) never hands a stopped worker's sticky workflow task to another worker."""
     tenant = await make_tenant(sessions)
     starts_at = await server_now(own_clock) + timedelta(days=3)
     with socket.socket() as probe:
@@ -373,28 +379,20 @@ async def test_a_calcom_outage_fails_the_run_and_the_same_request_runs_again(
         booking = env.fake.book(DAILY, starts_at)
         appointment = await add_appointment(sessions, tenant, starts_at, booking_uid=booking.uid)
         async with (
-            make_client(f"http://127.0.0.1:{dead_port}", max_attempts=1) as unreachable,
-            appointment_worker(own_clock, sessions, task_queue, unreachable) as client,
+            make_client(f"http://127.0.0.1:{dead_port}", max_attempts=1) as calcom,
+            appointment_worker(own_clock, sessions, task_queue, calcom) as client,
         ):
             with pytest.raises(AppointmentChangeError) as down:
-                await client.cancel(tenant.company_id, appointment, request_id="outage")
-        assert down.value.kind == "CalcomUnavailable"
-        assert "nothing was recorded" in str(down.value)
-        assert await modifications(sessions, appointment) == []
-        assert booking.status == "accepted"
+                await skipping(own_clock, client.cancel(tenant.company_id, appointment, request_id="outage"))
+            assert down.value.kind == "CalcomUnavailable"
+            assert "nothing was recorded" in str(down.value)
+            assert await modifications(sessions, appointment) == []
+            assert booking.status == "accepted"
 
-        # The server's clock jumped (see own_clock): keep the appointment ahead of it.
-        async with transaction(sessions) as session:
-            moved = await server_now(own_clock) + timedelta(days=3)
-            await session.execute(
-                update(Appointment)
-                .where(Appointment.id == appointment)
-                .values(starts_at=moved, ends_at=moved + timedelta(minutes=30))
-            )
-        async with appointment_worker(own_clock, sessions, task_queue, env.client) as client:
-            outcome = await client.cancel(tenant.company_id, appointment, request_id="outage")
-        assert outcome.status is ChangeStatus.APPLIED
-        assert booking.status == "cancelled"
+            async with serve_fake(env.fake, port=dead_port):
+                outcome = await client.cancel(tenant.company_id, appointment, request_id="outage")
+            assert outcome.status is ChangeStatus.APPLIED
+            assert booking.status == "cancelled"
 
     assert [m.request_id for m in await modifications(sessions, appointment)] == ["outage"]
 

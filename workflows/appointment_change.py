@@ -1,4 +1,7 @@
-"""AppointmentChangeWorkflow: one cancel or reschedule request, start to finish.
+"""AppointmentChangeWorkflow: one cancel or reschedule request, start to finish. Superseded by the
+per-appointment `AppointmentWorkflow` (workflows/appointment.py), which takes every new request; this one
+stays registered so that runs started before it finish and their histories replay. Its helpers (the
+change event, the orphaned-booking cancel) serve both.
 
 policy check (at `workflow.now()`) → Cal.com cancel/reschedule when the appointment is booked there →
 one transaction that records the modification, bumps the stats and updates the appointment → the
@@ -110,7 +113,7 @@ def change_event(
     )
 
 
-def _refusal(err: FailureError) -> ApplicationError | None:
+def refusal_of(err: FailureError) -> ApplicationError | None:
     """The activity's own non-retryable error (a definite "no"), as opposed to a timeout or outage.
     A regular activity's error arrives wrapped in an `ActivityError`; a local activity's arrives as is."""
     cause = err.cause if isinstance(err, ActivityError) else err
@@ -142,7 +145,7 @@ class AppointmentChangeWorkflow:
         try:
             plan = await self._plan(request, now)
         except FailureError as err:
-            refusal = _refusal(err)
+            refusal = refusal_of(err)
             if refusal is None or refusal.type != names.APPOINTMENT_NOT_FOUND:
                 raise
             return AppointmentChangeOutcome(
@@ -171,7 +174,7 @@ class AppointmentChangeWorkflow:
             try:
                 booking = await self._calcom(request, plan.calcom_booking_uid)
             except ActivityError as err:
-                refusal = _refusal(err)
+                refusal = refusal_of(err)
                 if refusal is None:
                     raise ApplicationError(
                         f"Cal.com did not complete the {request.change.value} of booking "
@@ -189,7 +192,7 @@ class AppointmentChangeWorkflow:
         try:
             recorded = await self._record(request, plan, booking)
         except FailureError as err:
-            refusal = _refusal(err)
+            refusal = refusal_of(err)
             if refusal is None or refusal.type != names.APPOINTMENT_NOT_FOUND:
                 raise
             await self._undo_new_booking(request, booking)
@@ -275,16 +278,20 @@ class AppointmentChangeWorkflow:
         return recorded
 
     async def _undo_new_booking(self, request: AppointmentChangeRequest, booking: Booking | None) -> None:
-        """A reschedule that lost the race to a cancellation (or whose appointment vanished) leaves a new
-        Cal.com booking nobody holds: cancel it so the slot is free again."""
-        if request.change is not ModificationType.RESCHEDULE or booking is None:
-            return
-        try:
-            await calcom.cancel_booking(
-                CancelBooking(
-                    uid=booking.uid, reason="the appointment changed meanwhile; nobody holds this booking"
-                ),
-                give_up_after=CALCOM_GIVE_UP_AFTER,
-            )
-        except ActivityError:
-            workflow.logger.warning("could not cancel the orphaned Cal.com booking %s", booking.uid)
+        await undo_new_booking(request, booking)
+
+
+async def undo_new_booking(request: AppointmentChangeRequest, booking: Booking | None) -> None:
+    """A reschedule that lost the race to a cancellation (or whose appointment vanished) leaves a new
+    Cal.com booking nobody holds: cancel it so the slot is free again."""
+    if request.change is not ModificationType.RESCHEDULE or booking is None:
+        return
+    try:
+        await calcom.cancel_booking(
+            CancelBooking(
+                uid=booking.uid, reason="the appointment changed meanwhile; nobody holds this booking"
+            ),
+            give_up_after=CALCOM_GIVE_UP_AFTER,
+        )
+    except ActivityError:
+        workflow.logger.warning("could not cancel the orphaned Cal.com booking %s", booking.uid)

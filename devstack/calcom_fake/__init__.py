@@ -16,8 +16,9 @@ It reproduces what our client (`calcom/client.py`) must cope with, each part in 
   body, a switchable `Retry-After`, and injected failures.
 * `calendar`: availability from weekly working hours in the event type's time zone, minus the host's
   bookings.
-* `app`: `FakeCalcom` with its test hooks (`force_block`, `fail_next`, `book`, the request log and
-  counters, `sent_webhooks`, `drain_webhooks`, an injectable calendar clock) and `serve_fake`.
+* `app`: `FakeCalcom` with its test hooks (`force_block`, `fail_next`, `answer_late` (a change made, its
+  answer held back past the client's timeout), `book`, the request log and counters, `sent_webhooks`,
+  `drain_webhooks`, an injectable calendar clock) and `serve_fake`.
 
 Run it: `python -m devstack.calcom_fake --port 8788` (seeded with the demo event types 1001–1004).
 """

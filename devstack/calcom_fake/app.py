@@ -142,6 +142,11 @@ class FakeCalcom:
                 told.setdefault(record.tracker, []).append((record.at, record.quiet_until))
         return ignored
 
+    def answer_late(self, seconds: float, count: int = 1, path_suffix: str | None = None) -> None:
+        """`slow_down` for any method: a client whose timeout is shorter loses the answer of a change that
+        happened (a reschedule made, a booking cancelled)."""
+        self.slow_down(seconds, path_suffix=path_suffix, count=count)
+
     def reset_log(self) -> None:
         self.requests.clear()
 
@@ -209,6 +214,7 @@ class FakeCalcom:
             Route("/_fake/health", self._health, methods=["GET"]),
             Route("/_fake/block", self._admin_block, methods=["POST"]),
             Route("/_fake/fail", self._admin_fail, methods=["POST"]),
+            Route("/_fake/late", self._admin_late, methods=["POST"]),
             Route("/_fake/stats", self._admin_stats, methods=["GET"]),
             Route("/_fake/webhook", self._admin_webhook, methods=["POST"]),
         ]
@@ -270,6 +276,14 @@ class FakeCalcom:
     async def _admin_fail(self, request: Request) -> Response:
         self.fail_next(
             int(request.query_params.get("status", "500")), int(request.query_params.get("count", "1"))
+        )
+        return JSONResponse({"status": "ok"})
+
+    async def _admin_late(self, request: Request) -> Response:
+        """`?seconds=&count=&path=`: see `answer_late`."""
+        params = request.query_params
+        self.answer_late(
+            float(params.get("seconds", "30")), int(params.get("count", "1")), params.get("path") or None
         )
         return JSONResponse({"status": "ok"})
 

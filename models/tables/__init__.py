@@ -6,7 +6,12 @@ unique index `WHERE deleted_at IS NULL` (a NULL inside a UNIQUE key never collid
 names the seed reused on several tables are prefixed with their table (index names are per schema).
 """
 
-from models.tables.appointments import Appointment, AppointmentModification, AppointmentModificationStat
+from models.tables.appointments import (
+    Appointment,
+    AppointmentChangeRequestRow,
+    AppointmentModification,
+    AppointmentModificationStat,
+)
 from models.tables.audit import CODEC_OPERATIONS, CodecAudit
 from models.tables.base import (
     ABSENCE_KINDS,
@@ -63,6 +68,7 @@ __all__ = [
     "STUCK_STEPS",
     "ApiKey",
     "Appointment",
+    "AppointmentChangeRequestRow",
     "AppointmentModification",
     "AppointmentModificationStat",
     "Base",

@@ -118,3 +118,51 @@ class AppointmentModificationStat(Timestamps, Base):
         Index("appointment_modification_stats_idx_company", "company_id"),
         Index("idx_customer_stat_lookup", "company_id", "customer_id", "stat_type", "period_end"),
     )
+
+
+class AppointmentChangeRequestRow(Timestamps, Base):
+    """One cancel or reschedule request of `AppointmentWorkflow`, written before Cal.com is called.
+
+    Pending (`outcome` NULL) it holds its place in the quota (a second request counts it) and tells a
+    resumed run that Cal.com may already have acted; settled, its `outcome` is the answer to every retry
+    of the same request id. `plan` is the decision made at `requested_at` (no personal data)."""
+
+    __tablename__ = "appointment_change_requests"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    company_id: Mapped[int] = company_fk()
+    request_id: Mapped[str] = mapped_column(String(64))
+    # No foreign key: a request for an appointment that does not exist is answered (and kept) too.
+    appointment_id: Mapped[int] = mapped_column(BigInteger)
+    customer_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("customers.id", ondelete="CASCADE")
+    )
+    modification_type: Mapped[str] = mapped_column(String(16))
+    # sha256 of what makes the request (models/appointments.py): a reused id with another one is refused.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(String(255))
+    requested_at: Mapped[datetime]
+    # SQL NULL for None (not JSON `null`): "pending" is `outcome IS NULL`.
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    workflow_id: Mapped[str | None] = mapped_column(String(255))
+    settled_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint(one_of("modification_type", MODIFICATION_TYPES), name="modification_type"),
+        UniqueConstraint("company_id", "request_id", name="appointment_change_requests_unique_request"),
+        Index(
+            "appointment_change_requests_idx_pending_customer",
+            "company_id",
+            "customer_id",
+            "modification_type",
+            postgresql_where=text("outcome IS NULL"),
+        ),
+        Index(
+            "appointment_change_requests_idx_pending_appointment",
+            "company_id",
+            "appointment_id",
+            postgresql_where=text("outcome IS NULL"),
+        ),
+        Index("appointment_change_requests_idx_customer_id", "customer_id"),
+    )

@@ -10,7 +10,12 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.worker import PollerBehaviorAutoscaling, Worker
+from temporalio.worker import (
+    PollerBehaviorAutoscaling,
+    UnsandboxedWorkflowRunner,
+    Worker,
+    WorkflowRunner,
+)
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.appointments import AppointmentActivities
@@ -23,6 +28,7 @@ from activities.policies import PolicyActivities
 from calcom.client import CalcomClient
 from calcom.finder import SlotFinder
 from config import Settings, get_settings
+from config.worker_sizing import worker_sizing
 from starter.schedules import ensure_schedules
 from store.notification_settings import NotificationSettings
 from store.policies import PolicyResolver
@@ -37,13 +43,17 @@ from workflows.notifications import NotifyEventWorkflow
 from workflows.operations import CallbackReconcileWorkflow, RetentionWorkflow
 from workflows.policy_stats import PolicyStatsRefreshWorkflow
 
-# The workflow messages validate phone numbers with `phonenumbers`, which loads its region tables lazily
-# (an import and a lock at first use): that must happen outside the sandbox, once per process. The same
-# holds for `holidays`, whose country tables the calendar shapes check against (models/calendars.py); the
-# holiday dates themselves reach the workflow written out by the prepare activity (rules/sla.py).
 log = logging.getLogger("callbacks.worker")
 
-WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+# Production runs the workflows unsandboxed: the sandbox re-imported the workflow modules for every
+# workflow it created (a tenth of the worker's time) and kept a module world per cached workflow (most of
+# the memory of an open callback). What it guards, determinism, is guarded by the replay tests, which run
+# every recorded history through SANDBOXED_RUNNER too (tests/test_replay.py), and by the import contracts
+# (workflows import no I/O).
+WORKFLOW_RUNNER: WorkflowRunner = UnsandboxedWorkflowRunner()
+# The sandbox with its default restrictions. `phonenumbers` loads its region tables lazily (an import
+# and a lock at first use) and `holidays` its country tables, so both pass through.
+SANDBOXED_RUNNER: WorkflowRunner = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("phonenumbers", "holidays")
 )
 
@@ -94,6 +104,7 @@ def build_worker(
     )
     operations = OperationsActivities(sessions, settings.callback_defaults(), policies)
     calcom_sync = CalcomSyncActivities(sessions, calcom_activities.client, policies)
+    size = worker_sizing(settings)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -109,13 +120,18 @@ def build_worker(
             *calcom_sync.all(),
         ],
         interceptors=[ActivityLogContext()],
-        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
-        max_concurrent_activities=settings.worker_max_concurrent_activities,
-        max_concurrent_local_activities=settings.worker_max_concurrent_activities,
-        max_cached_workflows=settings.worker_max_cached_workflows,
-        workflow_task_poller_behavior=PollerBehaviorAutoscaling(),
+        max_concurrent_workflow_tasks=size.max_concurrent_workflow_tasks,
+        max_concurrent_activities=size.max_concurrent_activities,
+        max_concurrent_local_activities=size.max_concurrent_local_activities,
+        max_cached_workflows=size.max_cached_workflows,
+        workflow_task_poller_behavior=_pollers(size.workflow_task_pollers),
+        activity_task_poller_behavior=_pollers(size.activity_task_pollers),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
     )
+
+
+def _pollers(maximum: int) -> PollerBehaviorAutoscaling:
+    return PollerBehaviorAutoscaling(initial=min(5, maximum), maximum=maximum)
 
 
 def worker_for(services: Services) -> Worker:

@@ -8,7 +8,7 @@ import signal
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.worker import (
     PollerBehaviorAutoscaling,
@@ -22,6 +22,7 @@ from activities.appointments import AppointmentActivities
 from activities.calcom import CalcomActivities
 from activities.calcom_sync import CalcomSyncActivities
 from activities.callbacks import CallbackActivities
+from activities.notification_outbox import NotificationOutbox, OutboxPlugin
 from activities.notifications import NotificationActivities, NotificationConfig
 from activities.operations import OperationsActivities
 from activities.policies import PolicyActivities
@@ -76,17 +77,13 @@ def build_worker(
     calcom: CalcomClient | None = None,
     slots: SlotFinder | None = None,
     notification_settings: NotificationSettings | None = None,
+    statements: AsyncEngine | None = None,
 ) -> Worker:
     """`policies`, `notification_settings`: the process's (listening, caching) resolvers; without them,
     settings are read uncached. `calcom`: the shared Cal.com client (its owner closes it); built from
-    settings when not given."""
+    settings when not given. `statements`: the autocommit engine of one-statement step writes (without
+    it a step is written in a transaction of `sessions`)."""
     policies = policies if policies is not None else PolicyResolver(sessions)
-    callbacks = CallbackActivities(
-        sessions,
-        settings.callback_defaults(),
-        policies,
-        dial_hours=(settings.dial_window_start, settings.dial_window_end),
-    )
     policy_activities = PolicyActivities(sessions, policies)
     appointment_activities = AppointmentActivities(sessions, policies)
     calcom_activities = (
@@ -101,6 +98,15 @@ def build_worker(
     )
     notifications = NotificationActivities(
         sessions, NotificationConfig.from_settings(settings), notification_settings
+    )
+    outbox = NotificationOutbox(sessions, notifications.plan, client, settings.task_queue)
+    callbacks = CallbackActivities(
+        sessions,
+        settings.callback_defaults(),
+        policies,
+        dial_hours=(settings.dial_window_start, settings.dial_window_end),
+        statements=statements,
+        outbox=outbox,
     )
     operations = OperationsActivities(sessions, settings.callback_defaults(), policies)
     calcom_sync = CalcomSyncActivities(sessions, calcom_activities.client, policies)
@@ -120,6 +126,7 @@ def build_worker(
             *calcom_sync.all(),
         ],
         interceptors=[ActivityLogContext()],
+        plugins=[OutboxPlugin(outbox)],
         max_concurrent_workflow_tasks=size.max_concurrent_workflow_tasks,
         max_concurrent_activities=size.max_concurrent_activities,
         max_concurrent_local_activities=size.max_concurrent_local_activities,
@@ -144,6 +151,7 @@ def worker_for(services: Services) -> Worker:
         calcom=services.calcom,
         slots=services.slots,
         notification_settings=services.notification_settings,
+        statements=services.statements,
     )
 
 

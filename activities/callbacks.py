@@ -12,12 +12,13 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import names
 from activities.calendars import callback_calendars, with_shifts
+from activities.notification_outbox import NotificationOutbox
 from models.callbacks import (
     CallbackSettings,
     LoadCandidates,
@@ -27,9 +28,14 @@ from models.callbacks import (
     Transition,
 )
 from models.dial_window import DEFAULT_DIAL_END, DEFAULT_DIAL_START
+from models.notifications import NotifyEvent
 from models.policies import PolicySubject
+from models.workflow_ids import notify_workflow_id, notify_workflow_id_under
+from rules.notifications import events_to_notify
 from store import callbacks as store
+from store.callback_writes import write_step
 from store.db import transaction
+from store.notification_outbox import outbox_rows
 from store.policies import PolicyResolver
 from telemetry import metrics
 
@@ -42,6 +48,22 @@ def _sqlstate(error: IntegrityError | DataError) -> str | None:
     return getattr(error.orig, "sqlstate", None)
 
 
+def callback_notifications(
+    transition: Transition, workflow_id: str | None
+) -> list[tuple[str, int, NotifyEvent]]:
+    """The step's events worth a notification, each with its run's id (under the callback's company)."""
+    state = transition.state
+    owner = workflow_id or state.workflow_id
+    return [
+        (
+            notify_workflow_id_under(owner, notify_workflow_id("callback", state.id, event.seq)),
+            event.seq,
+            NotifyEvent.for_callback(event, state),
+        )
+        for event in events_to_notify(transition.events)
+    ]
+
+
 class CallbackActivities:
     def __init__(
         self,
@@ -49,7 +71,15 @@ class CallbackActivities:
         defaults: CallbackSettings,
         policies: PolicyResolver | None = None,
         dial_hours: tuple[time, time] = (DEFAULT_DIAL_START, DEFAULT_DIAL_END),
+        *,
+        statements: AsyncEngine | None = None,
+        outbox: NotificationOutbox | None = None,
     ) -> None:
+        """`statements`: autocommit connections for the one-statement step writes (without them a step
+        is written in a transaction of `sessions`); `outbox`: the dispatcher each write with notifiable
+        events wakes."""
+        self._statements = statements
+        self._outbox = outbox
         self._sessions = sessions
         self._defaults = defaults
         self._dial_hours = dial_hours
@@ -122,25 +152,41 @@ class CallbackActivities:
         callback (`DeadReference`, with what is dead, so the workflow can drop it and write again), or
         the data itself is refused (`PersistRefused`). Anything else (a lost connection, a restart) is
         retried by the workflow's retry policy."""
+        # The row records which workflow writes it: lookups by callback id find `c<company>.callback-…`
+        # and the callbacks started before tenant ids (`callback-…`) alike.
+        workflow_id = activity.info().workflow_id or None
+        outbox = outbox_rows(callback_notifications(transition, workflow_id)) if transition.notify else []
         try:
-            async with transaction(self._sessions) as session:
-                if transition.claim is not None and not await store.claim_capacity(
-                    session, transition.claim, transition.state.id
-                ):
-                    raise ApplicationError(
-                        f"staff {transition.claim} has no open place left (max_open_callbacks)",
-                        str(transition.claim),
-                        type=names.CAPACITY_FULL,
-                        non_retryable=True,
+            if transition.claim is None and self._statements is not None:
+                # One statement, committed by itself: one round trip.
+                async with self._statements.connect() as connection:
+                    written = await write_step(
+                        connection,
+                        transition.state,
+                        workflow_id=workflow_id,
+                        escalation=transition.escalation,
+                        events=transition.events,
+                        outbox=outbox,
                     )
-                # The row records which workflow writes it: lookups by callback id find
-                # `c<company>.callback-…` and the callbacks started before tenant ids (`callback-…`) alike.
-                written = await store.upsert_callback(
-                    session, transition.state, workflow_id=activity.info().workflow_id or None
-                )
-                if transition.escalation is not None:
-                    await store.insert_escalation(session, transition.state, transition.escalation)
-                await store.append_events(session, transition.state, transition.events)
+            else:
+                async with transaction(self._sessions) as session:
+                    if transition.claim is not None and not await store.claim_capacity(
+                        session, transition.claim, transition.state.id
+                    ):
+                        raise ApplicationError(
+                            f"staff {transition.claim} has no open place left (max_open_callbacks)",
+                            str(transition.claim),
+                            type=names.CAPACITY_FULL,
+                            non_retryable=True,
+                        )
+                    written = await write_step(
+                        session,
+                        transition.state,
+                        workflow_id=workflow_id,
+                        escalation=transition.escalation,
+                        events=transition.events,
+                        outbox=outbox,
+                    )
         except IntegrityError as error:
             if _sqlstate(error) != FOREIGN_KEY_VIOLATION:
                 raise self._refused(transition, error) from error
@@ -160,6 +206,8 @@ class CallbackActivities:
         except DataError as error:
             raise self._refused(transition, error) from error
         if written:
+            if outbox and self._outbox is not None:
+                self._outbox.kick()
             # Only a write that changed the row counts: a retried activity finds its version there.
             metrics.record_transition(transition)
             activity.logger.info(

@@ -365,6 +365,9 @@ class Transition(Frozen):
     # A staff member the rules picked: the write claims a place within their `max_open_callbacks`, or
     # fails with `CapacityFull` when concurrent writes took the last one first.
     claim: UUID | None = None
+    # The write also puts the step's notifiable events into the notification outbox (hot-path-v1); runs
+    # recorded before that start their notifications from the workflow instead.
+    notify: bool = False
 
 
 class CallbackWorkflowInput(Frozen):

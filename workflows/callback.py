@@ -66,6 +66,7 @@ MAX_DROPS = 3
 # A timer can fire a hair early after rounding to milliseconds; treat that as on time.
 CLOCK_TOLERANCE = timedelta(milliseconds=5)
 CALENDARS_PATCH = "sla-business-hours-v1"  # business hours, dial windows, shifts: older runs replay without
+HOT_PATH = "hot-path-v1"  # notifications through the outbox; search attributes only when they change
 
 
 @workflow.defn
@@ -172,12 +173,19 @@ class CallbackWorkflow:
 
         A write that finds a referenced row deleted (by SQL, outside the API) drops the dead reference
         from the step, records that, and writes again, instead of retrying a write that cannot succeed."""
+        # The write puts the step's notifications into the outbox (activities/notification_outbox.py);
+        # runs recorded before that started them from here, after the write.
+        outbox = workflow.patched(HOT_PATH)
         for drops in range(MAX_DROPS + 1):
             try:
                 await workflow.execute_local_activity(
                     names.PERSIST_TRANSITION,
                     Transition(
-                        state=step.state, events=step.events, escalation=step.escalation, claim=step.claim
+                        state=step.state,
+                        events=step.events,
+                        escalation=step.escalation,
+                        claim=step.claim,
+                        notify=outbox,
                     ),
                     start_to_close_timeout=DB_TIMEOUT,
                     retry_policy=DB_RETRY,
@@ -200,7 +208,7 @@ class CallbackWorkflow:
         self._state = step.state
         self._changed = True
         workflow.upsert_search_attributes(search_attributes.updates_for(step.state))
-        if step.events and workflow.patched("notifications-v1"):
+        if step.events and not outbox and workflow.patched("notifications-v1"):
             self._notifying.append(asyncio.create_task(notify(step.events, step.state)))
 
     async def _settle(self) -> None:

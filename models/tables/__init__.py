@@ -33,6 +33,7 @@ from models.tables.notifications import (
     NotificationDelivery,
     NotificationEventMapping,
 )
+from models.tables.outbox import NotificationOutbox
 from models.tables.policies import PolicyConfiguration
 from models.tables.tenancy import (
     ApiKey,
@@ -77,6 +78,7 @@ __all__ = [
     "NotificationConfiguration",
     "NotificationDelivery",
     "NotificationEventMapping",
+    "NotificationOutbox",
     "PolicyConfiguration",
     "Service",
     "SoftDelete",

@@ -84,6 +84,8 @@ class CallbackWorkflow:
         self._notifying: list[asyncio.Task[None]] = []
         self._suggesting: asyncio.Task[None] | None = None
         self._bookable = False
+        # The search attribute values the workflow shows (hot path: upserted only when they change).
+        self._shown: dict[str, Any] | None = None
 
     # --- main loop: the SLA clock ---------------------------------------------------------------
 
@@ -207,9 +209,20 @@ class CallbackWorkflow:
                 dead_references.drop_references(step, dead)
         self._state = step.state
         self._changed = True
-        workflow.upsert_search_attributes(search_attributes.updates_for(step.state))
+        self._show(step.state, outbox)
         if step.events and not outbox and workflow.patched("notifications-v1"):
             self._notifying.append(asyncio.create_task(notify(step.events, step.state)))
+
+    def _show(self, state: CallbackState, only_changes: bool) -> None:
+        """The state's search attributes for the UI; on the hot path only those the step changed."""
+        if not only_changes:
+            workflow.upsert_search_attributes(search_attributes.updates_for(state))
+            return
+        if self._shown is None:
+            self._shown = search_attributes.known_from(workflow.info().typed_search_attributes)
+        changed = search_attributes.changed_updates(state, self._shown)
+        if changed:
+            workflow.upsert_search_attributes(changed)
 
     async def _settle(self) -> None:
         """Let running handlers and notification starts finish before the run ends or continues as new;

@@ -61,16 +61,17 @@ class NotificationOutbox:
         self._wake.set()
 
     async def run(self) -> None:
-        """Drain on every kick and every `sweep_seconds`, until cancelled."""
+        """Drain at once (what a stopped or dead worker left), then on every kick and every
+        `sweep_seconds`, until cancelled."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._sweep_seconds)
             self._wake.clear()
             try:
                 while await self.drain() == BATCH:
                     pass
             except Exception:  # the database or Temporal is away: the rows wait for the next round
                 log.exception("notification outbox: drain failed, retrying at the next sweep")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._sweep_seconds)
 
     async def drain(self) -> int:
         """Claim one batch, resolve and start its runs, drop the rows that are done. Returns how many

@@ -95,6 +95,11 @@ async def done(session: AsyncSession, ids: Sequence[int]) -> None:
         await session.execute(DONE, {"ids": list(ids)})
 
 
-async def pending(session: AsyncSession) -> int:
-    """Rows not yet drained (tests, the reconcile job's report)."""
-    return int(await session.scalar(text("SELECT count(*) FROM notification_outbox")) or 0)
+PENDING = text(
+    "SELECT count(*) FROM notification_outbox WHERE CAST(:company AS bigint) IS NULL OR company_id = :company"
+).bindparams(bindparam("company", type_=BigInteger()))
+
+
+async def pending(session: AsyncSession, company_id: int | None = None) -> int:
+    """Rows not yet drained (of one company, or all)."""
+    return int(await session.scalar(PENDING, {"company": company_id}) or 0)

@@ -6,6 +6,7 @@ Every model here travels through Temporal's pydantic data converter, so it must 
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -96,7 +97,19 @@ class CallbackSettings(Frozen):
 
 
 def normalize_phone(value: str) -> str:
-    """Parse a phone number in international format and return it as E.164 (`+4930123456`)."""
+    """Parse a phone number in international format and return it as E.164 (`+4930123456`).
+
+    Cached: a callback's request is deserialised again at every step (workflow input, each write, each
+    answer); its number is parsed where it enters the engine (in the form given, and its E.164 form), and
+    every later read finds it parsed. Refused numbers raise and are not cached."""
+    normalized = _normalized(value)
+    if normalized != value:
+        _normalized(normalized)
+    return normalized
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalized(value: str) -> str:
     try:
         parsed = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException as exc:

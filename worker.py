@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Sequence
 from datetime import timedelta
@@ -45,6 +46,8 @@ from workflows.operations import CallbackReconcileWorkflow, RetentionWorkflow
 from workflows.policy_stats import PolicyStatsRefreshWorkflow
 
 log = logging.getLogger("callbacks.worker")
+# After SIGTERM: what the worker gets beyond its activities' grace period to drop its cached workflows.
+EVICTION_SECONDS = 3.0
 
 # Production runs the workflows unsandboxed: the sandbox re-imported the workflow modules for every
 # workflow it created (a tenth of the worker's time) and kept a module world per cached workflow (most of
@@ -181,6 +184,21 @@ async def run(settings: Settings) -> None:
         ):
             log.info("worker polling task queue %r; metrics at %s/metrics", settings.task_queue, metrics_url)
             await stop.wait()
+            await stop_within(worker, settings.worker_graceful_shutdown_seconds + EVICTION_SECONDS)
+
+
+async def stop_within(worker: Worker, seconds: float) -> None:
+    """Stop polling at once, let running activities finish (`graceful_shutdown_timeout`), and end the
+    process after `seconds` at the latest. What is left by then is the teardown of the cached workflows,
+    one by one (thousands with thousands of open callbacks): that state lives in Temporal's histories
+    anyway, the server hands their next tasks to another worker, and nothing is lost by not tidying up
+    this process's copy of it."""
+    try:
+        await asyncio.wait_for(asyncio.shield(worker.shutdown()), seconds)
+    except TimeoutError:
+        log.warning("worker not stopped after %.0f s: leaving its cached workflows as they are", seconds)
+        logging.shutdown()
+        os._exit(0)
 
 
 def main() -> None:

@@ -19,10 +19,11 @@ from config.settings import Settings
 # Cached workflows beyond the open callbacks: notification runs, staff actions on closed callbacks.
 CACHE_HEADROOM = 0.1
 CACHE_MINIMUM_EXTRA = 200
-# Concurrent workflow tasks: enough to keep the cores busy while some wait on PostgreSQL.
-WORKFLOW_TASK_SLOTS = (16, 48)
+# Concurrent workflow tasks: a task holds its slot while its local activities (the step's reads and
+# write) run, so enough for the steps in flight to wait on PostgreSQL rather than on a slot.
+WORKFLOW_TASK_SLOTS = (32, 96)
 # Open callbacks per workflow task slot above the minimum.
-CALLBACKS_PER_SLOT = 500
+CALLBACKS_PER_SLOT = 250
 
 
 @dataclass(frozen=True)

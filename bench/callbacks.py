@@ -53,7 +53,7 @@ from store.migrate import upgrade_async
 TASK_QUEUE = "bench-callbacks"
 # The urgent SLA of the open callbacks: the time their creation is expected to take (as timed on the first
 # tenth), times this, plus a margin for the worker's stop (so that no breach is due before it is gone).
-SLA_STRETCH = 3.0
+SLA_STRETCH = 2.0
 SLA_MARGIN_SECONDS = 45.0
 
 

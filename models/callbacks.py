@@ -383,6 +383,10 @@ class Transition(Frozen):
     notify: bool = False
 
 
+# The generation new callback workflows are started with (CallbackWorkflowInput.generation).
+GENERATION = 1
+
+
 class CallbackWorkflowInput(Frozen):
     callback_id: UUID
     request: NewCallback
@@ -391,6 +395,10 @@ class CallbackWorkflowInput(Frozen):
     request_token: str = ""
     # Set only when the workflow continues as new: the state it carries over.
     carried_state: CallbackState | None = None
+    # The code generation the workflow was started with (GENERATION): a run of generation 1 takes every
+    # path its patches guard without recording their markers, each an event of its history and memory of
+    # every cached workflow. Runs started before (0) ask `workflow.patched` as they always did.
+    generation: int = 0
 
 
 class CreatedCallback(Frozen):

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from models.calcom import FoundSlots
     from models.callbacks import (
         ERASED,
+        GENERATION,
         STAFF_DEACTIVATED_SIGNAL,
         CallbackState,
         CallbackWorkflowInput,
@@ -76,6 +77,7 @@ class CallbackWorkflow:
     def __init__(self, params: CallbackWorkflowInput) -> None:
         self._state: CallbackState | None = params.carried_state
         self._request_token = params.request_token
+        self._generation = params.generation
         self._creation_error: str | None = None
         self._lock = asyncio.Lock()
         self._changed = False
@@ -100,7 +102,7 @@ class CallbackWorkflow:
                 self._creation_error = cause.message if isinstance(cause, ApplicationError) else str(cause)
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 raise ApplicationError(self._creation_error, type="InvalidCallback") from err
-            if self._bookable and workflow.patched("suggest-slots-v1"):
+            if self._bookable and self._patched("suggest-slots-v1"):
                 # After the create Update has answered: a slow Cal.com never delays creation.
                 self._suggesting = asyncio.create_task(self._suggest_slots())
 
@@ -126,6 +128,7 @@ class CallbackWorkflow:
                         request=self._current.request,
                         request_token=params.request_token,
                         carried_state=self._current,
+                        generation=params.generation,
                     )
                 )
 
@@ -140,7 +143,7 @@ class CallbackWorkflow:
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
         )
-        prepared = prepared if workflow.patched(CALENDARS_PATCH) else without_calendars(prepared)
+        prepared = prepared if self._patched(CALENDARS_PATCH) else without_calendars(prepared)
         self._bookable = prepared.bookable
         # Whom the rules pick is claimed in the write (its capacity re-checked under a lock): when
         # concurrent creations took the last place first, pick again among the others.
@@ -165,6 +168,11 @@ class CallbackWorkflow:
 
     # --- the one way state changes --------------------------------------------------------------
 
+    def _patched(self, patch_id: str) -> bool:
+        """`workflow.patched`, except that a run of the current generation takes the patched path
+        without recording a marker (deterministic all the same: the generation is in its input)."""
+        return self._generation >= GENERATION or workflow.patched(patch_id)
+
     @property
     def _current(self) -> CallbackState:
         assert self._state is not None, "the callback is not created yet"
@@ -177,7 +185,7 @@ class CallbackWorkflow:
         from the step, records that, and writes again, instead of retrying a write that cannot succeed."""
         # The write puts the step's notifications into the outbox (activities/notification_outbox.py);
         # runs recorded before that started them from here, after the write.
-        outbox = workflow.patched(HOT_PATH)
+        outbox = self._patched(HOT_PATH)
         for drops in range(MAX_DROPS + 1):
             try:
                 await workflow.execute_local_activity(
@@ -195,7 +203,7 @@ class CallbackWorkflow:
                 break
             except (ActivityError, ApplicationError) as err:
                 dead = _dead_references(err)
-                if dead is None or drops == MAX_DROPS or not workflow.patched(DROP_DEAD_REFERENCES):
+                if dead is None or drops == MAX_DROPS or not self._patched(DROP_DEAD_REFERENCES):
                     raise
                 workflow.logger.warning(
                     "callback %s: dropping dead references %s", step.state.id, dead.fields
@@ -210,7 +218,7 @@ class CallbackWorkflow:
         self._state = step.state
         self._changed = True
         self._show(step.state, outbox)
-        if step.events and not outbox and workflow.patched("notifications-v1"):
+        if step.events and not outbox and self._patched("notifications-v1"):
             self._notifying.append(asyncio.create_task(notify(step.events, step.state)))
 
     def _show(self, state: CallbackState, only_changes: bool) -> None:
@@ -265,7 +273,7 @@ class CallbackWorkflow:
             start_to_close_timeout=DB_TIMEOUT,
             retry_policy=DB_RETRY,
         )
-        return candidates if workflow.patched(CALENDARS_PATCH) else ignoring_shifts(candidates)
+        return candidates if self._patched(CALENDARS_PATCH) else ignoring_shifts(candidates)
 
     # --- staff actions (Updates and Signals, registered from the table) ------------------------
 
@@ -315,7 +323,7 @@ class CallbackWorkflow:
         await workflow.wait_condition(lambda: self._state is not None or self._creation_error is not None)
         # During a rolling deploy a worker of the previous release may have taken this signal without a
         # handler (and recorded no commands for it): replaying that history must do nothing here either.
-        if self._creation_error is not None or not workflow.patched("staff-deactivated-v1"):
+        if self._creation_error is not None or not self._patched("staff-deactivated-v1"):
             return
         async with self._lock:
             needed = assignee_left.staff_for_assignee_left(self._current, signal.staff_id)

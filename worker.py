@@ -11,12 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.client import Client
-from temporalio.worker import (
-    PollerBehaviorAutoscaling,
-    UnsandboxedWorkflowRunner,
-    Worker,
-    WorkflowRunner,
-)
+from temporalio.worker import PollerBehaviorAutoscaling, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.appointments import AppointmentActivities
@@ -38,6 +33,7 @@ from telemetry.asgi_server import serve_asgi
 from telemetry.logs import ActivityLogContext, configure_logging
 from telemetry.server import metrics_app
 from wiring import Services, open_services
+from wiring.workflow_runner import LeanWorkflowRunner
 from workflows.appointment_change import AppointmentChangeWorkflow
 from workflows.calcom_sync import CalcomBookingSyncWorkflow
 from workflows.callback import CallbackWorkflow
@@ -53,8 +49,9 @@ EVICTION_SECONDS = 3.0
 # workflow it created (a tenth of the worker's time) and kept a module world per cached workflow (most of
 # the memory of an open callback). What it guards, determinism, is guarded by the replay tests, which run
 # every recorded history through SANDBOXED_RUNNER too (tests/test_replay.py), and by the import contracts
-# (workflows import no I/O).
-WORKFLOW_RUNNER: WorkflowRunner = UnsandboxedWorkflowRunner()
+# (workflows import no I/O). It also keeps no activation messages per cached workflow
+# (wiring/workflow_runner.py).
+WORKFLOW_RUNNER: WorkflowRunner = LeanWorkflowRunner()
 # The sandbox with its default restrictions. `phonenumbers` loads its region tables lazily (an import
 # and a lock at first use) and `holidays` its country tables, so both pass through.
 SANDBOXED_RUNNER: WorkflowRunner = SandboxedWorkflowRunner(

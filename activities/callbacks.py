@@ -7,12 +7,13 @@ so a retry or a replay after a worker crash never writes anything twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -81,6 +82,11 @@ class CallbackActivities:
         self._statements = statements
         self._outbox = outbox
         self._sessions = sessions
+        # Reads (a step's preparation, the staff candidates) need no transaction: on the statements
+        # engine each is one round trip, without the BEGIN, pre-ping and COMMIT of a pooled session.
+        self._reads = (
+            async_sessionmaker(statements, expire_on_commit=False) if statements is not None else sessions
+        )
         self._defaults = defaults
         self._dial_hours = dial_hours
         # Without a listening resolver, policies are read from the database every time (never stale).
@@ -91,9 +97,10 @@ class CallbackActivities:
         """Check the request's references, resolve its callback rules, list who could take it (with their
         shifts), and read the branch's calendar and the customer's dial window."""
         request = command.request
-        async with transaction(self._sessions) as session:
-            errors = await store.reference_errors(session, request)
-            if errors:
+        async with self._reads() as session:
+            check = await store.check_request(session, request)
+            if check.errors:
+                errors = check.errors
                 raise ApplicationError("; ".join(errors), errors, type=INVALID_REFERENCE, non_retryable=True)
             settings = await self._policies.callback_settings(
                 PolicySubject(
@@ -112,9 +119,6 @@ class CallbackActivities:
                 service_id=request.service_id,
                 include=[request.preferred_staff_id] if request.preferred_staff_id else [],
             )
-            bookable = request.service_id is not None and await store.service_is_bookable(
-                session, request.service_id
-            )
             calendars = await callback_calendars(
                 session,
                 request,
@@ -125,14 +129,14 @@ class CallbackActivities:
         return PreparedCallback(
             settings=settings,
             candidates=calendars.candidates,
-            bookable=bookable,
+            bookable=check.bookable,
             calendar=calendars.calendar,
             dial_window=calendars.dial_window,
         )
 
     @activity.defn(name=names.LOAD_STAFF_CANDIDATES)
     async def load_staff_candidates(self, query: LoadCandidates) -> list[StaffCandidate]:
-        async with transaction(self._sessions) as session:
+        async with self._reads() as session:
             candidates = await store.load_candidates(
                 session,
                 company_id=query.company_id,
@@ -169,7 +173,7 @@ class CallbackActivities:
                         outbox=outbox,
                     )
             else:
-                async with transaction(self._sessions) as session:
+                async with self._claiming() as session:
                     if transition.claim is not None and not await store.claim_capacity(
                         session, transition.claim, transition.state.id
                     ):
@@ -216,6 +220,19 @@ class CallbackActivities:
                 transition.state.version,
                 ", ".join(event.type for event in transition.events) or "no events",
             )
+
+    @contextlib.asynccontextmanager
+    async def _claiming(self) -> AsyncIterator[AsyncSession | AsyncConnection]:
+        """A transaction for a write that claims a staff member's capacity (the claim locks their row
+        until it commits): on the statements engine, switched out of autocommit for it."""
+        if self._statements is None:
+            async with transaction(self._sessions) as session:
+                yield session
+            return
+        async with self._statements.connect() as connection:
+            await connection.execution_options(isolation_level="READ COMMITTED")
+            async with connection.begin():
+                yield connection
 
     @staticmethod
     def _refused(transition: Transition, error: IntegrityError | DataError) -> ApplicationError:

@@ -99,7 +99,14 @@ def build_worker(
     notifications = NotificationActivities(
         sessions, NotificationConfig.from_settings(settings), notification_settings
     )
-    outbox = NotificationOutbox(sessions, notifications.plan, client, settings.task_queue)
+    # The outbox's claims and deletes are single statements, its resolution only reads: on the statements
+    # engine each is one round trip.
+    outbox = NotificationOutbox(
+        async_sessionmaker(statements, expire_on_commit=False) if statements is not None else sessions,
+        notifications.plan,
+        client,
+        settings.task_queue,
+    )
     callbacks = CallbackActivities(
         sessions,
         settings.callback_defaults(),

@@ -80,7 +80,7 @@ class NotificationOutbox:
             items = await store.claim(session, limit=BATCH, lease_seconds=LEASE_SECONDS)
         if not items:
             return 0
-        async with transaction(self._sessions) as session:
+        async with self._sessions() as session:
             plans = [await self._resolve(session, item.event) for item in items]
         results = await asyncio.gather(
             *(self._start(item, planned) for item, planned in zip(items, plans, strict=True)),

@@ -27,7 +27,6 @@ with workflow.unsafe.imports_passed_through():
     from models.calcom import FoundSlots
     from models.callbacks import (
         ERASED,
-        GENERATION,
         STAFF_DEACTIVATED_SIGNAL,
         CallbackState,
         CallbackWorkflowInput,
@@ -50,6 +49,15 @@ with workflow.unsafe.imports_passed_through():
     from rules.staff_actions import StaffActionSpec
     from rules.transitions import TransitionRefused, check_allowed
     from workflows.calcom import find_slots
+    from workflows.callback_patches import (
+        CALENDARS_PATCH,
+        DROP_DEAD_REFERENCES,
+        GENERATION_PATCHES,
+        HOT_PATH,
+        NOTIFICATIONS_PATCH,
+        STAFF_DEACTIVATED_PATCH,
+        SUGGEST_SLOTS_PATCH,
+    )
     from workflows.notifications import notify
     from workflows.staff_handlers import with_staff_actions
 
@@ -60,14 +68,10 @@ DB_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     non_retryable_error_types=["InvalidReference"],
 )
-# Patch ids: histories recorded before these code paths existed replay without them.
-DROP_DEAD_REFERENCES = "drop-dead-references-v1"
 # A write that finds a reference dead drops it and writes again; more rounds than this is a bug.
 MAX_DROPS = 3
 # A timer can fire a hair early after rounding to milliseconds; treat that as on time.
 CLOCK_TOLERANCE = timedelta(milliseconds=5)
-CALENDARS_PATCH = "sla-business-hours-v1"  # business hours, dial windows, shifts: older runs replay without
-HOT_PATH = "hot-path-v1"  # notifications through the outbox; search attributes only when they change
 
 
 @workflow.defn
@@ -102,7 +106,7 @@ class CallbackWorkflow:
                 self._creation_error = cause.message if isinstance(cause, ApplicationError) else str(cause)
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 raise ApplicationError(self._creation_error, type="InvalidCallback") from err
-            if self._bookable and self._patched("suggest-slots-v1"):
+            if self._bookable and self._patched(SUGGEST_SLOTS_PATCH):
                 # After the create Update has answered: a slow Cal.com never delays creation.
                 self._suggesting = asyncio.create_task(self._suggest_slots())
 
@@ -169,9 +173,10 @@ class CallbackWorkflow:
     # --- the one way state changes --------------------------------------------------------------
 
     def _patched(self, patch_id: str) -> bool:
-        """`workflow.patched`, except that a run of the current generation takes the patched path
-        without recording a marker (deterministic all the same: the generation is in its input)."""
-        return self._generation >= GENERATION or workflow.patched(patch_id)
+        """`workflow.patched`, except that a run takes the patches of its generation without recording
+        a marker (deterministic all the same: the generation is in its input). A patch added later is
+        asked by every run, whatever its generation."""
+        return patch_id in GENERATION_PATCHES.get(self._generation, ()) or workflow.patched(patch_id)
 
     @property
     def _current(self) -> CallbackState:
@@ -218,7 +223,7 @@ class CallbackWorkflow:
         self._state = step.state
         self._changed = True
         self._show(step.state, outbox)
-        if step.events and not outbox and self._patched("notifications-v1"):
+        if step.events and not outbox and self._patched(NOTIFICATIONS_PATCH):
             self._notifying.append(asyncio.create_task(notify(step.events, step.state)))
 
     def _show(self, state: CallbackState, only_changes: bool) -> None:
@@ -323,7 +328,7 @@ class CallbackWorkflow:
         await workflow.wait_condition(lambda: self._state is not None or self._creation_error is not None)
         # During a rolling deploy a worker of the previous release may have taken this signal without a
         # handler (and recorded no commands for it): replaying that history must do nothing here either.
-        if self._creation_error is not None or not self._patched("staff-deactivated-v1"):
+        if self._creation_error is not None or not self._patched(STAFF_DEACTIVATED_PATCH):
             return
         async with self._lock:
             needed = assignee_left.staff_for_assignee_left(self._current, signal.staff_id)

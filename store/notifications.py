@@ -52,8 +52,19 @@ async def load_people(session: AsyncSession, event: NotifyEvent, webhook_url: st
     staff: dict[uuid.UUID, StaffMember] = {}
     managers: list[uuid.UUID] = []
     if conditions:
-        rows = await session.scalars(
-            select(Staff).where(Staff.company_id == subject.company_id, or_(*conditions)).order_by(Staff.id)
+        rows = await session.execute(
+            select(
+                Staff.id,
+                Staff.name,
+                Staff.is_active,
+                Staff.email,
+                Staff.phone_number,
+                Staff.locale,
+                Staff.is_manager,
+                Staff.branch_id,
+            )
+            .where(Staff.company_id == subject.company_id, or_(*conditions))
+            .order_by(Staff.id)
         )
         for row in rows:
             staff[row.id] = StaffMember(
@@ -79,8 +90,14 @@ async def _customer(session: AsyncSession, event: NotifyEvent) -> Recipient | No
     locale = "de"
     name, email, phone = subject.customer_name, subject.customer_email, subject.customer_phone
     if subject.customer_id is not None:
-        row = await session.get(Customer, subject.customer_id)
-        if row is not None and row.company_id == subject.company_id:
+        row = (
+            await session.execute(
+                select(Customer.locale, Customer.name, Customer.email, Customer.phone_number).where(
+                    Customer.id == subject.customer_id, Customer.company_id == subject.company_id
+                )
+            )
+        ).first()
+        if row is not None:
             locale = row.locale
             name, email, phone = name or row.name, email or row.email, phone or row.phone_number
     if not (email or phone):

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     # task slots and pollers from it; docs/operations.md "Scale"). The three limits below override the
     # derived values when set.
     worker_open_callbacks: PositiveInt = 10_000
+    # The memory a worker may use; its workflow cache is capped to fit (config/worker_sizing.py).
+    worker_memory_mib: PositiveInt = 1024
     worker_max_concurrent_workflow_tasks: PositiveInt | None = None
     worker_max_concurrent_activities: PositiveInt | None = None
     worker_max_cached_workflows: PositiveInt | None = None

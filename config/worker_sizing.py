@@ -2,8 +2,10 @@
 
 Every open callback waits on a timer in its workflow; when the workflow is in the worker's cache, the
 timer firing (or a staff action) costs one short workflow task, and when it is not, the worker first
-replays the callback's whole history. So the cache holds every open callback plus headroom for the
-short-lived notification runs. Workflow task slots and local activity slots are bounded on purpose: the
+replays the callback's history (a few milliseconds: a dozen events). So the cache holds every open
+callback plus headroom for the short-lived notification runs, as far as `worker_memory_mib` allows: past
+that, the least recently used ones are evicted and replayed when their timer fires, hours later.
+Workflow task slots and local activity slots are bounded on purpose: the
 worker has a couple of cores whatever its cache, and a slot taken beyond what the cores can run only makes
 every task slower. After a restart with thousands of due SLA steps that is what decides whether each
 workflow task finishes in milliseconds or waits seconds for its local activities (Temporal logs those
@@ -19,6 +21,10 @@ from config.settings import Settings
 # Cached workflows beyond the open callbacks: notification runs, staff actions on closed callbacks.
 CACHE_HEADROOM = 0.1
 CACHE_MINIMUM_EXTRA = 200
+# Memory: the worker process without cached workflows, and one cached callback workflow (both measured
+# with `python -m bench.callbacks`: ~160 MiB, 105–115 KiB, most of it the SDK's per-run state).
+BASE_MIB = 200
+KIB_PER_CACHED = 120
 # Concurrent workflow tasks: a task holds its slot while its local activities (the step's reads and
 # write) run, so enough for the steps in flight to wait on PostgreSQL rather than on a slot.
 WORKFLOW_TASK_SLOTS = (32, 96)
@@ -44,8 +50,9 @@ def worker_sizing(settings: Settings) -> WorkerSizing:
         high, max(low, target // CALLBACKS_PER_SLOT)
     )
     activities = settings.worker_max_concurrent_activities or 2 * workflow_tasks
-    cache = settings.worker_max_cached_workflows or target + max(
-        CACHE_MINIMUM_EXTRA, int(target * CACHE_HEADROOM)
+    fits = max(CACHE_MINIMUM_EXTRA, (settings.worker_memory_mib - BASE_MIB) * 1024 // KIB_PER_CACHED)
+    cache = settings.worker_max_cached_workflows or min(
+        fits, target + max(CACHE_MINIMUM_EXTRA, int(target * CACHE_HEADROOM))
     )
     return WorkerSizing(
         max_cached_workflows=cache,

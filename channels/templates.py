@@ -7,11 +7,12 @@ override is configuration typed into an API, not code we reviewed.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
 from models.notifications import PlannedDelivery, RecipientType
@@ -133,6 +134,12 @@ _files = Environment(
 _strings = SandboxedEnvironment(autoescape=False)
 
 
+@functools.lru_cache(maxsize=512)
+def _compiled(source: str) -> Template:
+    """A line template (or a company's override) compiled once per process, not at every delivery."""
+    return _strings.from_string(source)
+
+
 @dataclass(frozen=True)
 class RenderedEmail:
     subject: str
@@ -169,8 +176,8 @@ def context(planned: PlannedDelivery) -> dict[str, Any]:
 def _lines(planned: PlannedDelivery, values: dict[str, Any]) -> tuple[str, str]:
     locale = locale_of(planned)
     subject_template, summary_template = MESSAGES.get(planned.event.type, GENERIC)[locale]
-    subject = _strings.from_string(subject_template).render(values)
-    summary = _strings.from_string(planned.template_override or summary_template).render(values)
+    subject = _compiled(subject_template).render(values)
+    summary = _compiled(planned.template_override or summary_template).render(values)
     return subject.strip(), summary.strip()
 
 
@@ -179,9 +186,7 @@ def render_email(planned: PlannedDelivery) -> RenderedEmail:
     locale = locale_of(planned)
     subject, summary = _lines(planned, values)
     greeting_template = GREETING[locale] if values["name"] else GREETING_NO_NAME[locale]
-    values.update(
-        subject=subject, summary=summary, greeting=_strings.from_string(greeting_template).render(values)
-    )
+    values.update(subject=subject, summary=summary, greeting=_compiled(greeting_template).render(values))
     return RenderedEmail(
         subject=subject,
         text=_files.get_template(f"{locale}/email.txt").render(values),

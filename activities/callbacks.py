@@ -7,17 +7,19 @@ so a retry or a replay after a worker crash never writes anything twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import names
 from activities.calendars import callback_calendars, with_shifts
+from activities.notification_outbox import NotificationOutbox
 from models.callbacks import (
     CallbackSettings,
     LoadCandidates,
@@ -27,11 +29,16 @@ from models.callbacks import (
     Transition,
 )
 from models.dial_window import DEFAULT_DIAL_END, DEFAULT_DIAL_START
+from models.notifications import NotifyEvent
 from models.policies import PolicySubject
 from models.stuck import ClearStuck, StuckMark
+from models.workflow_ids import notify_workflow_id, notify_workflow_id_under
+from rules.notifications import events_to_notify
 from store import callbacks as store
 from store import stuck
+from store.callback_writes import write_step
 from store.db import transaction
+from store.notification_outbox import outbox_rows
 from store.policies import PolicyResolver
 from telemetry import metrics
 
@@ -44,6 +51,22 @@ def _sqlstate(error: IntegrityError | DataError) -> str | None:
     return getattr(error.orig, "sqlstate", None)
 
 
+def callback_notifications(
+    transition: Transition, workflow_id: str | None
+) -> list[tuple[str, int, NotifyEvent]]:
+    """The step's events worth a notification, each with its run's id (under the callback's company)."""
+    state = transition.state
+    owner = workflow_id or state.workflow_id
+    return [
+        (
+            notify_workflow_id_under(owner, notify_workflow_id("callback", state.id, event.seq)),
+            event.seq,
+            NotifyEvent.for_callback(event, state),
+        )
+        for event in events_to_notify(transition.events)
+    ]
+
+
 class CallbackActivities:
     def __init__(
         self,
@@ -51,8 +74,21 @@ class CallbackActivities:
         defaults: CallbackSettings,
         policies: PolicyResolver | None = None,
         dial_hours: tuple[time, time] = (DEFAULT_DIAL_START, DEFAULT_DIAL_END),
+        *,
+        statements: AsyncEngine | None = None,
+        outbox: NotificationOutbox | None = None,
     ) -> None:
+        """`statements`: autocommit connections for the one-statement step writes (without them a step
+        is written in a transaction of `sessions`); `outbox`: the dispatcher each write with notifiable
+        events wakes."""
+        self._statements = statements
+        self._outbox = outbox
         self._sessions = sessions
+        # Reads (a step's preparation, the staff candidates) need no transaction: on the statements
+        # engine each is one round trip, without the BEGIN, pre-ping and COMMIT of a pooled session.
+        self._reads = (
+            async_sessionmaker(statements, expire_on_commit=False) if statements is not None else sessions
+        )
         self._defaults = defaults
         self._dial_hours = dial_hours
         # Without a listening resolver, policies are read from the database every time (never stale).
@@ -63,9 +99,10 @@ class CallbackActivities:
         """Check the request's references, resolve its callback rules, list who could take it (with their
         shifts), and read the branch's calendar and the customer's dial window."""
         request = command.request
-        async with transaction(self._sessions) as session:
-            errors = await store.reference_errors(session, request)
-            if errors:
+        async with self._reads() as session:
+            check = await store.check_request(session, request)
+            if check.errors:
+                errors = check.errors
                 raise ApplicationError("; ".join(errors), errors, type=INVALID_REFERENCE, non_retryable=True)
             settings = await self._policies.callback_settings(
                 PolicySubject(
@@ -84,9 +121,6 @@ class CallbackActivities:
                 service_id=request.service_id,
                 include=[request.preferred_staff_id] if request.preferred_staff_id else [],
             )
-            bookable = request.service_id is not None and await store.service_is_bookable(
-                session, request.service_id
-            )
             calendars = await callback_calendars(
                 session,
                 request,
@@ -97,14 +131,14 @@ class CallbackActivities:
         return PreparedCallback(
             settings=settings,
             candidates=calendars.candidates,
-            bookable=bookable,
+            bookable=check.bookable,
             calendar=calendars.calendar,
             dial_window=calendars.dial_window,
         )
 
     @activity.defn(name=names.LOAD_STAFF_CANDIDATES)
     async def load_staff_candidates(self, query: LoadCandidates) -> list[StaffCandidate]:
-        async with transaction(self._sessions) as session:
+        async with self._reads() as session:
             candidates = await store.load_candidates(
                 session,
                 company_id=query.company_id,
@@ -124,28 +158,41 @@ class CallbackActivities:
         callback (`DeadReference`, with what is dead, so the workflow can drop it and write again), or
         the data itself is refused (`PersistRefused`). Anything else (a lost connection, a restart) is
         retried by the workflow's retry policy."""
+        # The row records which workflow writes it: lookups by callback id find `c<company>.callback-…`
+        # and the callbacks started before tenant ids (`callback-…`) alike.
+        workflow_id = activity.info().workflow_id or None
+        outbox = outbox_rows(callback_notifications(transition, workflow_id)) if transition.notify else []
         try:
-            async with transaction(self._sessions) as session:
-                if transition.claim is not None and not await store.claim_capacity(
-                    session, transition.claim, transition.state.id
-                ):
-                    raise ApplicationError(
-                        f"staff {transition.claim} has no open place left (max_open_callbacks)",
-                        str(transition.claim),
-                        type=names.CAPACITY_FULL,
-                        non_retryable=True,
+            if transition.claim is None and self._statements is not None:
+                # One statement, committed by itself: one round trip.
+                async with self._statements.connect() as connection:
+                    written = await write_step(
+                        connection,
+                        transition.state,
+                        workflow_id=workflow_id,
+                        escalation=transition.escalation,
+                        events=transition.events,
+                        outbox=outbox,
                     )
-                # The row records which workflow writes it: lookups by callback id find
-                # `c<company>.callback-…` and the callbacks started before tenant ids (`callback-…`) alike.
-                written = await store.upsert_callback(
-                    session, transition.state, workflow_id=activity.info().workflow_id or None
-                )
-                if transition.escalation is not None:
-                    await store.insert_escalation(session, transition.state, transition.escalation)
-                await store.append_events(session, transition.state, transition.events)
-                # A step got through: whatever stuck mark the callback has is over (one a workflow could
-                # not clear itself, e.g. a run terminated while stuck, goes with the next write).
-                await stuck.clear(session, transition.state.id)
+            else:
+                async with self._claiming() as session:
+                    if transition.claim is not None and not await store.claim_capacity(
+                        session, transition.claim, transition.state.id
+                    ):
+                        raise ApplicationError(
+                            f"staff {transition.claim} has no open place left (max_open_callbacks)",
+                            str(transition.claim),
+                            type=names.CAPACITY_FULL,
+                            non_retryable=True,
+                        )
+                    written = await write_step(
+                        session,
+                        transition.state,
+                        workflow_id=workflow_id,
+                        escalation=transition.escalation,
+                        events=transition.events,
+                        outbox=outbox,
+                    )
         except IntegrityError as error:
             if _sqlstate(error) != FOREIGN_KEY_VIOLATION:
                 raise self._refused(transition, error) from error
@@ -165,6 +212,8 @@ class CallbackActivities:
         except DataError as error:
             raise self._refused(transition, error) from error
         if written:
+            if outbox and self._outbox is not None:
+                self._outbox.kick()
             # Only a write that changed the row counts: a retried activity finds its version there.
             metrics.record_transition(transition)
             activity.logger.info(
@@ -193,6 +242,19 @@ class CallbackActivities:
     async def clear_stuck(self, command: ClearStuck) -> None:
         async with transaction(self._sessions) as session:
             await stuck.clear(session, command.callback_id)
+
+    @contextlib.asynccontextmanager
+    async def _claiming(self) -> AsyncIterator[AsyncSession | AsyncConnection]:
+        """A transaction for a write that claims a staff member's capacity (the claim locks their row
+        until it commits): on the statements engine, switched out of autocommit for it."""
+        if self._statements is None:
+            async with transaction(self._sessions) as session:
+                yield session
+            return
+        async with self._statements.connect() as connection:
+            await connection.execution_options(isolation_level="READ COMMITTED")
+            async with connection.begin():
+                yield connection
 
     @staticmethod
     def _refused(transition: Transition, error: IntegrityError | DataError) -> ApplicationError:

@@ -49,13 +49,19 @@ class NotificationActivities:
     @activity.defn(name=names.RESOLVE_NOTIFICATIONS)
     async def resolve_notifications(self, event: NotifyEvent) -> list[PlannedDelivery]:
         async with transaction(self._sessions) as session:
-            planned = await store.resolve_deliveries(
-                session,
-                event,
-                defaults=self._config.retry_defaults,
-                quiet_default=self._config.quiet_default,
-                settings=self._settings,
-            )
+            return await self.plan(session, event)
+
+    async def plan(self, session: AsyncSession, event: NotifyEvent) -> list[PlannedDelivery]:
+        """Who hears about `event`, on which channel, when, with the channel's deadlines: the one
+        resolution of an event (the outbox dispatcher and the start activity hand it to the run they
+        start)."""
+        planned = await store.resolve_deliveries(
+            session,
+            event,
+            defaults=self._config.retry_defaults,
+            quiet_default=self._config.quiet_default,
+            settings=self._settings,
+        )
         return [self._config.with_deadlines(delivery) for delivery in planned]
 
     @activity.defn(name=names.DELIVER_NOTIFICATION)
@@ -76,12 +82,13 @@ class NotificationActivities:
         client = activity.client()
         started = 0
         for start in batch.starts:
-            if not await self.resolve_notifications(start.event):
+            planned = await self.resolve_notifications(start.event)
+            if not planned:
                 continue  # nobody to tell on any channel: a workflow would only find that out again
             try:
                 await client.start_workflow(
                     names.NOTIFY_EVENT_WORKFLOW,
-                    start.event,
+                    args=[start.event, planned],
                     id=start.workflow_id,
                     task_queue=activity.info().task_queue,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

@@ -31,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities import names
 from models import search_attributes
 from models.callbacks import (
+    GENERATION,
     CallbackSettings,
     CallbackState,
     CallbackWorkflowInput,
@@ -154,7 +155,9 @@ class OperationsActivities:
         try:
             await client.start_workflow(
                 names.CALLBACK_WORKFLOW,
-                CallbackWorkflowInput(callback_id=row.id, request=state.request, carried_state=state),
+                CallbackWorkflowInput(
+                    callback_id=row.id, request=state.request, carried_state=state, generation=GENERATION
+                ),
                 id=state.workflow_id,
                 task_queue=activity.info().task_queue,
                 # "Fail if running" is what makes two concurrent sweeps start one workflow, not two.

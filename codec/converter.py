@@ -5,11 +5,36 @@ from __future__ import annotations
 
 import dataclasses
 
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter, pydantic_data_converter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+)
 
 from codec.keys import KeyRing
 from codec.payload import EncryptionCodec
+
+# One JSON converter per process. The SDK builds a payload converter for every workflow it runs; with
+# pydantic's, every workflow built its own TypeAdapters (a schema validator and serializer per type it
+# reads or writes) and kept them for as long as it stayed cached: the largest part of an open callback's
+# memory in the worker, and CPU at every creation. Type adapters are thread-safe and depend on the type
+# alone, so all workflows share these.
+SHARED_JSON = PydanticJSONPlainPayloadConverter()
+
+
+class SharedPydanticPayloadConverter(CompositePayloadConverter):
+    """`PydanticPayloadConverter`, with the process's one JSON converter (and its type adapter cache)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            *(
+                SHARED_JSON if isinstance(c, JSONPlainPayloadConverter) else c
+                for c in DefaultPayloadConverter.default_encoding_payload_converters
+            )
+        )
 
 
 def encrypted_data_converter(keyring: KeyRing, *, encode_failures: bool = True) -> DataConverter:
@@ -27,6 +52,7 @@ def encrypted_data_converter(keyring: KeyRing, *, encode_failures: bool = True) 
     )
     return dataclasses.replace(
         pydantic_data_converter,
+        payload_converter_class=SharedPydanticPayloadConverter,
         payload_codec=EncryptionCodec(keyring),
         failure_converter_class=failure_converter_class,
     )

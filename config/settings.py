@@ -102,10 +102,17 @@ class Settings(BaseSettings):
     )
 
     task_queue: str = "callbacks"
-    worker_max_concurrent_workflow_tasks: PositiveInt = 100
-    worker_max_concurrent_activities: PositiveInt = 100
-    worker_max_cached_workflows: PositiveInt = 10_000
-    worker_graceful_shutdown_seconds: PositiveFloat = 30.0
+    # How many open callbacks one worker is sized to hold (config/worker_sizing.py derives its cache,
+    # task slots and pollers from it; docs/operations.md "Scale"). The three limits below override the
+    # derived values when set.
+    worker_open_callbacks: PositiveInt = 10_000
+    # The memory a worker may use; its workflow cache is capped to fit (config/worker_sizing.py).
+    worker_memory_mib: PositiveInt = 1024
+    worker_max_concurrent_workflow_tasks: PositiveInt | None = None
+    worker_max_concurrent_activities: PositiveInt | None = None
+    worker_max_cached_workflows: PositiveInt | None = None
+    # Activities still running this long after SIGTERM are cancelled (each is idempotent and retried).
+    worker_graceful_shutdown_seconds: PositiveFloat = 5.0
 
     # Cal.com (calcom/). Without CALCOM_BASE_URL the engine talks to the local fake on this port.
     calcom_fake_port: PositiveInt = 8788

@@ -22,6 +22,7 @@ from config import Settings
 from devstack.demo import DEMO_COMPANY, demo_staff_id
 from models import search_attributes
 from models.callbacks import (
+    GENERATION,
     AttemptOutcome,
     CallbackState,
     CallbackStatus,
@@ -220,7 +221,9 @@ async def _import_overdue(client: CallbackClient, request: NewCallback, settings
     )
     await client.temporal.start_workflow(
         CallbackWorkflow.run,
-        CallbackWorkflowInput(callback_id=state.id, request=request, carried_state=state),
+        CallbackWorkflowInput(
+            callback_id=state.id, request=request, carried_state=state, generation=GENERATION
+        ),
         id=state.workflow_id,
         task_queue=settings.task_queue,
         search_attributes=search_attributes.typed_for(state),

@@ -6,6 +6,7 @@ Every model here travels through Temporal's pydantic data converter, so it must 
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -96,7 +97,19 @@ class CallbackSettings(Frozen):
 
 
 def normalize_phone(value: str) -> str:
-    """Parse a phone number in international format and return it as E.164 (`+4930123456`)."""
+    """Parse a phone number in international format and return it as E.164 (`+4930123456`).
+
+    Cached: a callback's request is deserialised again at every step (workflow input, each write, each
+    answer); its number is parsed where it enters the engine (in the form given, and its E.164 form), and
+    every later read finds it parsed. Refused numbers raise and are not cached."""
+    normalized = _normalized(value)
+    if normalized != value:
+        _normalized(normalized)
+    return normalized
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalized(value: str) -> str:
     try:
         parsed = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException as exc:
@@ -365,6 +378,13 @@ class Transition(Frozen):
     # A staff member the rules picked: the write claims a place within their `max_open_callbacks`, or
     # fails with `CapacityFull` when concurrent writes took the last one first.
     claim: UUID | None = None
+    # The write also puts the step's notifiable events into the notification outbox (hot-path-v1); runs
+    # recorded before that start their notifications from the workflow instead.
+    notify: bool = False
+
+
+# The generation new callback workflows are started with (CallbackWorkflowInput.generation).
+GENERATION = 1
 
 
 class CallbackWorkflowInput(Frozen):
@@ -375,6 +395,10 @@ class CallbackWorkflowInput(Frozen):
     request_token: str = ""
     # Set only when the workflow continues as new: the state it carries over.
     carried_state: CallbackState | None = None
+    # The code generation the workflow was started with (GENERATION): a run of generation 1 takes every
+    # path its patches guard without recording their markers, each an event of its history and memory of
+    # every cached workflow. Runs started before (0) ask `workflow.patched` as they always did.
+    generation: int = 0
 
 
 class CreatedCallback(Frozen):

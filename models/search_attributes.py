@@ -51,6 +51,23 @@ def updates_for(state: CallbackState) -> list[SearchAttributeUpdate[Any]]:
     return updates
 
 
+def changed_updates(state: CallbackState, known: dict[str, Any]) -> list[SearchAttributeUpdate[Any]]:
+    """The attributes of `state` that differ from `known` (name -> value, None = unset), which it
+    updates: a step that moves none of them (most staff actions but the last) upserts nothing, and so
+    writes no history event and no visibility row."""
+    changed = []
+    for update in updates_for(state):
+        if known.get(update.key.name) != update.value:
+            known[update.key.name] = update.value
+            changed.append(update)
+    return changed
+
+
+def known_from(attributes: TypedSearchAttributes) -> dict[str, Any]:
+    """What a workflow's current attributes say (`workflow.info().typed_search_attributes`)."""
+    return {pair.key.name: pair.value for pair in attributes}
+
+
 def initial(company_id: int, branch_id: int, priority: str) -> TypedSearchAttributes:
     """What a callback shows in the UI from the moment it is started, before its first transition."""
     return TypedSearchAttributes(

@@ -85,3 +85,19 @@ def callback_id_of_workflow(workflow_id: str) -> UUID | None:
         return UUID(base.removeprefix(CALLBACK_BASE_PREFIX))
     except ValueError:
         return None
+
+
+# --- notification runs -------------------------------------------------------------------------------
+
+
+def notify_workflow_id(subject_type: str, subject_id: object, seq: int) -> str:
+    """`notify-<subject type>-<id>-<seq>`: the base id of the notification run of one event."""
+    return f"notify-{subject_type}-{subject_id}-{seq}"
+
+
+def notify_workflow_id_under(owner_workflow_id: str, base_id: str) -> str:
+    """A notification run's id under the company of the workflow whose event it tells (`c42.callback-…`
+    has its events told by `c42.notify-…`, so the payload codec encrypts them with company 42's key).
+    Workflows started before tenant ids keep the old form: a reset of one finds the runs it started."""
+    company = company_of_workflow_id(owner_workflow_id)
+    return base_id if company is None else tenant_workflow_id(company, base_id)

@@ -35,6 +35,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from models import search_attributes
 from models.callbacks import (
+    GENERATION,
     CallbackState,
     CallbackWorkflowInput,
     CreatedCallback,
@@ -142,7 +143,9 @@ class CallbackClient:
         token = uuid.uuid4().hex
         operation = WithStartWorkflowOperation(
             CallbackWorkflow.run,
-            CallbackWorkflowInput(callback_id=callback_id, request=request, request_token=token),
+            CallbackWorkflowInput(
+                callback_id=callback_id, request=request, request_token=token, generation=GENERATION
+            ),
             id=workflow_id,
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

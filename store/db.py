@@ -31,6 +31,20 @@ def create_engine(url: str | URL, *, pool_size: int = 10, echo: bool = False) ->
     )
 
 
+def create_statement_engine(url: str | URL, *, pool_size: int = 10) -> AsyncEngine:
+    """An engine for single statements that commit by themselves (the callback's step write,
+    store/callback_writes.py): autocommit, and no pre-ping, which on a transactional connection costs
+    three round trips per checkout (BEGIN, ping, ROLLBACK). A connection that died is replaced by the
+    pool when its statement fails, and the caller (a retried activity) tries again."""
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        isolation_level="AUTOCOMMIT",
+        hide_parameters=True,
+    )
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 

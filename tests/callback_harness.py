@@ -16,6 +16,7 @@ from config import Settings
 from models.callbacks import NewCallback, Priority
 from models.tables import CallbackEscalation, CallbackEventRow, CallbackRequest
 from starter.client import CallbackClient
+from store.db import create_statement_engine
 from tests.factories import Tenant
 from worker import build_worker
 
@@ -25,11 +26,16 @@ async def running_worker(
     client: Client, sessions: async_sessionmaker[AsyncSession], task_queue: str, **overrides: Any
 ) -> AsyncIterator[CallbackClient]:
     settings = Settings(task_queue=task_queue, **overrides)
-    async with (
-        CalcomClient.from_settings(settings) as calcom,
-        build_worker(client, settings, sessions, calcom=calcom),
-    ):
-        yield CallbackClient(client, task_queue)
+    # The production worker's one-statement writes and transaction-free reads (wiring/services.py).
+    statements = create_statement_engine(sessions.kw["bind"].url, pool_size=4)
+    try:
+        async with (
+            CalcomClient.from_settings(settings) as calcom,
+            build_worker(client, settings, sessions, calcom=calcom, statements=statements),
+        ):
+            yield CallbackClient(client, task_queue)
+    finally:
+        await statements.dispose()
 
 
 def new_callback(tenant: Tenant, **overrides: Any) -> NewCallback:

@@ -40,7 +40,7 @@ from tests.appointment_fixtures import skipping
 from tests.calcom_fixtures import DAILY, calcom_env, make_client
 from tests.codec_fixtures import CONVERTER
 from tests.factories import Tenant, make_tenant
-from worker import WORKFLOW_RUNNER, build_worker
+from worker import SANDBOXED_RUNNER, build_worker
 from workflows.appointment import AppointmentWorkflow
 from workflows.appointment_change import AppointmentChangeWorkflow
 
@@ -435,6 +435,6 @@ async def test_a_change_recorded_before_the_notification_step_still_replays() ->
     result = await Replayer(
         workflows=[AppointmentChangeWorkflow],
         data_converter=CONVERTER,
-        workflow_runner=WORKFLOW_RUNNER,
+        workflow_runner=SANDBOXED_RUNNER,
     ).replay_workflow(history)
     assert result.replay_failure is None

@@ -18,11 +18,14 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.testing import WorkflowEnvironment
 
+from config import Settings
 from devstack.processes import child_process, engine_env, worker_command
+from models.callbacks import CallbackStatus, Complete
 from models.tables import CallbackEscalation, CallbackEventRow, CallbackRequest
 from starter.client import CallbackClient
 from tests.callback_harness import new_callback
 from tests.factories import add_staff, make_tenant, set_callback_policy
+from worker import EVICTION_SECONDS
 
 # Three worker processes start one after the other; on a loaded 2-core machine that alone takes a while.
 pytestmark = [pytest.mark.devserver, pytest.mark.timeout(240)]
@@ -130,3 +133,34 @@ async def test_killed_workers_lose_nothing_and_write_nothing_twice(
             assert [seq for seq, _ in events] == list(range(1, len(events) + 1))
             assert [kind for _, kind in events].count("callback.escalated") == 3
             assert [kind for _, kind in events][-1] == "callback.expired"
+
+
+async def test_sigterm_stops_a_worker_within_its_budget_and_the_next_one_carries_on(
+    dev_env: WorkflowEnvironment,
+    sessions: async_sessionmaker[AsyncSession],
+    database_url: URL,
+    task_queue: str,
+    tmp_path: Path,
+) -> None:
+    """As an orchestrator stops a worker: it stops polling at once and exits cleanly within its grace
+    period plus the eviction budget (worker.py `stop_within`), holding open callbacks; the callbacks go
+    on with the next worker."""
+    log = tmp_path / "workers.log"
+    tenant = await make_tenant(sessions)
+    await add_staff(sessions, tenant)
+    address = dev_env.client.service_client.config.target_host
+    client = CallbackClient(dev_env.client, task_queue)
+    budget = Settings().worker_graceful_shutdown_seconds + EVICTION_SECONDS
+    with worker_process(database_url, address, task_queue, log) as first:
+        states = [(await client.create(new_callback(tenant))).state for _ in range(CALLBACKS)]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        first.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(first.wait, budget + 5)
+        assert code == 0
+        assert loop.time() - started < budget + 2  # the process's own exit on top of the budget
+    with worker_process(database_url, address, task_queue, log):
+        for state in states:
+            done = await asyncio.wait_for(client.act(state.workflow_id, Complete(notes="called")), 60)
+            assert done.status == CallbackStatus.COMPLETED
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]

@@ -197,3 +197,18 @@ def test_a_callback_policy_overlays_only_what_it_sets() -> None:
 
 def test_phone_masking_keeps_country_and_last_digits() -> None:
     assert mask_phone("+4930123456") == "+49 ******56"
+
+
+def test_a_number_read_back_again_is_not_parsed_again() -> None:
+    """Validated where it enters; every later deserialisation of the same request finds it parsed."""
+    from models.callbacks import NewCallback, _normalized
+
+    request = NewCallback(company_id=1, branch_id=1, customer_name="Erika", phone_number="+49 30 7654321")
+    before = _normalized.cache_info()
+    for _ in range(3):
+        assert NewCallback.model_validate_json(request.model_dump_json()) == request
+    after = _normalized.cache_info()
+    assert after.misses == before.misses
+    assert after.hits == before.hits + 3
+    with pytest.raises(ValueError, match="phone number"):
+        NewCallback(company_id=1, branch_id=1, customer_name="Erika", phone_number="+49 30 12")

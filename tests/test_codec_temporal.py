@@ -26,7 +26,7 @@ from codec.keys import KeyRing, MasterKey
 from codec.payload import META_COMPANY_ID, EncryptionCodec
 from devstack.temporal import binary
 from models.workflow_ids import tenant_workflow_id
-from worker import WORKFLOW_RUNNER, WORKFLOWS
+from worker import SANDBOXED_RUNNER, WORKFLOWS
 
 NAME = "Erika Mustermann"
 PHONE = "+4915112345678"
@@ -136,7 +136,7 @@ async def test_histories_from_before_the_codec_still_replay() -> None:
     replayer = Replayer(
         workflows=list(WORKFLOWS),
         data_converter=encrypted_data_converter(RING),
-        workflow_runner=WORKFLOW_RUNNER,
+        workflow_runner=SANDBOXED_RUNNER,
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None

@@ -32,7 +32,7 @@ from config import LOCAL_TEMPORAL_ADDRESS, Settings, database_url_of
 from starter.client import CallbackClient
 from starter.deadlines import api_retry_config
 from store.calcom_budget import PgRateBudget
-from store.db import create_engine, session_factory
+from store.db import create_engine, create_statement_engine, session_factory
 from store.notification_settings import NotificationSettings, NotificationSettingsCache
 from store.policies import PolicyCache, PolicyResolver
 from store.settings_cache import SettingsListener
@@ -113,6 +113,8 @@ class Services:
     database_url: str
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    # Autocommit connections for the one-statement writes of callback steps (store/callback_writes.py).
+    statements: AsyncEngine
     policies: PolicyResolver
     notification_settings: NotificationSettings
     # The one LISTEN connection that keeps both settings caches current.
@@ -146,6 +148,8 @@ async def open_services(
         stack.push_async_callback(engine.dispose)
         tracing.instrument_engine(engine)
         sessions = session_factory(engine)
+        statements = create_statement_engine(url)
+        stack.push_async_callback(statements.dispose)
         # Both tables of hierarchical settings use the policy cache's TTL: one knob for one mechanism.
         ttl = settings.policy_cache_ttl_seconds
         policy_cache, notification_cache = PolicyCache(ttl), NotificationSettingsCache(ttl)
@@ -175,6 +179,7 @@ async def open_services(
             database_url=url,
             engine=engine,
             sessions=sessions,
+            statements=statements,
             policies=policies,
             notification_settings=notification_settings,
             settings_listener=listener,

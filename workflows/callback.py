@@ -52,18 +52,24 @@ with workflow.unsafe.imports_passed_through():
     from rules.staff_actions import StaffActionSpec
     from rules.transitions import TransitionRefused, check_allowed
     from workflows.calcom import find_slots
+    from workflows.callback_patches import (
+        CALENDARS_PATCH,
+        DROP_DEAD_REFERENCES,
+        GENERATION_PATCHES,
+        HOT_PATH,
+        NOTIFICATIONS_PATCH,
+        STAFF_DEACTIVATED_PATCH,
+        SUGGEST_SLOTS_PATCH,
+    )
     from workflows.db_steps import DatabaseSteps, stuck_refusal
     from workflows.notifications import notify
     from workflows.staff_handlers import with_staff_actions
     from workflows.update_keys import UpdateKeys
 
-# Patch ids: histories recorded before these code paths existed replay without them.
-DROP_DEAD_REFERENCES = "drop-dead-references-v1"
 # A write that finds a reference dead drops it and writes again; more rounds than this is a bug.
 MAX_DROPS = 3
 # A timer can fire a hair early after rounding to milliseconds; treat that as on time.
 CLOCK_TOLERANCE = timedelta(milliseconds=5)
-CALENDARS_PATCH = "sla-business-hours-v1"  # business hours, dial windows, shifts: older runs replay without
 
 
 @workflow.defn
@@ -73,6 +79,7 @@ class CallbackWorkflow:
     def __init__(self, params: CallbackWorkflowInput) -> None:
         self._state: CallbackState | None = params.carried_state
         self._request_token = params.request_token
+        self._generation = params.generation
         self._creation_error: str | None = None
         self._lock = asyncio.Lock()
         self._changed = False
@@ -85,6 +92,8 @@ class CallbackWorkflow:
         self._db = DatabaseSteps(params.callback_id, params.request.company_id)
         # Which request each Idempotency-Key of the staff actions carried (a reused key is refused).
         self._keys = UpdateKeys()
+        # The search attribute values the workflow shows (hot path: upserted only when they change).
+        self._shown: dict[str, Any] | None = None
 
     # --- main loop: the SLA clock ---------------------------------------------------------------
 
@@ -99,7 +108,7 @@ class CallbackWorkflow:
                 self._creation_error = cause.message if isinstance(cause, ApplicationError) else str(cause)
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 raise ApplicationError(self._creation_error, type="InvalidCallback") from err
-            if self._bookable and workflow.patched("suggest-slots-v1"):
+            if self._bookable and self._patched(SUGGEST_SLOTS_PATCH):
                 # After the create Update has answered: a slow Cal.com never delays creation.
                 self._suggesting = asyncio.create_task(self._suggest_slots())
 
@@ -125,6 +134,7 @@ class CallbackWorkflow:
                         request=self._current.request,
                         request_token=params.request_token,
                         carried_state=self._current,
+                        generation=params.generation,
                     )
                 )
 
@@ -138,7 +148,7 @@ class CallbackWorkflow:
             PrepareCallback(callback_id=params.callback_id, request=params.request, at=workflow.now()),
             result_type=PreparedCallback,
         )
-        prepared = prepared if workflow.patched(CALENDARS_PATCH) else without_calendars(prepared)
+        prepared = prepared if self._patched(CALENDARS_PATCH) else without_calendars(prepared)
         self._bookable = prepared.bookable
         now = workflow.now()
         await self._commit_picked(
@@ -155,6 +165,12 @@ class CallbackWorkflow:
 
     # --- the one way state changes --------------------------------------------------------------
 
+    def _patched(self, patch_id: str) -> bool:
+        """`workflow.patched`, except that a run takes the patches of its generation without recording
+        a marker (deterministic all the same: the generation is in its input). A patch added later is
+        asked by every run, whatever its generation."""
+        return patch_id in GENERATION_PATCHES.get(self._generation, ()) or workflow.patched(patch_id)
+
     @property
     def _current(self) -> CallbackState:
         assert self._state is not None, "the callback is not created yet"
@@ -165,19 +181,26 @@ class CallbackWorkflow:
 
         A write that finds a referenced row deleted (by SQL, outside the API) drops the dead reference
         from the step, records that, and writes again, instead of retrying a write that cannot succeed."""
+        # The write puts the step's notifications into the outbox (activities/notification_outbox.py);
+        # runs recorded before that started them from here, after the write.
+        outbox = self._patched(HOT_PATH)
         for drops in range(MAX_DROPS + 1):
             try:
                 await self._db.run(
                     StuckStep.PERSIST,
                     names.PERSIST_TRANSITION,
                     Transition(
-                        state=step.state, events=step.events, escalation=step.escalation, claim=step.claim
+                        state=step.state,
+                        events=step.events,
+                        escalation=step.escalation,
+                        claim=step.claim,
+                        notify=outbox,
                     ),
                 )
                 break
             except (ActivityError, ApplicationError) as err:
                 dead = _dead_references(err)
-                if dead is None or drops == MAX_DROPS or not workflow.patched(DROP_DEAD_REFERENCES):
+                if dead is None or drops == MAX_DROPS or not self._patched(DROP_DEAD_REFERENCES):
                     raise
                 workflow.logger.warning(
                     "callback %s: dropping dead references %s", step.state.id, dead.fields
@@ -191,8 +214,8 @@ class CallbackWorkflow:
                 dead_references.drop_references(step, dead)
         self._state = step.state
         self._changed = True
-        workflow.upsert_search_attributes(search_attributes.updates_for(step.state))
-        if step.events and workflow.patched("notifications-v1"):
+        self._show(step.state, outbox)
+        if step.events and not outbox and self._patched(NOTIFICATIONS_PATCH):
             self._notifying.append(asyncio.create_task(notify(step.events, step.state)))
 
     async def _commit_picked(self, decide: Callable[[list[UUID]], Step | None]) -> None:
@@ -209,6 +232,17 @@ class CallbackWorkflow:
                 if taken is None or taken in full:
                     raise
                 full.append(taken)
+
+    def _show(self, state: CallbackState, only_changes: bool) -> None:
+        """The state's search attributes for the UI; on the hot path only those the step changed."""
+        if not only_changes:
+            workflow.upsert_search_attributes(search_attributes.updates_for(state))
+            return
+        if self._shown is None:
+            self._shown = search_attributes.known_from(workflow.info().typed_search_attributes)
+        changed = search_attributes.changed_updates(state, self._shown)
+        if changed:
+            workflow.upsert_search_attributes(changed)
 
     async def _settle(self) -> None:
         """Let running handlers and notification starts finish before the run ends or continues as new;
@@ -250,7 +284,7 @@ class CallbackWorkflow:
             ),
             result_type=list[StaffCandidate],
         )
-        return candidates if workflow.patched(CALENDARS_PATCH) else ignoring_shifts(candidates)
+        return candidates if self._patched(CALENDARS_PATCH) else ignoring_shifts(candidates)
 
     # --- staff actions (Updates and Signals, registered from the table) ------------------------
 
@@ -306,7 +340,7 @@ class CallbackWorkflow:
         await workflow.wait_condition(lambda: self._state is not None or self._creation_error is not None)
         # During a rolling deploy a worker of the previous release may have taken this signal without a
         # handler (and recorded no commands for it): replaying that history must do nothing here either.
-        if self._creation_error is not None or not workflow.patched("staff-deactivated-v1"):
+        if self._creation_error is not None or not self._patched(STAFF_DEACTIVATED_PATCH):
             return
         async with self._lock:
             needed = assignee_left.staff_for_assignee_left(self._current, signal.staff_id)

@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         PlannedDelivery,
         StartNotifications,
     )
-    from models.workflow_ids import company_of_workflow_id, tenant_workflow_id
+    from models.workflow_ids import notify_workflow_id, notify_workflow_id_under
     from rules.notification_timing import attempt_timeout, lease_duration
     from rules.notifications import events_to_notify
 
@@ -73,16 +73,9 @@ ABANDON_RETRY = RetryPolicy(
 )
 
 
-def notify_workflow_id(subject_type: str, subject_id: object, seq: int) -> str:
-    return f"notify-{subject_type}-{subject_id}-{seq}"
-
-
 def under_own_tenant(base_id: str) -> str:
-    """A notification run's id under the company of the workflow that starts it (`c42.callback-…` starts
-    `c42.notify-…`, so the payload codec encrypts the event with company 42's key). Workflows started
-    before tenant ids keep the old form: a reset of one of them finds the runs it already started."""
-    company = company_of_workflow_id(workflow.info().workflow_id)
-    return base_id if company is None else tenant_workflow_id(company, base_id)
+    """A notification run's id under the company of the workflow that starts it (models/workflow_ids.py)."""
+    return notify_workflow_id_under(workflow.info().workflow_id, base_id)
 
 
 def retry_delay(planned: PlannedDelivery) -> timedelta:
@@ -105,14 +98,20 @@ def delivery_retry(planned: PlannedDelivery) -> RetryPolicy:
 @workflow.defn
 class NotifyEventWorkflow:
     @workflow.run
-    async def run(self, event: NotifyEvent) -> list[DeliveryOutcome]:
-        planned: list[PlannedDelivery] = await workflow.execute_local_activity(
-            names.RESOLVE_NOTIFICATIONS,
-            event,
-            result_type=list[PlannedDelivery],
-            start_to_close_timeout=RESOLVE_TIMEOUT,
-            retry_policy=RESOLVE_RETRY,
-        )
+    async def run(
+        self, event: NotifyEvent, planned: list[PlannedDelivery] | None = None
+    ) -> list[DeliveryOutcome]:
+        """`planned`: the deliveries as whoever started the run resolved them (the outbox dispatcher and
+        the start activity resolve to decide whether a run is needed at all: resolving again here would
+        only repeat their queries). Runs started without them resolve first, as before."""
+        if planned is None:
+            planned = await workflow.execute_local_activity(
+                names.RESOLVE_NOTIFICATIONS,
+                event,
+                result_type=list[PlannedDelivery],
+                start_to_close_timeout=RESOLVE_TIMEOUT,
+                retry_policy=RESOLVE_RETRY,
+            )
         return list(await asyncio.gather(*(self._deliver(delivery) for delivery in planned)))
 
     async def _deliver(self, planned: PlannedDelivery) -> DeliveryOutcome:

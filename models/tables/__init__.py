@@ -38,6 +38,7 @@ from models.tables.notifications import (
     NotificationDelivery,
     NotificationEventMapping,
 )
+from models.tables.outbox import NotificationOutbox
 from models.tables.policies import PolicyConfiguration
 from models.tables.stuck import STUCK_STEPS, CallbackStuckRow
 from models.tables.tenancy import (
@@ -87,6 +88,7 @@ __all__ = [
     "NotificationConfiguration",
     "NotificationDelivery",
     "NotificationEventMapping",
+    "NotificationOutbox",
     "PolicyConfiguration",
     "Service",
     "SoftDelete",

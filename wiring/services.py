@@ -150,6 +150,7 @@ async def open_services(
         sessions = session_factory(engine)
         statements = create_statement_engine(url)
         stack.push_async_callback(statements.dispose)
+        tracing.instrument_engine(statements)
         # Both tables of hierarchical settings use the policy cache's TTL: one knob for one mechanism.
         ttl = settings.policy_cache_ttl_seconds
         policy_cache, notification_cache = PolicyCache(ttl), NotificationSettingsCache(ttl)

@@ -199,5 +199,14 @@ async def test_slots_from_the_fake_calcom(
         )
         assert naive.status_code == 422
         assert naive.json()["errors"][0]["field"] == "start"
+        # Cal.com looks a year ahead at most: a later start is ours to refuse, by field, before asking it.
+        for path, params, field in (
+            ("slots/next", {"after": "7362-01-01T00:00:00Z"}, "after"),
+            ("slots", {"start": "9999-12-01T00:00:00Z", "end": "9999-12-31T00:00:00Z"}, "start"),
+            ("slots", {"start": "0001-01-01T00:00:00+01:00", "end": "2030-03-05T00:00:00Z"}, "start"),
+        ):
+            far = await service.get(f"/v1/services/{tenant.service_ids[0]}/{path}", params=params)
+            assert far.status_code == 422, far.text
+            assert far.json()["errors"][0]["field"] == field
         no_calendar = await service.get(f"/v1/services/{tenant.service_ids[1]}/slots/next")
         assert no_calendar.status_code == 409

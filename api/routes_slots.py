@@ -30,21 +30,22 @@ DepsDep = Annotated[Deps, Depends(get_deps)]
 TimeZone = Annotated[TimeZoneName | None, Query(description="IANA zone of the answer's dates")]
 
 
-# How far ahead a lookup may start: Cal.com looks at most a year ahead (it clamps a window's end to now + 1
-# year and refuses a window that then ends before it starts), so a later start is refused here, by field.
+# How far from now a lookup may start: Cal.com looks at most a year ahead (it clamps a window's end to now +
+# 1 year and refuses a window that then ends before it starts) and nothing in the past is free. A start
+# further out either way is refused here, by field, before Cal.com is asked (its 400 would be our 502).
 HORIZON = timedelta(days=365)
 
 
 def _moment(moment: datetime, name: str, now: datetime) -> datetime:
-    """A lookup's start or end: with an offset, representable in UTC, starting within Cal.com's year."""
+    """A lookup's start or end: with an offset, representable in UTC; a start within a year of now."""
     if moment.tzinfo is None:
         raise invalid(name, "must carry a time zone offset, e.g. 2030-03-04T09:00:00+01:00")
     try:
         moment.astimezone(UTC)
     except OverflowError:
         raise invalid(name, "is out of range (years 1 to 9999 in UTC)") from None
-    if name != "end" and moment > now + HORIZON:
-        raise invalid(name, f"must be at most {HORIZON.days} days ahead: Cal.com looks no further")
+    if name != "end" and not now - HORIZON <= moment <= now + HORIZON:
+        raise invalid(name, f"must be within {HORIZON.days} days of now: Cal.com looks no further")
     return moment
 
 

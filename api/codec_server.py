@@ -127,12 +127,27 @@ def _codec(request: Request, deps: Deps) -> EncryptionCodec:
     return codec
 
 
+def _is_payload(item: Any) -> bool:
+    """A payload as the document states it: protobuf's JSON parser would also take a null `data` or
+    metadata value (as empty), which the document refuses, so the API refuses it too."""
+    if not isinstance(item, dict):
+        return False
+    metadata = item.get("metadata", {})
+    return (
+        isinstance(metadata, dict)
+        and all(isinstance(value, str) for value in metadata.values())
+        and isinstance(item.get("data", ""), str)
+    )
+
+
 async def _payloads(request: Request, deps: Deps) -> list[Payload]:
     try:
         data = json.loads(await request.body())
         items = data.get("payloads", []) if isinstance(data, dict) else None
-        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-            raise json_format.ParseError('the body is not a JSON object {"payloads": [...]}')
+        if not isinstance(items, list) or not all(_is_payload(item) for item in items):
+            raise json_format.ParseError(
+                'the body is not a JSON object {"payloads": [{"metadata": {name: base64}, "data": base64}]}'
+            )
         parsed = json_format.ParseDict(data, Payloads(), ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError) as error:
         raise _problem(request, deps, 400, f"not a JSON Payloads message: {error}", "bad-payloads") from None

@@ -21,7 +21,8 @@ from api.auth import Principal
 from api.deps import Deps, get_deps
 from api.params import MAX_ID
 from api.phones import default_region, to_e164
-from api.problems import ApiProblem, FieldError, invalid, not_found
+from api.problems import PROBLEM_JSON, ApiProblem, FieldError, Problem, invalid, not_found
+from models.tables import Customer
 from store import directory
 from store.directory import RegionHints, Row
 
@@ -73,6 +74,29 @@ async def scoped(
     if row is None:
         raise not_found(thing, row_id)
     return row
+
+
+# The answer of a read by id of an erased customer (documented on those operations).
+ERASED_CUSTOMER: dict[int | str, dict[str, Any]] = {
+    410: {
+        "model": Problem,
+        "content": {PROBLEM_JSON: {}},
+        "description": "the customer was erased (DELETE …?erase=true): gone for reads by id",
+    }
+}
+
+
+def refuse_erased(customer: Customer) -> None:
+    """An erased customer is gone for the API (DELETE erased it): its blanked row stays for the references to
+    it (appointments, quota history) and shows in lists with `erased_at`, but a read by id answers 410."""
+    if customer.erased_at is not None:
+        raise ApiProblem(
+            410,
+            f"customer {customer.id} was erased",
+            slug="customer-erased",
+            title="Customer erased",
+            extra={"erased_at": customer.erased_at.isoformat()},
+        )
 
 
 async def company_for_write(session: AsyncSession, principal: Principal, requested: int | None) -> int:

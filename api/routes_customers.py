@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, status
 from api.auth import WORKERS, Admin, Principal, require
 from api.deps import Deps
 from api.directory import (
+    ERASED_CUSTOMER,
     CompanyFilter,
     DepsDep,
     IntId,
@@ -24,6 +25,7 @@ from api.directory import (
     page_of,
     phone,
     refuse,
+    refuse_erased,
     region_of,
     scoped,
     sent,
@@ -103,10 +105,19 @@ async def post_customer(body: CustomerCreate, principal: Admin, deps: DepsDep) -
     return await create_customer(deps, principal, body)
 
 
-@router.get("/{customer_id}", response_model=CustomerOut)
-async def get_customer(customer_id: IntId, principal: CustomerReader, deps: DepsDep) -> dict[str, Any]:
+async def get_customer(customer_id: int, principal: Principal, deps: Deps) -> dict[str, Any]:
+    """The customer's row, erased or not (the staff console shows an erased one as such)."""
     async with deps.sessions() as session:
         row = await scoped(session, Customer, customer_id, principal, "customer")
+        return CustomerOut.model_validate(row, from_attributes=True).model_dump()
+
+
+@router.get("/{customer_id}", response_model=CustomerOut, responses=ERASED_CUSTOMER)
+async def read_customer(customer_id: IntId, principal: CustomerReader, deps: DepsDep) -> dict[str, Any]:
+    """The customer; 410 once erased (DELETE …?erase=true): gone for the API, the list still shows it."""
+    async with deps.sessions() as session:
+        row = await scoped(session, Customer, customer_id, principal, "customer")
+        refuse_erased(row)
         return CustomerOut.model_validate(row, from_attributes=True).model_dump()
 
 

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from api import schemas
 from api.auth import Admin, PolicyReader, Reader
 from api.deps import Deps, get_deps
+from api.directory import ERASED_CUSTOMER, refuse_erased, scoped
 from api.params import MAX_ID, EntityId, entity_id
 from api.problems import ApiProblem, FieldError, not_found
 from api.scoping import company_of, ensure_entities_of_company
@@ -27,8 +28,8 @@ from models.policies import (
     PolicySubject,
     PolicyType,
 )
-from models.tables import PolicyConfiguration
-from store import appointment_policies, tenant_lookups
+from models.tables import Customer, PolicyConfiguration
+from store import appointment_policies
 from store.appointments import upcoming_appointments
 from store.db import transaction
 from store.hierarchy import UnknownTarget
@@ -195,18 +196,17 @@ async def appointment_policy(
             raise not_found("appointment", appointment_id) from None
 
 
-@router.get("/v1/customers/{customer_id}/quota", tags=["appointments"])
+@router.get("/v1/customers/{customer_id}/quota", tags=["appointments"], responses=ERASED_CUSTOMER)
 async def customer_quota(customer_id: int, principal: Reader, deps: DepsDep) -> dict[str, Any]:
     """Cancellations left over the rolling 30 days (company policy) and, per upcoming appointment, the
-    cancellations and reschedules its own policy still allows."""
+    cancellations and reschedules its own policy still allows. 410 once the customer is erased."""
     if not 0 < customer_id <= MAX_ID:
         raise not_found("customer", customer_id)
-    scope = principal.scope()
     now = datetime.now(UTC)
     async with deps.sessions() as session:
-        company_id = await tenant_lookups.customer_company(session, customer_id, scope)
-        if company_id is None:
-            raise not_found("customer", customer_id)
+        customer = await scoped(session, Customer, customer_id, principal, "customer")
+        refuse_erased(customer)
+        company_id = customer.company_id
         overall = await appointment_policies.remaining_modifications(
             deps.policies,
             session,

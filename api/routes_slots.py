@@ -30,9 +30,22 @@ DepsDep = Annotated[Deps, Depends(get_deps)]
 TimeZone = Annotated[TimeZoneName | None, Query(description="IANA zone of the answer's dates")]
 
 
-def _aware(moment: datetime, name: str) -> datetime:
+# How far from now a lookup may start: Cal.com looks at most a year ahead (it clamps a window's end to now +
+# 1 year and refuses a window that then ends before it starts) and nothing in the past is free. A start
+# further out either way is refused here, by field, before Cal.com is asked (its 400 would be our 502).
+HORIZON = timedelta(days=365)
+
+
+def _moment(moment: datetime, name: str, now: datetime) -> datetime:
+    """A lookup's start or end: with an offset, representable in UTC; a start within a year of now."""
     if moment.tzinfo is None:
         raise invalid(name, "must carry a time zone offset, e.g. 2030-03-04T09:00:00+01:00")
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise invalid(name, "is out of range (years 1 to 9999 in UTC)") from None
+    if name != "end" and not now - HORIZON <= moment <= now + HORIZON:
+        raise invalid(name, f"must be within {HORIZON.days} days of now: Cal.com looks no further")
     return moment
 
 
@@ -84,9 +97,10 @@ async def slots_in_window(
 ) -> dict[str, Any]:
     """Free slots starting in [start, end); windows over 90 days are refused."""
     calendar = await service_calendar(deps, principal, service_id)
+    now = deps.slots.now()
     try:
         found = await deps.slots.find_in_window(
-            calendar, _aware(start, "start"), _aware(end, "end"), time_zone
+            calendar, _moment(start, "start", now), _moment(end, "end", now), time_zone
         )
     except (InvalidSlotSearch, ServiceNotOnCalcom, CalcomError) as exc:
         raise calcom_problem(exc) from None
@@ -105,7 +119,8 @@ async def next_slots(
 ) -> dict[str, Any]:
     """The next free slots from `after` (default: now) on, within `horizon_days`."""
     calendar = await service_calendar(deps, principal, service_id)
-    start = _aware(after, "after") if after is not None else datetime.now(UTC)
+    now = deps.slots.now()
+    start = _moment(after, "after", now) if after is not None else now
     try:
         found = await deps.slots.find_next_slots(
             calendar, start, timedelta(days=horizon_days), time_zone, limit=limit

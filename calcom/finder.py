@@ -62,6 +62,10 @@ class SlotFinder:
         self.max_window = timedelta(days=max_window_days)
         self._clock = clock
 
+    def now(self) -> datetime:
+        """The finder's clock (the API measures how far ahead a lookup may start by it)."""
+        return self._clock()
+
     async def service(self, service: int | ServiceCalendar, company_id: int | None = None) -> ServiceCalendar:
         if isinstance(service, ServiceCalendar):
             return service

@@ -199,5 +199,16 @@ async def test_slots_from_the_fake_calcom(
         )
         assert naive.status_code == 422
         assert naive.json()["errors"][0]["field"] == "start"
+        # Cal.com looks a year ahead at most, nothing past is free: a start further out either way is ours to
+        # refuse, by field, before asking it (its 400 would be a 502).
+        for path, params, field in (
+            ("slots/next", {"after": "7362-01-01T00:00:00Z"}, "after"),
+            ("slots", {"start": "9999-12-01T00:00:00Z", "end": "9999-12-31T00:00:00Z"}, "start"),
+            ("slots/next", {"after": "0238-08-09T11:20:15-11:55"}, "after"),
+            ("slots", {"start": "0001-01-01T00:00:00+01:00", "end": "2030-03-05T00:00:00Z"}, "start"),
+        ):
+            far = await service.get(f"/v1/services/{tenant.service_ids[0]}/{path}", params=params)
+            assert far.status_code == 422, far.text
+            assert far.json()["errors"][0]["field"] == field
         no_calendar = await service.get(f"/v1/services/{tenant.service_ids[1]}/slots/next")
         assert no_calendar.status_code == 409

@@ -153,6 +153,14 @@ async def test_erasing_a_customer_with_two_open_callbacks(
     assert row is not None
     assert (row.name, row.phone_number, row.email, row.external_id) == (ERASED, None, None, None)
     assert row.erased_at is not None
+    # Gone for reads by id (DELETE erased it: 410, not a blanked 200); the list still shows the tombstone.
+    for path in (f"/v1/customers/{customer}", f"/v1/customers/{customer}/quota"):
+        gone = await admin.get(path)
+        assert gone.status_code == 410, gone.text
+        assert gone.json()["type"] == "/problems/customer-erased"
+        assert gone.json()["erased_at"] == row.erased_at.isoformat()
+    listed = (await admin.get("/v1/customers", params={"page_size": 200})).json()["items"]
+    assert [item["name"] for item in listed if item["id"] == customer] == [ERASED]
     events = [event.type for event in await event_rows(sessions, ids[0])]
     assert events[-1] == "callback.personal_data_erased"
     shown = await admin.get(f"/v1/callbacks/{opened[0]}")

@@ -241,6 +241,16 @@ async def test_the_ui_decodes_with_the_console_sign_in_from_its_own_origin_only(
         [sealed] = encoded.json()["payloads"]
         company = sealed["metadata"]["encryption-company-id"]
         assert company == base64.b64encode(str(tenant.company_id).encode()).decode()
+        # Protobuf JSON reads a null as empty; the document says base64 strings, and so does the API.
+        loose_payloads: list[dict[str, object]] = [
+            {"metadata": {}, "data": None},
+            {"metadata": {"encoding": None}},
+            {"metadata": []},
+        ]
+        for loose in loose_payloads:
+            refused = await browser.post("/codec/encode", json={"payloads": [loose]}, headers={"Origin": UI})
+            assert refused.status_code == 400, (loose, refused.text)
+            assert refused.json()["type"].endswith("/bad-payloads")
 
     audit = await _audit(sessions)
     assert [(a.operation, a.via, a.origin) for a in audit] == [

@@ -6,18 +6,19 @@ Every model here travels through Temporal's pydantic data converter, so it must 
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.calcom import Slot
 from models.calendars import BusinessCalendarSpec
 from models.dial_window import DialWindow
+from models.phones import ERASED as ERASED
+from models.phones import mask_phone as mask_phone
+from models.phones import normalize_phone as normalize_phone
 
 # The callback workflow ids live beside the tenant id convention; imported from here by most callers.
 from models.workflow_ids import CALLBACK_BASE_PREFIX as CALLBACK_BASE_PREFIX
@@ -94,42 +95,6 @@ class CallbackSettings(Frozen):
     max_contact_attempts: int = Field(ge=1)
     max_escalations: int = Field(ge=0)
     sla_clock: SlaClock = SlaClock.CALENDAR
-
-
-def normalize_phone(value: str) -> str:
-    """Parse a phone number in international format and return it as E.164 (`+4930123456`).
-
-    Cached: a callback's request is deserialised again at every step (workflow input, each write, each
-    answer); its number is parsed where it enters the engine (in the form given, and its E.164 form), and
-    every later read finds it parsed. Refused numbers raise and are not cached."""
-    normalized = _normalized(value)
-    if normalized != value:
-        _normalized(normalized)
-    return normalized
-
-
-@functools.lru_cache(maxsize=4096)
-def _normalized(value: str) -> str:
-    try:
-        parsed = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError("must be a phone number in international format, e.g. +49 30 1234567") from exc
-    if not phonenumbers.is_valid_number(parsed):
-        raise ValueError("is not a valid phone number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
-# What a callback's personal fields read after the customer was erased (GDPR Art. 17, api/customers_erase.py).
-ERASED = "erased"
-
-
-def mask_phone(e164: str) -> str:
-    """Keep the country code and the last two digits: enough for staff to recognise, useless to a thief."""
-    if e164 == ERASED:
-        return ERASED
-    parsed = phonenumbers.parse(e164, None)
-    national = str(parsed.national_number)
-    return f"+{parsed.country_code} {'*' * max(len(national) - 2, 0)}{national[-2:]}"
 
 
 class NewCallback(Frozen):

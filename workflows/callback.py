@@ -24,7 +24,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import names
-    from models import search_attributes
     from models.calcom import FoundSlots
     from models.callbacks import (
         ERASED,
@@ -32,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
         CallbackState,
         CallbackWorkflowInput,
         CreatedCallback,
-        DeadReferences,
         ErasePersonalData,
         LoadCandidates,
         PrepareCallback,
@@ -63,8 +61,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.db_steps import DatabaseSteps, stuck_refusal
     from workflows.notifications import notify
+    from workflows.shown_attributes import ShownAttributes
     from workflows.staff_handlers import with_staff_actions
     from workflows.update_keys import UpdateKeys
+    from workflows.write_failures import capacity_taken, dead_references_found
 
 # A write that finds a reference dead drops it and writes again; more rounds than this is a bug.
 MAX_DROPS = 3
@@ -92,8 +92,7 @@ class CallbackWorkflow:
         self._db = DatabaseSteps(params.callback_id, params.request.company_id)
         # Which request each Idempotency-Key of the staff actions carried (a reused key is refused).
         self._keys = UpdateKeys()
-        # The search attribute values the workflow shows (hot path: upserted only when they change).
-        self._shown: dict[str, Any] | None = None
+        self._shown = ShownAttributes()
 
     # --- main loop: the SLA clock ---------------------------------------------------------------
 
@@ -199,7 +198,7 @@ class CallbackWorkflow:
                 )
                 break
             except (ActivityError, ApplicationError) as err:
-                dead = _dead_references(err)
+                dead = dead_references_found(err)
                 if dead is None or drops == MAX_DROPS or not self._patched(DROP_DEAD_REFERENCES):
                     raise
                 workflow.logger.warning(
@@ -209,12 +208,12 @@ class CallbackWorkflow:
                     dead_references.end_orphaned(step, dead)
                     self._state = step.state  # its row is gone with its branch: nothing left to write to
                     self._changed = True
-                    workflow.upsert_search_attributes(search_attributes.updates_for(step.state))
+                    self._shown.show(step.state, only_changes=False)
                     return
                 dead_references.drop_references(step, dead)
         self._state = step.state
         self._changed = True
-        self._show(step.state, outbox)
+        self._shown.show(step.state, only_changes=outbox)
         if step.events and not outbox and self._patched(NOTIFICATIONS_PATCH):
             self._notifying.append(asyncio.create_task(notify(step.events, step.state)))
 
@@ -228,21 +227,10 @@ class CallbackWorkflow:
                 await self._commit(step)
                 return
             except (ActivityError, ApplicationError) as err:
-                taken = _capacity_full(err)
+                taken = capacity_taken(err)
                 if taken is None or taken in full:
                     raise
                 full.append(taken)
-
-    def _show(self, state: CallbackState, only_changes: bool) -> None:
-        """The state's search attributes for the UI; on the hot path only those the step changed."""
-        if not only_changes:
-            workflow.upsert_search_attributes(search_attributes.updates_for(state))
-            return
-        if self._shown is None:
-            self._shown = search_attributes.known_from(workflow.info().typed_search_attributes)
-        changed = search_attributes.changed_updates(state, self._shown)
-        if changed:
-            workflow.upsert_search_attributes(changed)
 
     async def _settle(self) -> None:
         """Let running handlers and notification starts finish before the run ends or continues as new;
@@ -402,21 +390,3 @@ class CallbackWorkflow:
     def retry_stuck(self) -> None:
         """An operator fixed what made the callback stuck: try the step again now."""
         self._db.retry_now()
-
-
-def _dead_references(err: ActivityError | ApplicationError) -> DeadReferences | None:
-    """What a failed write found deleted under the callback, or None for any other failure. (A failed
-    local activity reaches the workflow as its ApplicationError, a failed activity as an ActivityError.)"""
-    cause = err.cause if isinstance(err, ActivityError) else err
-    if not isinstance(cause, ApplicationError) or cause.type != names.DEAD_REFERENCE or not cause.details:
-        return None
-    return DeadReferences.model_validate(cause.details[0])
-
-
-def _capacity_full(err: ActivityError | ApplicationError) -> UUID | None:
-    """The staff member whose capacity a failed write found taken (activities/callbacks.py), or None for
-    any other failure."""
-    cause = err.cause if isinstance(err, ActivityError) else err
-    if not isinstance(cause, ApplicationError) or cause.type != names.CAPACITY_FULL or not cause.details:
-        return None
-    return UUID(str(cause.details[0]))

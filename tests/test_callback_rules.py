@@ -201,7 +201,8 @@ def test_phone_masking_keeps_country_and_last_digits() -> None:
 
 def test_a_number_read_back_again_is_not_parsed_again() -> None:
     """Validated where it enters; every later deserialisation of the same request finds it parsed."""
-    from models.callbacks import NewCallback, _normalized
+    from models.callbacks import NewCallback
+    from models.phones import _normalized
 
     request = NewCallback(company_id=1, branch_id=1, customer_name="Erika", phone_number="+49 30 7654321")
     before = _normalized.cache_info()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import signal
 import subprocess
 import uuid
@@ -20,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -191,6 +193,19 @@ class Lab:
         return await self.exit.enter_async_context(serve_asgi(app, port=port))
 
 
+# Every scenario's database starts its company ids here, so that on the shared Temporal server the
+# tenant-scoped workflow ids of one scenario (`c<company>.appointment-<id>`, …) never meet those of an
+# earlier one (an appointment's workflow idles for minutes after its last request).
+_COMPANY_IDS = itertools.count(start=1000, step=1000)
+
+
+async def _own_company_ids(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("SELECT setval('companies_id_seq', :start, false)"), {"start": next(_COMPANY_IDS)}
+        )
+
+
 @contextlib.asynccontextmanager
 async def open_lab(stack: Stack, scenario: Scenario) -> AsyncIterator[Lab]:
     """The scenario's world, torn down in reverse: processes, servers of this process, the database
@@ -215,6 +230,8 @@ async def open_lab(stack: Stack, scenario: Scenario) -> AsyncIterator[Lab]:
             address = await stack.temporal()
         engine = create_engine(url, pool_size=10)
         exit.push_async_callback(engine.dispose)
+        if dev is None:
+            await _own_company_ids(engine)
         client = await wait_for_server(address, data_converter=converter_for(stack.codec_keys))
         yield Lab(
             name=scenario.name,

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from models.calcom import Booking
 from models.policies import ModificationType, PolicyResult
 from models.workflow_ids import tenant_workflow_id
 
@@ -127,6 +128,31 @@ class RecordAppointmentChange(_Frozen):
     new_end: AwareDatetime | None = None
     new_booking_uid: str | None = None
     workflow_id: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        request: AppointmentChangeRequest,
+        plan: AppointmentChangePlan,
+        booking: Booking | None,
+        workflow_id: str | None,
+    ) -> RecordAppointmentChange:
+        """The record of `request` as decided (`plan`) and as Cal.com answered (`booking`; None: no Cal.com
+        booking, a reschedule then keeps the appointment's length)."""
+        moved = request.change is ModificationType.RESCHEDULE
+        return cls(
+            request_id=request.request_id,
+            company_id=request.company_id,
+            appointment_id=request.appointment_id,
+            change=request.change,
+            policy=plan.policy,
+            reason=request.reason,
+            modified_by=request.modified_by,
+            new_start=(booking.start if booking is not None else request.new_start) if moved else None,
+            new_end=booking.end if moved and booking is not None else None,
+            new_booking_uid=booking.uid if moved and booking is not None else None,
+            workflow_id=workflow_id,
+        )
 
 
 class RecordedChange(_Frozen):

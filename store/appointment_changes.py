@@ -188,31 +188,16 @@ async def _write(
     return BegunChange(step=BeginStep.ACT, plan=plan)
 
 
-def _record_command(command: FinishChange) -> RecordAppointmentChange:
-    request, plan, booking = command.request, command.plan, command.booking
-    moved = request.change is ModificationType.RESCHEDULE
-    return RecordAppointmentChange(
-        request_id=request.request_id,
-        company_id=request.company_id,
-        appointment_id=request.appointment_id,
-        change=request.change,
-        policy=plan.policy,
-        reason=request.reason,
-        modified_by=request.modified_by,
-        new_start=(booking.start if booking is not None else request.new_start) if moved else None,
-        new_end=booking.end if moved and booking is not None else None,
-        new_booking_uid=booking.uid if moved and booking is not None else None,
-        workflow_id=command.workflow_id,
-    )
-
-
 async def finish_change(session: AsyncSession, command: FinishChange) -> FinishedChange:
     """Record the change (modification, stats, appointment) and settle the request with its outcome, in
     the caller's transaction; a retry after the commit answers from the stored outcome."""
     request = command.request
     assert request.requested_at is not None
     row = await _stored(session, request)
-    recorded = await apply_change(session, _record_command(command))
+    recorded = await apply_change(
+        session,
+        RecordAppointmentChange.of(command.request, command.plan, command.booking, command.workflow_id),
+    )
     if row is not None and row.outcome is not None:
         return FinishedChange(outcome=AppointmentChangeOutcome.model_validate(row.outcome), recorded=recorded)
     answer = recorded_outcome(request, command.plan, recorded, request.requested_at)

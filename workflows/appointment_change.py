@@ -255,22 +255,9 @@ class AppointmentChangeWorkflow:
     async def _record(
         self, request: AppointmentChangeRequest, plan: AppointmentChangePlan, booking: Booking | None
     ) -> RecordedChange:
-        moved = request.change is ModificationType.RESCHEDULE
         recorded: RecordedChange = await workflow.execute_local_activity(
             names.RECORD_APPOINTMENT_CHANGE,
-            RecordAppointmentChange(
-                request_id=request.request_id,
-                company_id=request.company_id,
-                appointment_id=request.appointment_id,
-                change=request.change,
-                policy=plan.policy,
-                reason=request.reason,
-                modified_by=request.modified_by,
-                new_start=(booking.start if booking is not None else request.new_start) if moved else None,
-                new_end=booking.end if moved and booking is not None else None,
-                new_booking_uid=booking.uid if moved and booking is not None else None,
-                workflow_id=workflow.info().workflow_id,
-            ),
+            RecordAppointmentChange.of(request, plan, booking, workflow.info().workflow_id),
             result_type=RecordedChange,
             start_to_close_timeout=DB_START_TO_CLOSE,
             retry_policy=RECORD_RETRY,

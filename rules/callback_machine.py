@@ -62,11 +62,21 @@ class Step:
     """The transition in progress: a copy of the state being changed and the events it produces.
 
     A step works on a copy, so a refusal half-way (e.g. `StaffRefused`) leaves the current state as it
-    was; the caller makes the copy current only once it is persisted.
+    was; the caller makes the copy current only once it is persisted. The copy is shallow except for the
+    lists a step appends to: the rules replace nested models (request, settings, calendar, ...) rather
+    than change them, so old and new state share them. (A deep copy per step was most of a step's
+    allocations, and every cached callback kept a second copy of its request.)
     """
 
     def __init__(self, state: CallbackState, actor: str, now: datetime) -> None:
-        self.state = state.model_copy(deep=True)
+        self.state = state.model_copy(
+            update={
+                "previous_assignees": list(state.previous_assignees),
+                "attempts": list(state.attempts),
+                "escalations": list(state.escalations),
+                "warnings_sent": list(state.warnings_sent),
+            }
+        )
         self.state.version += 1
         self.actor = actor
         self.now = now

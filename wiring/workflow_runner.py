@@ -7,12 +7,20 @@ message it came from alive, so each cached callback held its first activation (i
 attributes, the create Update) and its last completion (the step's state) in memory, for as long as it
 waits on its SLA. After each activation this runner gives the workflow its own small copies instead.
 
+Two more per-instance costs are made lazy or shared: the instance's own `random.Random` (2.5 KiB of
+Mersenne Twister state, which callback workflows never draw from) is created on first use, and the
+signal and update handler tables, copied per instance so that handlers could be added at run time (our
+workflows register theirs at definition time, workflows/staff_handlers.py), are the definition's own,
+read-only: adding a handler at run time would fail loudly instead of changing every instance.
+
 SDK internals: every attribute is looked up defensively, so an SDK that renames them only loses the saving.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import random
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
@@ -33,6 +41,24 @@ def detached(message: M) -> M:
     return copy
 
 
+class LazyRandom:
+    """A `random.Random` made on first use, with the seed the SDK gave (or re-seeded) it."""
+
+    def __init__(self, seed: int) -> None:
+        self._seed = seed
+        self._random: random.Random | None = None
+
+    def seed(self, seed: int) -> None:
+        self._seed = seed
+        if self._random is not None:
+            self._random.seed(seed)
+
+    def __getattr__(self, name: str) -> Any:
+        if self._random is None:
+            self._random = random.Random(self._seed)
+        return getattr(self._random, name)
+
+
 class LeanWorkflowRunner(UnsandboxedWorkflowRunner):
     def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
         return _LeanInstance(det)  # type: ignore[abstract]
@@ -40,6 +66,17 @@ class LeanWorkflowRunner(UnsandboxedWorkflowRunner):
 
 class _LeanInstance(_WorkflowInstanceImpl):
     _memo_detached = False
+
+    def __init__(self, det: WorkflowInstanceDetails) -> None:
+        super().__init__(det)
+        state: dict[str, Any] = vars(self)
+        if isinstance(state.get("_random"), random.Random):
+            state["_random"] = LazyRandom(det.randomness_seed)
+        defn = state.get("_defn")
+        for name, shared in (("_signals", "signals"), ("_updates", "updates")):
+            table = getattr(defn, shared, None)
+            if isinstance(state.get(name), dict) and isinstance(table, dict) and state[name] == table:
+                state[name] = MappingProxyType(table)
 
     def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
         completion = super().activate(act)

@@ -107,7 +107,7 @@ def build_worker(
     # engine each is one round trip.
     outbox = NotificationOutbox(
         async_sessionmaker(statements, expire_on_commit=False) if statements is not None else sessions,
-        notifications.plan,
+        notifications.plan_batch,
         client,
         settings.task_queue,
     )

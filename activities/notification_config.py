@@ -11,7 +11,7 @@ from channels.errors import http_deadline
 from config import Settings
 from models.notifications import Channel, PlannedDelivery
 from rules.notifications import RetryDefaults
-from store import notifications as store
+from store.notification_people import QuietDefault
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,7 @@ class NotificationConfig:
     sms_timeout_seconds: float = 10.0
     webhook_timeout_seconds: float = 10.0
     retry_defaults: RetryDefaults = field(default_factory=RetryDefaults)
-    quiet_default: store.QuietDefault | None = field(
-        default_factory=lambda: store.QuietDefault(time(22), time(7))
-    )
+    quiet_default: QuietDefault | None = field(default_factory=lambda: QuietDefault(time(22), time(7)))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NotificationConfig:
@@ -37,9 +35,7 @@ class NotificationConfig:
             sms_timeout_seconds=settings.notify_sms_timeout_seconds,
             webhook_timeout_seconds=settings.notify_webhook_timeout_seconds,
             retry_defaults=RetryDefaults(settings.notify_retry_count, settings.notify_retry_delay_minutes),
-            quiet_default=store.QuietDefault(
-                settings.notify_quiet_hours_start, settings.notify_quiet_hours_end
-            ),
+            quiet_default=QuietDefault(settings.notify_quiet_hours_start, settings.notify_quiet_hours_end),
         )
 
     def send_deadline(self, channel: Channel) -> float:

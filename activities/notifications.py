@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -53,16 +53,23 @@ class NotificationActivities:
 
     async def plan(self, session: AsyncSession, event: NotifyEvent) -> list[PlannedDelivery]:
         """Who hears about `event`, on which channel, when, with the channel's deadlines: the one
-        resolution of an event (the outbox dispatcher and the start activity hand it to the run they
-        start)."""
-        planned = await store.resolve_deliveries(
+        resolution of an event (the start activity hands it to the run it starts)."""
+        [planned] = await self.plan_batch(session, [event])
+        return planned
+
+    async def plan_batch(
+        self, session: AsyncSession, events: Sequence[NotifyEvent]
+    ) -> list[list[PlannedDelivery]]:
+        """`plan` of each event, in order, read together (the outbox dispatcher's claimed batch): a
+        batch costs a few queries whatever its size."""
+        plans = await store.resolve_batch(
             session,
-            event,
+            events,
             defaults=self._config.retry_defaults,
             quiet_default=self._config.quiet_default,
             settings=self._settings,
         )
-        return [self._config.with_deadlines(delivery) for delivery in planned]
+        return [[self._config.with_deadlines(delivery) for delivery in planned] for planned in plans]
 
     @activity.defn(name=names.DELIVER_NOTIFICATION)
     async def deliver_notification(self, planned: PlannedDelivery) -> DeliveryOutcome:

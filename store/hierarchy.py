@@ -166,17 +166,30 @@ class HierarchyResolver(Generic[CacheT]):
         self, company_id: int, topics: Iterable[str], *, session: AsyncSession | None = None
     ) -> dict[str, Snapshot]:
         """One company's snapshot of each topic, the missing ones loaded together; counts per topic."""
-        wanted = list(dict.fromkeys(topics))
-        found: dict[str, Snapshot] = {}
-        for topic in wanted:
-            snapshot = self.cache.get(company_id, topic)
-            if snapshot is not None:
-                found[topic] = snapshot
-        self.cache.count(hits=len(found), misses=len(wanted) - len(found))
-        missing = [topic for topic in wanted if topic not in found]
+        found = await self.snapshots_of({company_id: topics}, session=session)
+        return {topic: snapshot for (_, topic), snapshot in found.items()}
+
+    async def snapshots_of(
+        self, wanted: Mapping[int, Iterable[str]], *, session: AsyncSession | None = None
+    ) -> dict[tuple[int, str], Snapshot]:
+        """The snapshots of several companies' topics, all missing ones loaded in one query (a batch of
+        events spans companies); counts per (company, topic)."""
+        found: dict[tuple[int, str], Snapshot] = {}
+        missing: dict[int, list[str]] = {}
+        for company_id, topics in wanted.items():
+            for topic in dict.fromkeys(topics):
+                snapshot = self.cache.get(company_id, topic)
+                if snapshot is not None:
+                    found[(company_id, topic)] = snapshot
+                else:
+                    missing.setdefault(company_id, []).append(topic)
+        misses = sum(map(len, missing.values()))
+        self.cache.count(hits=len(found), misses=misses)
         if missing:
-            loaded = await self.load({company_id: missing}, session=session)
-            found.update({topic: loaded[(company_id, topic)] for topic in missing})
+            loaded = await self.load(missing, session=session)
+            found.update(
+                {(c, topic): loaded[(c, topic)] for c, topics in missing.items() for topic in topics}
+            )
         return found
 
     async def load(

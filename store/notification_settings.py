@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -53,13 +53,23 @@ async def load_catalogue(session: AsyncSession) -> list[CatalogueEntry]:
     return [_entry(row) for row in rows]
 
 
+CATALOGUE_ENTRIES = select(NotificationEventMapping).where(
+    NotificationEventMapping.event_type.in_(bindparam("event_types", expanding=True)),
+    NotificationEventMapping.deleted_at.is_(None),
+)
+
+
+async def catalogue_entries(session: AsyncSession, event_types: Iterable[str]) -> dict[str, CatalogueEntry]:
+    """The live entries of the given event types, in one query; unknown types are left out."""
+    wanted = sorted(set(event_types))
+    if not wanted:
+        return {}
+    rows = await session.scalars(CATALOGUE_ENTRIES, {"event_types": wanted})
+    return {row.event_type: _entry(row) for row in rows}
+
+
 async def catalogue_entry(session: AsyncSession, event_type: str) -> CatalogueEntry | None:
-    row = await session.scalar(
-        select(NotificationEventMapping).where(
-            NotificationEventMapping.event_type == event_type, NotificationEventMapping.deleted_at.is_(None)
-        )
-    )
-    return _entry(row) if row is not None else None
+    return (await catalogue_entries(session, [event_type])).get(event_type)
 
 
 # --- the table as hierarchical settings ----------------------------------------------------------
@@ -123,8 +133,15 @@ class NotificationSettings(HierarchyResolver[NotificationSettingsCache]):
         self, company_id: int, event_types: Sequence[str], *, session: AsyncSession | None = None
     ) -> dict[str, ChannelConfigs]:
         """{event_type: {channel: {(level, configurable_id): keys}}}; all misses in one query."""
-        snapshots = await self.snapshots(company_id, event_types, session=session)
-        return {event_type: _by_channel(snapshot.sections) for event_type, snapshot in snapshots.items()}
+        found = await self.channel_configs_of({company_id: event_types}, session=session)
+        return {event_type: configs for (_, event_type), configs in found.items()}
+
+    async def channel_configs_of(
+        self, wanted: Mapping[int, Iterable[str]], *, session: AsyncSession | None = None
+    ) -> dict[tuple[int, str], ChannelConfigs]:
+        """{(company_id, event_type): configs} of several companies; all misses in one query."""
+        snapshots = await self.snapshots_of(wanted, session=session)
+        return {key: _by_channel(snapshot.sections) for key, snapshot in snapshots.items()}
 
 
 async def channel_configs(
@@ -134,10 +151,22 @@ async def channel_configs(
     settings: NotificationSettings | None = None,
 ) -> dict[str, ChannelConfigs]:
     """Through the cache of `settings`, or straight from the database without one."""
+    found = await channel_configs_of(session, {company_id: event_types}, settings)
+    return {event_type: configs for (_, event_type), configs in found.items()}
+
+
+async def channel_configs_of(
+    session: AsyncSession,
+    wanted: Mapping[int, Iterable[str]],
+    settings: NotificationSettings | None = None,
+) -> dict[tuple[int, str], ChannelConfigs]:
+    """The configs of several companies' events (a batch of events), in at most one query."""
     if settings is not None:
-        return await settings.channel_configs(company_id, event_types, session=session)
-    loaded = await load_sections(session, NOTIFICATION_TABLE, [company_id], event_types)
-    return {event_type: _by_channel(loaded[(company_id, event_type)]) for event_type in event_types}
+        return await settings.channel_configs_of(wanted, session=session)
+    wanted_lists = {company_id: list(dict.fromkeys(types)) for company_id, types in wanted.items()}
+    topics = {event_type for types in wanted_lists.values() for event_type in types}
+    loaded = await load_sections(session, NOTIFICATION_TABLE, wanted_lists, topics)
+    return {(c, t): _by_channel(loaded[(c, t)]) for c, types in wanted_lists.items() for t in types}
 
 
 # --- settings: read ------------------------------------------------------------------------------

@@ -7,11 +7,8 @@ directory, and replaying it finds the same answers in its history.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.calendars import BusinessCalendarSpec
 from models.callbacks import NewCallback, StaffCandidate
@@ -19,8 +16,7 @@ from models.dial_window import DialWindow
 from rules.dial_window import customer_time_zone, dial_window
 from rules.shifts import on_shift, staff_calendar
 from rules.sla import with_holidays_written_out
-from store import calendars as store
-from store.calendars import BranchCalendar
+from store.callback_preparation import Preparation, Staffing
 
 
 @dataclass(frozen=True)
@@ -30,23 +26,13 @@ class CallbackCalendars:
     candidates: list[StaffCandidate]
 
 
-async def with_shifts(
-    session: AsyncSession,
-    candidates: Sequence[StaffCandidate],
-    *,
-    branch_id: int,
-    at: datetime,
-    branches: dict[int, BranchCalendar] | None = None,
-) -> list[StaffCandidate]:
+def with_shifts(staffing: Staffing, *, branch_id: int, at: datetime) -> list[StaffCandidate]:
     """The candidates with their shift at `at`: their own hours or their branch's, on their branch's
     calendar, minus their absences. Staff of no branch count in the callback's branch's calendar."""
-    schedules = await store.staff_schedules(session, [c.id for c in candidates], at=at)
-    wanted = {branch_id} | {s.branch_id for s in schedules.values() if s.branch_id is not None}
-    known = dict(branches or {})
-    known.update(await store.branch_calendars(session, [b for b in wanted if b not in known]))
+    known = staffing.branches
     shifted = []
-    for candidate in candidates:
-        schedule = schedules.get(candidate.id)
+    for candidate in staffing.candidates:
+        schedule = staffing.schedules.get(candidate.id)
         branch = known.get(schedule.branch_id or branch_id) if schedule else None
         branch = branch or known.get(branch_id)
         if schedule is None or branch is None:
@@ -57,22 +43,20 @@ async def with_shifts(
     return shifted
 
 
-async def callback_calendars(
-    session: AsyncSession,
+def callback_calendars(
     request: NewCallback,
-    candidates: Sequence[StaffCandidate],
+    preparation: Preparation,
     *,
     at: datetime,
     default_dial_hours: tuple[time, time],
 ) -> CallbackCalendars:
-    """Everything calendar-shaped a new callback needs, in four small queries."""
-    branches = await store.branch_calendars(session, [request.branch_id])
-    branch = branches.get(request.branch_id)
-    shifted = await with_shifts(session, candidates, branch_id=request.branch_id, at=at, branches=branches)
+    """Everything calendar-shaped a new callback needs, from what its preparation read."""
+    branch = preparation.staffing.branches.get(request.branch_id)
+    shifted = with_shifts(preparation.staffing, branch_id=request.branch_id, at=at)
     if branch is None:  # refused by the reference check before this is reached
         return CallbackCalendars(None, None, shifted)
     zone, source = customer_time_zone(
-        await store.customer_time_zone(session, request.customer_id, request.company_id),
+        preparation.customer_time_zone,
         request.phone_number,
         branch.spec.time_zone,
         at,

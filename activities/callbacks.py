@@ -34,6 +34,7 @@ from models.policies import PolicySubject
 from models.stuck import ClearStuck, StuckMark
 from models.workflow_ids import notify_workflow_id, notify_workflow_id_under
 from rules.notifications import events_to_notify
+from store import callback_preparation as preparation
 from store import callbacks as store
 from store import stuck
 from store.callback_writes import write_step
@@ -97,12 +98,14 @@ class CallbackActivities:
     @activity.defn(name=names.PREPARE_CALLBACK)
     async def prepare_callback(self, command: PrepareCallback) -> PreparedCallback:
         """Check the request's references, resolve its callback rules, list who could take it (with their
-        shifts), and read the branch's calendar and the customer's dial window."""
+        shifts), and read the branch's calendar and the customer's dial window: one statement, and the
+        policies from the resolver's cache."""
         request = command.request
+        at = command.at or datetime.now(UTC)
         async with self._reads() as session:
-            check = await store.check_request(session, request)
-            if check.errors:
-                errors = check.errors
+            found = await preparation.read_preparation(session, request, at=at)
+            if found.errors:
+                errors = found.errors
                 raise ApplicationError("; ".join(errors), errors, type=INVALID_REFERENCE, non_retryable=True)
             settings = await self._policies.callback_settings(
                 PolicySubject(
@@ -114,41 +117,28 @@ class CallbackActivities:
                 self._defaults,
                 session=session,
             )
-            candidates = await store.load_candidates(
-                session,
-                company_id=request.company_id,
-                branch_id=request.branch_id,
-                service_id=request.service_id,
-                include=[request.preferred_staff_id] if request.preferred_staff_id else [],
-            )
-            calendars = await callback_calendars(
-                session,
-                request,
-                candidates,
-                at=command.at or datetime.now(UTC),
-                default_dial_hours=self._dial_hours,
-            )
+        calendars = callback_calendars(request, found, at=at, default_dial_hours=self._dial_hours)
         return PreparedCallback(
             settings=settings,
             candidates=calendars.candidates,
-            bookable=check.bookable,
+            bookable=found.bookable,
             calendar=calendars.calendar,
             dial_window=calendars.dial_window,
         )
 
     @activity.defn(name=names.LOAD_STAFF_CANDIDATES)
     async def load_staff_candidates(self, query: LoadCandidates) -> list[StaffCandidate]:
+        at = query.at or datetime.now(UTC)
         async with self._reads() as session:
-            candidates = await store.load_candidates(
+            staffing = await preparation.read_staffing(
                 session,
                 company_id=query.company_id,
                 branch_id=query.branch_id,
                 service_id=query.service_id,
                 include=query.include,
+                at=at,
             )
-            return await with_shifts(
-                session, candidates, branch_id=query.branch_id, at=query.at or datetime.now(UTC)
-            )
+        return with_shifts(staffing, branch_id=query.branch_id, at=at)
 
     @activity.defn(name=names.PERSIST_TRANSITION)
     async def persist_transition(self, transition: Transition) -> None:

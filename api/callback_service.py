@@ -39,7 +39,8 @@ from starter.client import CallbackError, callback_id_for
 from starter.deadlines import TemporalCallFailed
 from store import callback_queries as queries
 from store import tenant_lookups
-from store.callbacks import get_row, reference_errors
+from store.callback_preparation import reference_errors
+from store.callbacks import get_row
 from telemetry import logs as log_context
 
 BULK_CONCURRENCY = 8

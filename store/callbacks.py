@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import exists, false, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -17,8 +16,6 @@ from models.callbacks import (
     CallbackStatus,
     DeadReferences,
     Escalation,
-    NewCallback,
-    StaffCandidate,
 )
 from models.tables import (
     Branch,
@@ -29,7 +26,6 @@ from models.tables import (
     Customer,
     Service,
     Staff,
-    StaffService,
 )
 
 OPEN_WORK = (CallbackStatus.ASSIGNED.value, CallbackStatus.CONTACTED.value)
@@ -153,57 +149,6 @@ async def append_events(session: AsyncSession, state: CallbackState, events: Seq
     )
 
 
-async def load_candidates(
-    session: AsyncSession,
-    *,
-    company_id: int,
-    branch_id: int,
-    service_id: int | None,
-    include: Sequence[UUID] = (),
-) -> list[StaffCandidate]:
-    """Staff of the branch (and any explicitly named staff of the company) with their open-callback load,
-    in one query."""
-    open_count = (
-        select(func.count())
-        .where(
-            CallbackRequest.assigned_to == Staff.id,
-            CallbackRequest.status.in_(OPEN_WORK),
-            CallbackRequest.deleted_at.is_(None),
-        )
-        .scalar_subquery()
-    )
-    linked = (
-        exists().where(StaffService.staff_id == Staff.id, StaffService.service_id == service_id)
-        if service_id is not None
-        else false()
-    )
-    query = select(
-        Staff.id,
-        Staff.branch_id,
-        Staff.is_active,
-        Staff.max_open_callbacks,
-        open_count.label("open_callbacks"),
-        linked.label("linked"),
-    ).where(
-        Staff.company_id == company_id,
-        or_(Staff.branch_id == branch_id, Staff.id.in_(list(include)))
-        if include
-        else Staff.branch_id == branch_id,
-    )
-    rows = await session.execute(query)
-    return [
-        StaffCandidate(
-            id=record.id,
-            branch_id=record.branch_id,
-            active=record.is_active,
-            max_open_callbacks=record.max_open_callbacks,
-            open_callbacks=record.open_callbacks,
-            linked_to_service=bool(record.linked),
-        )
-        for record in rows.all()
-    ]
-
-
 async def claim_capacity(session: AsyncSession | AsyncConnection, staff_id: UUID, callback_id: UUID) -> bool:
     """Whether `staff_id` can take `callback_id` without going over their `max_open_callbacks`, decided
     under a lock on their row held until the caller's transaction ends: concurrent claims for one staff
@@ -222,63 +167,6 @@ async def claim_capacity(session: AsyncSession | AsyncConnection, staff_id: UUID
         )
     )
     return int(taken or 0) < limit
-
-
-async def service_is_bookable(session: AsyncSession, service_id: int) -> bool:
-    """Whether the service has a Cal.com event type (only then are free slots worth looking up)."""
-    event_type = await session.scalar(select(Service.calcom_event_type_id).where(Service.id == service_id))
-    return event_type is not None
-
-
-REFERENCES: tuple[tuple[str, Any], ...] = (
-    ("branch_id", Branch),
-    ("service_id", Service),
-    ("customer_id", Customer),
-    ("preferred_staff_id", Staff),
-)
-
-
-@dataclass(frozen=True)
-class RequestCheck:
-    errors: list[str]
-    bookable: bool
-
-
-async def check_request(session: AsyncSession, request: NewCallback) -> RequestCheck:
-    """`reference_errors` and `service_is_bookable` in one query (one round trip instead of five)."""
-    found = (
-        await session.execute(
-            select(
-                *(
-                    select(table.id)
-                    .where(table.id == getattr(request, field), table.company_id == request.company_id)
-                    .scalar_subquery()
-                    .label(field)
-                    for field, table in REFERENCES
-                ),
-                select(Service.calcom_event_type_id)
-                .where(Service.id == request.service_id)
-                .scalar_subquery()
-                .label("event_type"),
-            )
-        )
-    ).one()
-    errors = [
-        _refused(field, request.company_id)
-        for field, _ in REFERENCES
-        if getattr(request, field) is not None and getattr(found, field) is None
-    ]
-    return RequestCheck(errors, request.service_id is not None and found.event_type is not None)
-
-
-def _refused(field: str, company_id: int) -> str:
-    thing = field.removesuffix("_id").replace("_", " ")
-    return f"{field}: no such {thing} in company {company_id}"
-
-
-async def reference_errors(session: AsyncSession, request: NewCallback) -> list[str]:
-    """What in a new callback points at something that is not this company's (empty when all is well)."""
-    return (await check_request(session, request)).errors
 
 
 async def callback_exists(session: AsyncSession, callback_id: UUID) -> bool:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -149,23 +149,26 @@ async def append_events(session: AsyncSession, state: CallbackState, events: Seq
     )
 
 
+# A capacity claim's two statements, built once (a claim runs with every assignment on the hot path).
+_STAFF_LIMIT = (
+    select(Staff.max_open_callbacks).where(Staff.id == bindparam("staff_id")).with_for_update(key_share=True)
+)
+_STAFF_LOAD = select(func.count()).where(
+    CallbackRequest.assigned_to == bindparam("staff_id"),
+    CallbackRequest.status.in_(OPEN_WORK),
+    CallbackRequest.deleted_at.is_(None),
+    CallbackRequest.id != bindparam("callback_id"),
+)
+
+
 async def claim_capacity(session: AsyncSession | AsyncConnection, staff_id: UUID, callback_id: UUID) -> bool:
     """Whether `staff_id` can take `callback_id` without going over their `max_open_callbacks`, decided
     under a lock on their row held until the caller's transaction ends: concurrent claims for one staff
     member queue here, and each counts the callbacks the ones before it committed."""
-    limit = await session.scalar(
-        select(Staff.max_open_callbacks).where(Staff.id == staff_id).with_for_update(key_share=True)
-    )
+    limit = await session.scalar(_STAFF_LIMIT, {"staff_id": staff_id})
     if limit is None:
         return True  # no cap (or no such staff: the write's foreign key tells)
-    taken = await session.scalar(
-        select(func.count()).where(
-            CallbackRequest.assigned_to == staff_id,
-            CallbackRequest.status.in_(OPEN_WORK),
-            CallbackRequest.deleted_at.is_(None),
-            CallbackRequest.id != callback_id,
-        )
-    )
+    taken = await session.scalar(_STAFF_LOAD, {"staff_id": staff_id, "callback_id": callback_id})
     return int(taken or 0) < limit
 
 

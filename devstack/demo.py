@@ -17,6 +17,10 @@ from store.db import transaction
 DEMO_COMPANY = "Demo Praxis Sonnenschein"
 
 OPENING_HOURS = {day: [["08:00", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+# The demo's staff are on call around the clock (their own hours win over the branch's 08:00–18:00): the
+# demo callbacks are assigned, warned and escalated whenever `make dev` is started, evenings and weekends
+# included (with the branch's hours nobody would be on shift then, and every callback would wait).
+ON_CALL_HOURS = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 
 
 def demo_staff_id(n: int) -> uuid.UUID:
@@ -126,6 +130,7 @@ async def _seed(session: AsyncSession) -> None:
                 name=name,
                 email=f"{name.split()[0].lower()}@demo.example",
                 is_manager=(n == 6),
+                working_hours=ON_CALL_HOURS,
             )
         )
         await session.flush()

@@ -18,8 +18,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import names
-from activities.calendars import callback_calendars, with_shifts
+from activities.calendars import with_shifts
 from activities.notification_outbox import NotificationOutbox
+from activities.preparation import CallbackPreparer, InvalidReferences
 from models.callbacks import (
     CallbackSettings,
     LoadCandidates,
@@ -30,7 +31,6 @@ from models.callbacks import (
 )
 from models.dial_window import DEFAULT_DIAL_END, DEFAULT_DIAL_START
 from models.notifications import NotifyEvent
-from models.policies import PolicySubject
 from models.stuck import ClearStuck, StuckMark
 from models.workflow_ids import notify_workflow_id, notify_workflow_id_under
 from rules.notifications import events_to_notify
@@ -90,41 +90,18 @@ class CallbackActivities:
         self._reads = (
             async_sessionmaker(statements, expire_on_commit=False) if statements is not None else sessions
         )
-        self._defaults = defaults
-        self._dial_hours = dial_hours
         # Without a listening resolver, policies are read from the database every time (never stale).
         self._policies = policies if policies is not None else PolicyResolver(sessions)
+        self._preparer = CallbackPreparer(self._reads, self._policies, defaults, dial_hours)
 
     @activity.defn(name=names.PREPARE_CALLBACK)
     async def prepare_callback(self, command: PrepareCallback) -> PreparedCallback:
-        """Check the request's references, resolve its callback rules, list who could take it (with their
-        shifts), and read the branch's calendar and the customer's dial window: one statement, and the
-        policies from the resolver's cache."""
-        request = command.request
-        at = command.at or datetime.now(UTC)
-        async with self._reads() as session:
-            found = await preparation.read_preparation(session, request, at=at)
-            if found.errors:
-                errors = found.errors
-                raise ApplicationError("; ".join(errors), errors, type=INVALID_REFERENCE, non_retryable=True)
-            settings = await self._policies.callback_settings(
-                PolicySubject(
-                    company_id=request.company_id,
-                    branch_id=request.branch_id,
-                    service_id=request.service_id,
-                    staff_id=request.preferred_staff_id,
-                ),
-                self._defaults,
-                session=session,
-            )
-        calendars = callback_calendars(request, found, at=at, default_dial_hours=self._dial_hours)
-        return PreparedCallback(
-            settings=settings,
-            candidates=calendars.candidates,
-            bookable=found.bookable,
-            calendar=calendars.calendar,
-            dial_window=calendars.dial_window,
-        )
+        """The preparation of a callback whose starter did not prepare it (activities/preparation.py)."""
+        try:
+            return await self._preparer.prepare(command.request, at=command.at or datetime.now(UTC))
+        except InvalidReferences as refused:
+            errors = refused.errors
+            raise ApplicationError(str(refused), errors, type=INVALID_REFERENCE, non_retryable=True) from None
 
     @activity.defn(name=names.LOAD_STAFF_CANDIDATES)
     async def load_staff_candidates(self, query: LoadCandidates) -> list[StaffCandidate]:

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.preparation import InvalidReferences
 from api import schemas
 from api.auth import ADMINS, Principal
 from api.deps import Deps
@@ -39,7 +40,6 @@ from starter.client import CallbackError, callback_id_for
 from starter.deadlines import TemporalCallFailed
 from store import callback_queries as queries
 from store import tenant_lookups
-from store.callback_preparation import reference_errors
 from store.callbacks import get_row
 from telemetry import logs as log_context
 
@@ -298,16 +298,18 @@ async def create(
         )
     except ValidationError as exc:
         raise validation_problem(exc) from None
-    async with deps.sessions() as session:
-        problems = await reference_errors(session, request)
-    if problems:
+    # The same one statement as the reference check, and the workflow needs no prepare step of its own.
+    try:
+        prepared = await deps.preparer.prepare(request, at=datetime.now(UTC))
+    except InvalidReferences as refused:
+        problems = refused.errors
         errors = [FieldError(field=p.split(":", 1)[0], message=p.split(":", 1)[1].strip()) for p in problems]
         raise ApiProblem(
             422, "; ".join(problems), slug="validation-error", title="Invalid request", errors=errors
-        )
+        ) from None
     try:
         result = await deps.callbacks.create(
-            request, idempotency_key, workflow_id=existing_workflow, stored=retry
+            request, idempotency_key, workflow_id=existing_workflow, stored=retry, prepared=prepared
         )
     except CallbackError as err:
         raise refusal(err) from err

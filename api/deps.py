@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from activities.preparation import CallbackPreparer
 from api.ratelimit import TokenBuckets
 from calcom.finder import SlotFinder
 from config import Settings
@@ -31,6 +32,8 @@ class Deps:
     create_limits: TokenBuckets
     appointments: AppointmentClient
     notification_settings: NotificationSettings
+    # A new callback's preparation, read before its workflow starts (activities/preparation.py).
+    preparer: CallbackPreparer
     # Where this process's Temporal runtime serves the SDK's metrics (merged into /metrics), if anywhere.
     sdk_metrics_url: str | None = None
 
@@ -45,12 +48,13 @@ class Deps:
         sdk_metrics_url: str | None = None,
         notification_settings: NotificationSettings | None = None,
     ) -> Deps:
+        # Without a listener the resolver reads the database on every call: never stale after a PUT.
+        resolver = policies if policies is not None else PolicyResolver(sessions)
         return cls(
             settings=settings,
             sessions=sessions,
             callbacks=callbacks,
-            # Without a listener the resolver reads the database on every call: never stale after a PUT.
-            policies=policies if policies is not None else PolicyResolver(sessions),
+            policies=resolver,
             slots=slots,
             create_limits=TokenBuckets(settings.api_create_rate_per_minute, settings.api_create_burst),
             # Same Temporal connection and task queue as the callbacks: one worker serves both.
@@ -59,6 +63,12 @@ class Deps:
             ),
             notification_settings=(
                 notification_settings if notification_settings is not None else NotificationSettings(sessions)
+            ),
+            preparer=CallbackPreparer(
+                sessions,
+                resolver,
+                settings.callback_defaults(),
+                (settings.dial_window_start, settings.dial_window_end),
             ),
             sdk_metrics_url=sdk_metrics_url,
         )

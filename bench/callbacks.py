@@ -9,9 +9,9 @@ its log can be read. In one run:
 
 1. baselines on the same server (a worker in this process): N no-op workflows started and awaited, and N
    bare Updates, each on a waiting no-op workflow (bench/baselines.py);
-2. N callbacks created through `CallbackClient.create` (Update-With-Start, auto-assigned) and completed
-   with one staff Update each: lifecycles/s, the ratio to the no-op baseline, create and Update latencies
-   against the no-op start+result and the bare Update;
+2. N callbacks created the API's way (prepared with `CallbackPreparer`, then `CallbackClient.create`:
+   Update-With-Start, auto-assigned) and completed with one staff Update each: lifecycles/s, the ratio
+   to the no-op baseline, create and Update latencies against the no-op start+result and the bare Update;
 3. the worker's RSS with `--open` callbacks left open (nine tenths of them urgent), waiting on their SLA
    in the worker's cache;
 4. the worker's stop after SIGTERM with them cached;
@@ -42,13 +42,14 @@ from bench.harness import (
     temporal_dev_server,
 )
 from bench.recovery import measure_recovery, set_urgent_sla, wait_until_due
-from bench.seeding import BenchIds, request, seed
+from bench.seeding import BenchIds, EdgeClient, edge_preparer, request, seed
 from bench.worker_process import WorkerProcess, start_worker
 from devstack.temporal import wait_for_server
 from models.callbacks import Complete, Priority
 from starter.client import CallbackClient
 from store.db import create_engine, session_factory
 from store.migrate import upgrade_async
+from store.policies import PolicyResolver
 
 TASK_QUEUE = "bench-callbacks"
 # The urgent SLA of the open callbacks: the time their creation is expected to take (as timed on the first
@@ -58,7 +59,7 @@ SLA_MARGIN_SECONDS = 45.0
 
 
 async def lifecycles(
-    callbacks: CallbackClient, tenant: BenchIds, args: argparse.Namespace
+    callbacks: EdgeClient, tenant: BenchIds, args: argparse.Namespace
 ) -> tuple[Row, Row, Row]:
     create_latencies: list[float] = []
     update_latencies: list[float] = []
@@ -68,7 +69,7 @@ async def lifecycles(
         state = (await callbacks.create(request(tenant, n))).state
         create_latencies.append(time.perf_counter() - start)
         start = time.perf_counter()
-        await callbacks.act(state.workflow_id, Complete(notes="called back"))
+        await callbacks.client.act(state.workflow_id, Complete(notes="called back"))
         update_latencies.append(time.perf_counter() - start)
 
     await measure("warm-up", "", lifecycle, 20, 4, 0)
@@ -91,9 +92,11 @@ async def run(args: argparse.Namespace) -> None:
         await upgrade_async(database_url)
         tenant = await seed(database_url)
         client: Client = await wait_for_server(temporal, data_converter=engine_converter())
-        callbacks = CallbackClient(client, TASK_QUEUE)
-        engine = create_engine(database_url, pool_size=2)
+        engine = create_engine(database_url, pool_size=4)
         sessions = session_factory(engine)
+        policies = PolicyResolver(sessions)
+        await policies.listen(database_url)
+        callbacks = EdgeClient(CallbackClient(client, TASK_QUEUE), edge_preparer(sessions, policies))
         worker = start_worker(database_url, temporal, TASK_QUEUE, args.open, logs / "worker-1.log")
         running: list[WorkerProcess] = [worker]
         try:
@@ -182,6 +185,7 @@ async def run(args: argparse.Namespace) -> None:
         finally:
             for process in running:
                 process.stop()
+            await policies.close()
             await engine.dispose()
     print("summary: " + " ".join(f"{name}={value}" for name, value in summary.items()))
 

@@ -1,10 +1,19 @@
-"""The bench's tenant and its callback requests."""
+"""The bench's tenant, its callback requests, and a client that creates them the API's way."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from activities.preparation import CallbackPreparer
 from bench.harness import seed_tenant
-from models.callbacks import NewCallback, Priority
+from config import Settings
+from models.callbacks import CreatedCallback, NewCallback, Priority
+from starter.client import CallbackClient
 from store.db import create_engine, session_factory, transaction
+from store.policies import PolicyResolver
 
 # (company, branch, service)
 BenchIds = tuple[int, int, int]
@@ -30,3 +39,26 @@ def request(tenant: BenchIds, n: int, priority: Priority = Priority.NORMAL) -> N
         phone_number="+49 30 1234567",
         priority=priority,
     )
+
+
+def edge_preparer(sessions: async_sessionmaker[AsyncSession], policies: PolicyResolver) -> CallbackPreparer:
+    """The preparation the API runs before each create (api/deps.py), with the engine's defaults."""
+    settings = Settings()
+    return CallbackPreparer(
+        sessions,
+        policies,
+        settings.callback_defaults(),
+        (settings.dial_window_start, settings.dial_window_end),
+    )
+
+
+@dataclass
+class EdgeClient:
+    """Creates callbacks as POST /v1/callbacks does: prepared first, then started with the preparation."""
+
+    client: CallbackClient
+    preparer: CallbackPreparer
+
+    async def create(self, new: NewCallback) -> CreatedCallback:
+        prepared = await self.preparer.prepare(new, at=datetime.now(UTC))
+        return await self.client.create(new, prepared=prepared)

@@ -364,6 +364,10 @@ class CallbackWorkflowInput(Frozen):
     # path its patches guard without recording their markers, each an event of its history and memory of
     # every cached workflow. Runs started before (0) ask `workflow.patched` as they always did.
     generation: int = 0
+    # What the starter read from the directory just before the start (activities/preparation.py, the API
+    # does): the run decides its first step from it instead of running its own prepare step. None: the
+    # run prepares itself (other starters, runs started before).
+    prepared: PreparedCallback | None = None
 
 
 class CreatedCallback(Frozen):

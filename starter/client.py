@@ -41,6 +41,7 @@ from models.callbacks import (
     CreatedCallback,
     ErasePersonalData,
     NewCallback,
+    PreparedCallback,
     StaffCommand,
     StaffDeactivated,
     callback_workflow_id,
@@ -129,6 +130,7 @@ class CallbackClient:
         *,
         workflow_id: str | None = None,
         stored: bool = False,
+        prepared: PreparedCallback | None = None,
     ) -> CreatedCallback:
         """Start the callback's workflow and return it once stored; the same key returns the same callback.
         `workflow_id`: the stored workflow of the key's callback when it already has a row (a retry of a
@@ -137,14 +139,21 @@ class CallbackClient:
         `stored`: the caller found the key's callback row already written. Its workflow is then never
         started again: a fresh run would begin at version 0 beneath the stored row (its writes skipped,
         its events dropped). If that workflow no longer runs although the callback is open (an operator
-        terminated it), the call is refused with `CallbackStopped`, which says how to restore it."""
+        terminated it), the call is refused with `CallbackStopped`, which says how to restore it.
+
+        `prepared`: the request's preparation, read just before (activities/preparation.py): the workflow
+        then decides its first step at once instead of preparing it itself."""
         callback_id = callback_id_for(request.company_id, idempotency_key)
         workflow_id = workflow_id or callback_workflow_id(request.company_id, callback_id)
         token = uuid.uuid4().hex
         operation = WithStartWorkflowOperation(
             CallbackWorkflow.run,
             CallbackWorkflowInput(
-                callback_id=callback_id, request=request, request_token=token, generation=GENERATION
+                callback_id=callback_id,
+                request=request,
+                request_token=token,
+                generation=GENERATION,
+                prepared=prepared,
             ),
             id=workflow_id,
             task_queue=self._task_queue,

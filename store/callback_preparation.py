@@ -4,8 +4,9 @@ working hours and absences), the calendars of its branch and of theirs, and the 
 
 The statements are written once, as text, at import: preparing a callback is on every callback's hot path,
 and building (and cache-keying) five to seven ORM selects per call cost more than running them. The staff
-part is one SQL fragment shared by the preparation and by the staff reload of deadlines and staff actions,
-the reference part one shared with the API's check of a new callback.
+part is one SQL fragment shared by the preparation and by the staff reload of deadlines and staff actions.
+The API runs the preparation itself before it starts a callback's workflow (activities/preparation.py):
+its reference check is this statement.
 """
 
 from __future__ import annotations
@@ -71,7 +72,6 @@ _STAFFING_COLUMNS = """
 (SELECT json_agg(c) FROM candidates AS c) AS candidates,
 (SELECT json_agg(b) FROM calendars AS b) AS calendars"""
 
-REFERENCE_CHECK = text(f"SELECT {_REFERENCES_SQL}")
 PREPARATION = text(
     f"""WITH {_STAFFING_SQL}
 SELECT {_REFERENCES_SQL},
@@ -121,12 +121,6 @@ def _errors(found: Row[Any], request: NewCallback) -> list[str]:
         for field, _ in REFERENCES
         if getattr(request, field) is not None and getattr(found, field) is None
     ]
-
-
-async def reference_errors(reader: Reader, request: NewCallback) -> list[str]:
-    """What in a new callback points at something that is not this company's (empty when all is well)."""
-    found = (await reader.execute(REFERENCE_CHECK, _references(request))).one()
-    return _errors(found, request)
 
 
 async def read_preparation(reader: Reader, request: NewCallback, *, at: datetime) -> Preparation:

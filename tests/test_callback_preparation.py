@@ -13,12 +13,13 @@ from sqlalchemy.engine import URL
 from temporalio.exceptions import ApplicationError
 
 from activities.callbacks import INVALID_REFERENCE, CallbackActivities
+from activities.preparation import CallbackPreparer, InvalidReferences
 from config import Settings
 from models.calendars import Absence, AbsenceKind, Closure, WeeklyHours
 from models.callbacks import LoadCandidates, PrepareCallback, PreparedCallback, SlaClock
 from models.dial_window import DialWindow, ZoneSource
 from store.calendars import StaffSchedule
-from store.callback_preparation import read_preparation, reference_errors
+from store.callback_preparation import read_preparation
 from store.db import create_statement_engine
 from store.policies import PolicyCache, PolicyResolver
 from tests.calendar_fixtures import Sessions, at
@@ -277,12 +278,25 @@ async def test_the_statement_reads_absences_not_over_hours_as_stored_and_every_b
     assert branches[hamburg].spec.time_zone == "Europe/Berlin"
 
 
-async def test_the_apis_reference_check_is_one_statement(sessions: Sessions, prepare: Prepare) -> None:
+async def test_the_apis_preparation_is_the_same_one_statement(sessions: Sessions, prepare: Prepare) -> None:
+    """The API prepares before it starts the workflow (api/callback_service.py): the same statement, the
+    same result as the workflow's prepare step, and its refusal names the field."""
     d = await make_directory(sessions)
+    settings = Settings()
+    preparer = CallbackPreparer(
+        sessions,
+        prepare.resolver,
+        settings.callback_defaults(),
+        (settings.dial_window_start, settings.dial_window_end),
+    )
+    fine = request(d.tenant, preferred_staff_id=d.hamburg)
+    await preparer.prepare(fine, at=AT)  # warms the policy cache
     with counting(*prepare.engines) as statements:
-        async with sessions() as session:
-            fine = await reference_errors(session, request(d.tenant, preferred_staff_id=d.hamburg))
-            foreign = await reference_errors(session, request(d.tenant, customer_id=d.other.customer_ids[0]))
+        prepared = await preparer.prepare(fine, at=AT)
+        with pytest.raises(InvalidReferences) as refused:
+            await preparer.prepare(request(d.tenant, customer_id=d.other.customer_ids[0]), at=AT)
     assert len(statements) == 2, statements
-    assert fine == []
-    assert foreign == [f"customer_id: no such customer in company {d.tenant.company_id}"]
+    assert prepared == await prepare.activities.prepare_callback(
+        PrepareCallback(callback_id=uuid.uuid4(), request=fine, at=AT)
+    )
+    assert refused.value.errors == [f"customer_id: no such customer in company {d.tenant.company_id}"]

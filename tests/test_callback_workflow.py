@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from activities.preparation import CallbackPreparer
+from config import Settings
 from devstack.calcom_fake import FakeCalcom, serve_fake
 from models.callbacks import (
     AttemptOutcome,
@@ -24,6 +26,7 @@ from models.callbacks import (
 from models.tables import Service
 from starter.client import CallbackError
 from store.db import transaction
+from store.policies import PolicyResolver
 from tests.callback_harness import escalation_rows, event_rows, new_callback, row, running_worker
 from tests.factories import add_open_callbacks, add_staff, make_tenant
 
@@ -61,6 +64,34 @@ async def test_create_assigns_and_persists_before_returning(
                 f"c{tenant.company_id}.notify-callback-{state.id}-1"
             ).describe()
         assert missing.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_a_callback_its_starter_prepared_decides_without_a_prepare_step(
+    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+) -> None:
+    """The API prepares a new callback before it starts the workflow (activities/preparation.py): the run
+    then writes its first step at once (one local activity instead of two), to the same result."""
+    tenant = await make_tenant(sessions)
+    staff = await add_staff(sessions, tenant, services=(0,))
+    settings = Settings()
+    preparer = CallbackPreparer(
+        sessions,
+        PolicyResolver(sessions),
+        settings.callback_defaults(),
+        (settings.dial_window_start, settings.dial_window_end),
+    )
+    async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
+        request = new_callback(tenant)
+        prepared = await preparer.prepare(request, at=datetime.now(UTC))
+        by_starter = (await client.create(request, prepared=prepared)).state
+        by_itself = (await client.create(new_callback(tenant))).state
+        markers = []
+        for state in (by_starter, by_itself):
+            history = await client.handle(state.workflow_id).fetch_history()
+            markers.append(sum(e.HasField("marker_recorded_event_attributes") for e in history.events))
+            assert (state.status, state.assigned_to, state.version) == (CallbackStatus.ASSIGNED, staff, 1)
+            assert (await row(sessions, state.id)).assigned_to == staff
+        assert markers == [1, 2]  # the write alone; the prepare step and the write
 
 
 async def test_normal_callback_nobody_completes_escalates_on_the_cooldown_and_expires(

@@ -141,12 +141,15 @@ class CallbackWorkflow:
         return self._current
 
     async def _create(self, params: CallbackWorkflowInput) -> None:
-        prepared: PreparedCallback = await self._db.run(
-            StuckStep.PREPARE,
-            names.PREPARE_CALLBACK,
-            PrepareCallback(callback_id=params.callback_id, request=params.request, at=workflow.now()),
-            result_type=PreparedCallback,
-        )
+        # Prepared by the starter (the API) when it could: then no prepare step of our own.
+        prepared = params.prepared
+        if prepared is None:
+            prepared = await self._db.run(
+                StuckStep.PREPARE,
+                names.PREPARE_CALLBACK,
+                PrepareCallback(callback_id=params.callback_id, request=params.request, at=workflow.now()),
+                result_type=PreparedCallback,
+            )
         prepared = prepared if self._patched(CALENDARS_PATCH) else without_calendars(prepared)
         self._bookable = prepared.bookable
         now = workflow.now()

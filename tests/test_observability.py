@@ -94,7 +94,10 @@ async def test_metrics_of_the_worker_and_the_api_after_a_short_scenario(
         )
         worker_url = await stack.enter_async_context(serve_asgi(metrics_app(sdk.url)))
         callbacks = CallbackClient(env.client, task_queue)
-        deps = Deps.build(settings, sessions, callbacks, calcom.finder, sdk_metrics_url=sdk.url)
+        # One listening resolver for the API and the worker, as the composition root shares it.
+        deps = Deps.build(
+            settings, sessions, callbacks, calcom.finder, policies=policies, sdk_metrics_url=sdk.url
+        )
         api = create_app(settings, deps)
         async with transaction(sessions) as session:
             key = (

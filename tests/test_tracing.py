@@ -134,12 +134,13 @@ async def test_one_create_is_one_trace_from_the_request_to_the_calcom_call(
         "StartUpdateWithStartWorkflow:CallbackWorkflow",
         "RunWorkflow:CallbackWorkflow",
         "HandleUpdate:created",
-        f"StartActivity:{names.PREPARE_CALLBACK}",
-        f"RunActivity:{names.PREPARE_CALLBACK}",
+        f"StartActivity:{names.PERSIST_TRANSITION}",
         f"RunActivity:{names.PERSIST_TRANSITION}",
         f"RunActivity:{names.CALCOM_FIND_SLOTS}",
     ):
         assert expected in named, f"no {expected} span in {sorted(named)}"
+    # The API prepared the callback before starting it (activities/preparation.py): no prepare step.
+    assert f"StartActivity:{names.PREPARE_CALLBACK}" not in named
     # Temporal's spans are nowhere else: the create made no second trace. (The step's notification runs are
     # started by the outbox dispatcher of the worker, after the write committed: a trace of their own.)
     dispatched = {hex_id(s) for s in spans if s.name == "StartWorkflow:NotifyEventWorkflow"}

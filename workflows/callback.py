@@ -156,6 +156,10 @@ class CallbackWorkflow:
         await self._commit_picked(
             lambda full: machine.open_callback(params.callback_id, params.request, prepared, now, full)
         )
+        if params.prepared is not None:
+            # The SDK keeps the start's input for as long as the run is cached (days): its candidates,
+            # most of a preparation, served this first decision only.
+            params.prepared.candidates.clear()
 
     async def _on_deadline(self, deadline: Deadline) -> None:
         now = workflow.now()  # shifts are read at the deadline itself, even if the timer fired a hair early

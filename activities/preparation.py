@@ -17,6 +17,7 @@ from datetime import datetime, time
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities.calendars import callback_calendars
+from config import Settings
 from models.callbacks import CallbackSettings, NewCallback, PreparedCallback
 from models.policies import PolicySubject
 from store import callback_preparation as preparation
@@ -45,6 +46,18 @@ class CallbackPreparer:
         self._policies = policies
         self._defaults = defaults
         self._dial_hours = dial_hours
+
+    @classmethod
+    def from_settings(
+        cls, reads: async_sessionmaker[AsyncSession], policies: PolicyResolver, settings: Settings
+    ) -> CallbackPreparer:
+        """With the engine's callback defaults and dial hours (the API, the bench, tests)."""
+        return cls(
+            reads,
+            policies,
+            settings.callback_defaults(),
+            (settings.dial_window_start, settings.dial_window_end),
+        )
 
     async def prepare(self, request: NewCallback, *, at: datetime) -> PreparedCallback:
         """One statement and the policies from the resolver's cache; raises `InvalidReferences`."""

@@ -64,12 +64,7 @@ class Deps:
             notification_settings=(
                 notification_settings if notification_settings is not None else NotificationSettings(sessions)
             ),
-            preparer=CallbackPreparer(
-                sessions,
-                resolver,
-                settings.callback_defaults(),
-                (settings.dial_window_start, settings.dial_window_end),
-            ),
+            preparer=CallbackPreparer.from_settings(sessions, resolver, settings),
             sdk_metrics_url=sdk_metrics_url,
         )
 

@@ -43,13 +43,7 @@ def request(tenant: BenchIds, n: int, priority: Priority = Priority.NORMAL) -> N
 
 def edge_preparer(sessions: async_sessionmaker[AsyncSession], policies: PolicyResolver) -> CallbackPreparer:
     """The preparation the API runs before each create (api/deps.py), with the engine's defaults."""
-    settings = Settings()
-    return CallbackPreparer(
-        sessions,
-        policies,
-        settings.callback_defaults(),
-        (settings.dial_window_start, settings.dial_window_end),
-    )
+    return CallbackPreparer.from_settings(sessions, policies, Settings())
 
 
 @dataclass

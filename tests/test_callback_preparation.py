@@ -282,13 +282,7 @@ async def test_the_apis_preparation_is_the_same_one_statement(sessions: Sessions
     """The API prepares before it starts the workflow (api/callback_service.py): the same statement, the
     same result as the workflow's prepare step, and its refusal names the field."""
     d = await make_directory(sessions)
-    settings = Settings()
-    preparer = CallbackPreparer(
-        sessions,
-        prepare.resolver,
-        settings.callback_defaults(),
-        (settings.dial_window_start, settings.dial_window_end),
-    )
+    preparer = CallbackPreparer.from_settings(sessions, prepare.resolver, Settings())
     fine = request(d.tenant, preferred_staff_id=d.hamburg)
     await preparer.prepare(fine, at=AT)  # warms the policy cache
     with counting(*prepare.engines) as statements:

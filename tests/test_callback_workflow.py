@@ -73,13 +73,7 @@ async def test_a_callback_its_starter_prepared_decides_without_a_prepare_step(
     then writes its first step at once (one local activity instead of two), to the same result."""
     tenant = await make_tenant(sessions)
     staff = await add_staff(sessions, tenant, services=(0,))
-    settings = Settings()
-    preparer = CallbackPreparer(
-        sessions,
-        PolicyResolver(sessions),
-        settings.callback_defaults(),
-        (settings.dial_window_start, settings.dial_window_end),
-    )
+    preparer = CallbackPreparer.from_settings(sessions, PolicyResolver(sessions), Settings())
     async with running_worker(time_skipping_env.client, sessions, task_queue) as client:
         request = new_callback(tenant)
         prepared = await preparer.prepare(request, at=datetime.now(UTC))

@@ -26,7 +26,9 @@ from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from activities.preparation import CallbackPreparer
 from codec.payload import META_COMPANY_ID, EncryptionCodec, is_encrypted
+from config import Settings
 from models.callbacks import (
     AttemptOutcome,
     Cancel,
@@ -39,6 +41,7 @@ from models.callbacks import (
 from models.tables import Customer
 from starter.client import CallbackClient, CallbackError
 from store.db import transaction
+from store.policies import PolicyResolver
 from tests.calendar_fixtures import add_absence, at, quiet_week_friday, set_branch_calendar, skip_to
 from tests.callback_harness import new_callback, running_worker
 from tests.codec_fixtures import CONVERTER, TEST_RING
@@ -50,9 +53,11 @@ HISTORIES = Path(__file__).parent / "histories"
 # Bump when the workflow gains a (patched) code path: older recordings stay and must keep replaying.
 # v1: the lifecycle alone; v2: with notifications and slot suggestions; v3: recorded on the branches that
 # added the staff_deactivated signal, the erasure / dead references and business-hours SLAs (before the
-# codec); v4: all of them, payloads encrypted by the codec under tenant workflow ids (`c<company>.…`).
-HISTORY_VERSION = "v4"
-ENCRYPTED_SINCE = ("v4",)
+# codec); v4: all of them, payloads encrypted by the codec under tenant workflow ids (`c<company>.…`); v5:
+# generation 1 (patches taken without markers) on the hot path (notifications through the outbox, search
+# attributes upserted only when they change), the completed callback prepared by its starter as the API does.
+HISTORY_VERSION = "v5"
+ENCRYPTED_SINCE = ("v4", "v5")
 Sessions = async_sessionmaker[AsyncSession]
 # A scenario returns the workflow id of the callback it ran.
 Scenario = Callable[[CallbackClient, WorkflowEnvironment, Tenant, Sessions], Awaitable[str]]
@@ -62,7 +67,12 @@ Setup = Callable[[Sessions, Tenant], Awaitable[None]]
 async def _completed(
     client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant, sessions: Sessions
 ) -> str:
-    state = (await client.create(new_callback(tenant), idempotency_key="replay-completed")).state
+    # Prepared at the edge, as the API starts it (since v5): its first step needs no prepare step.
+    request = new_callback(tenant)
+    prepared = await CallbackPreparer.from_settings(sessions, PolicyResolver(sessions), Settings()).prepare(
+        request, at=datetime.now(UTC)
+    )
+    state = (await client.create(request, idempotency_key="replay-completed", prepared=prepared)).state
     await client.act(state.workflow_id, MarkContacted())
     await client.act(state.workflow_id, Complete(notes="booked a checkup"))
     return state.workflow_id

@@ -82,4 +82,5 @@ class CallbackPreparer:
             bookable=found.bookable,
             calendar=calendars.calendar,
             dial_window=calendars.dial_window,
+            at=at,
         )

@@ -324,6 +324,10 @@ class PreparedCallback(Frozen):
     bookable: bool = False
     calendar: BusinessCalendarSpec | None = None
     dial_window: DialWindow | None = None
+    # The moment a starter prepared it (activities/preparation.py): the run takes it as the moment of its
+    # first step, so that the starter, deciding the same step from the same inputs, starts the workflow
+    # with that step's search attributes and the step upserts none (rules/first_step.py).
+    at: datetime | None = None
 
 
 class LoadCandidates(Frozen):

@@ -33,7 +33,6 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from models import search_attributes
 from models.callbacks import (
     GENERATION,
     CallbackState,
@@ -49,6 +48,7 @@ from models.callbacks import (
 )
 from models.stuck import RETRY_STUCK_SIGNAL, STUCK_QUERY, StuckMark
 from models.update_keys import KEY_REUSED, KEY_REUSED_MESSAGE, keyed_update, keyed_update_id
+from rules.first_step import attributes_at_start
 from rules.staff_actions import spec_of
 from rules.transitions import TransitionRefused, check_allowed
 from starter.deadlines import bounded, rpc_timeout
@@ -165,9 +165,7 @@ class CallbackClient:
                 if stored
                 else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
             ),
-            search_attributes=search_attributes.initial(
-                request.company_id, request.branch_id, request.priority.value
-            ),
+            search_attributes=attributes_at_start(callback_id, request, prepared),
             # Memo and summary are payloads: the codec encrypts them with the workflow's company key, so
             # the UI shows them only to those who read through the codec server (docs/operations.md).
             memo={"customer_name": request.customer_name, "phone": mask_phone(request.phone_number)},

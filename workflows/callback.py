@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from rules import callback_machine as machine
     from rules.assignment import at_capacity
     from rules.callback_machine import AlreadyTaken, StaffNeeded, StaffRefused, Step
+    from rules.first_step import first_step_moment
     from rules.shifts import ignoring_shifts, without_calendars
     from rules.sla import Deadline, next_deadline
     from rules.staff_actions import StaffActionSpec
@@ -152,7 +153,7 @@ class CallbackWorkflow:
             )
         prepared = prepared if self._patched(CALENDARS_PATCH) else without_calendars(prepared)
         self._bookable = prepared.bookable
-        now = workflow.now()
+        now = first_step_moment(params.prepared, workflow.now())
         await self._commit_picked(
             lambda full: machine.open_callback(params.callback_id, params.request, prepared, now, full)
         )

@@ -62,7 +62,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.db_steps import DatabaseSteps, stuck_refusal
     from workflows.notifications import notify
-    from workflows.shown_attributes import ShownAttributes
+    from workflows.shown_attributes import show_attributes
     from workflows.staff_handlers import with_staff_actions
     from workflows.update_keys import UpdateKeys
     from workflows.write_failures import capacity_taken, dead_references_found
@@ -93,7 +93,6 @@ class CallbackWorkflow:
         self._db = DatabaseSteps(params.callback_id, params.request.company_id)
         # Which request each Idempotency-Key of the staff actions carried (a reused key is refused).
         self._keys = UpdateKeys()
-        self._shown = ShownAttributes()
 
     # --- main loop: the SLA clock ---------------------------------------------------------------
 
@@ -216,12 +215,12 @@ class CallbackWorkflow:
                     dead_references.end_orphaned(step, dead)
                     self._state = step.state  # its row is gone with its branch: nothing left to write to
                     self._changed = True
-                    self._shown.show(step.state, only_changes=False)
+                    show_attributes(step.state, only_changes=False)
                     return
                 dead_references.drop_references(step, dead)
         self._state = step.state
         self._changed = True
-        self._shown.show(step.state, only_changes=outbox)
+        show_attributes(step.state, only_changes=outbox)
         if step.events and not outbox and self._patched(NOTIFICATIONS_PATCH):
             self._notifying.append(asyncio.create_task(notify(step.events, step.state)))
 

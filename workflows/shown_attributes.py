@@ -1,9 +1,10 @@
 """The search attributes a callback workflow shows in the Temporal UI, upserted only when a step changed
-them (hot path: every upsert is a history event, and every event costs memory in the worker's cache)."""
+them (hot path: every upsert is a history event, and every event costs memory in the worker's cache).
+
+What the workflow shows now is read from `workflow.info()`, which the SDK keeps current with the start's
+attributes and every upsert: no copy of it per cached callback."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from temporalio import workflow
 
@@ -12,19 +13,13 @@ with workflow.unsafe.imports_passed_through():
     from models.callbacks import CallbackState
 
 
-class ShownAttributes:
-    def __init__(self) -> None:
-        # The values the workflow shows, read from its start on first use.
-        self._known: dict[str, Any] | None = None
-
-    def show(self, state: CallbackState, *, only_changes: bool) -> None:
-        """The state's search attributes; with `only_changes` (runs on the hot path) only those the step
-        changed, otherwise all of them (runs recorded before, which replay that way)."""
-        if not only_changes:
-            workflow.upsert_search_attributes(search_attributes.updates_for(state))
-            return
-        if self._known is None:
-            self._known = search_attributes.known_from(workflow.info().typed_search_attributes)
-        changed = search_attributes.changed_updates(state, self._known)
-        if changed:
-            workflow.upsert_search_attributes(changed)
+def show_attributes(state: CallbackState, *, only_changes: bool) -> None:
+    """The state's search attributes; with `only_changes` (runs on the hot path) only those the step
+    changed, otherwise all of them (runs recorded before, which replay that way)."""
+    if not only_changes:
+        workflow.upsert_search_attributes(search_attributes.updates_for(state))
+        return
+    shown = search_attributes.known_from(workflow.info().typed_search_attributes)
+    changed = search_attributes.changed_updates(state, shown)
+    if changed:
+        workflow.upsert_search_attributes(changed)

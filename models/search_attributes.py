@@ -52,15 +52,10 @@ def updates_for(state: CallbackState) -> list[SearchAttributeUpdate[Any]]:
 
 
 def changed_updates(state: CallbackState, known: dict[str, Any]) -> list[SearchAttributeUpdate[Any]]:
-    """The attributes of `state` that differ from `known` (name -> value, None = unset), which it
-    updates: a step that moves none of them (most staff actions but the last) upserts nothing, and so
-    writes no history event and no visibility row."""
-    changed = []
-    for update in updates_for(state):
-        if known.get(update.key.name) != update.value:
-            known[update.key.name] = update.value
-            changed.append(update)
-    return changed
+    """The attributes of `state` that differ from `known` (name -> value, None = unset): a step that moves
+    none of them (most staff actions but the last) upserts nothing, and so writes no history event and no
+    visibility row."""
+    return [update for update in updates_for(state) if known.get(update.key.name) != update.value]
 
 
 def known_from(attributes: TypedSearchAttributes) -> dict[str, Any]:
@@ -83,15 +78,12 @@ def initial(company_id: int, branch_id: int, priority: str) -> TypedSearchAttrib
 
 def typed_for(state: CallbackState) -> TypedSearchAttributes:
     """Every attribute of a state, for starting a workflow that carries an existing state (the
-    reconciliation sweep): it shows in the UI as it is, not as "pending", from its first moment."""
-    pairs: list[SearchAttributePair[Any]] = [
-        SearchAttributePair(CALLBACK_STATUS, state.status.value),
-        SearchAttributePair(CALLBACK_PRIORITY, state.priority.value),
-        SearchAttributePair(COMPANY_ID, state.request.company_id),
-        SearchAttributePair(BRANCH_ID, state.request.branch_id),
-        SearchAttributePair(SLA_DEADLINE, state.expires_at),
-        SearchAttributePair(ESCALATION_COUNT, state.escalation_count),
-    ]
-    if state.assigned_to is not None:
-        pairs.append(SearchAttributePair(ASSIGNED_STAFF_ID, str(state.assigned_to)))
-    return TypedSearchAttributes(pairs)
+    reconciliation sweep, a prepared start): it shows in the UI as it is, not as "pending", from its first
+    moment. The same attributes as `updates_for`, so a run started with them finds nothing to upsert."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(update.key, update.value)
+            for update in updates_for(state)
+            if update.value is not None
+        ]
+    )

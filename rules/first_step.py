@@ -4,7 +4,7 @@ The starter (the API) prepares a new callback just before it starts its workflow
 The first step is a pure function of the request, the preparation and its moment (`open_callback`), so the
 starter can decide it too and start the workflow with that step's search attributes already shown: the
 run then finds nothing to upsert, which spares every new callback a history event, a visibility write on
-the server and some 8 KiB in the worker's cache while it waits on its SLA (bench/callbacks.py). For that
+the server and about 6 KiB in the worker's cache while it waits on its SLA (bench/callbacks.py). For that
 the run takes the preparation's moment as the moment of its first step — when the request reached the
 engine, which is when its SLA clock should start anyway — unless the two clocks disagree beyond what a
 start can take (a start replayed from a queue, a skewed clock, a test's skipped time): then its own.

@@ -1,5 +1,5 @@
 """A callback its starter prepared shows its first step's search attributes from its start, so its first
-step upserts none (rules/first_step.py): one history event, one visibility write and some 8 KiB of the
+step upserts none (rules/first_step.py): one history event, one visibility write and about 6 KiB of the
 worker's cache less per open callback. The run takes the preparation's moment as its first step's only
 when both clocks agree on it."""
 

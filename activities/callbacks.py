@@ -7,13 +7,12 @@ so a retry or a replay after a worker crash never writes anything twice.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -21,6 +20,7 @@ from activities import names
 from activities.calendars import with_shifts
 from activities.notification_outbox import NotificationOutbox
 from activities.preparation import CallbackPreparer, InvalidReferences
+from activities.step_writer import CapacityTaken, StepWriter
 from models.callbacks import (
     CallbackSettings,
     LoadCandidates,
@@ -30,18 +30,12 @@ from models.callbacks import (
     Transition,
 )
 from models.dial_window import DEFAULT_DIAL_END, DEFAULT_DIAL_START
-from models.notifications import NotifyEvent
 from models.stuck import ClearStuck, StuckMark
-from models.workflow_ids import notify_workflow_id, notify_workflow_id_under
-from rules.notifications import events_to_notify
 from store import callback_preparation as preparation
 from store import callbacks as store
 from store import stuck
-from store.callback_writes import write_step
 from store.db import transaction
-from store.notification_outbox import outbox_rows
 from store.policies import PolicyResolver
-from telemetry import metrics
 
 INVALID_REFERENCE = "InvalidReference"
 # PostgreSQL's SQLSTATE of a foreign key violation.
@@ -50,22 +44,6 @@ FOREIGN_KEY_VIOLATION = "23503"
 
 def _sqlstate(error: IntegrityError | DataError) -> str | None:
     return getattr(error.orig, "sqlstate", None)
-
-
-def callback_notifications(
-    transition: Transition, workflow_id: str | None
-) -> list[tuple[str, int, NotifyEvent]]:
-    """The step's events worth a notification, each with its run's id (under the callback's company)."""
-    state = transition.state
-    owner = workflow_id or state.workflow_id
-    return [
-        (
-            notify_workflow_id_under(owner, notify_workflow_id("callback", state.id, event.seq)),
-            event.seq,
-            NotifyEvent.for_callback(event, state),
-        )
-        for event in events_to_notify(transition.events)
-    ]
 
 
 class CallbackActivities:
@@ -82,8 +60,7 @@ class CallbackActivities:
         """`statements`: autocommit connections for the one-statement step writes (without them a step
         is written in a transaction of `sessions`); `outbox`: the dispatcher each write with notifiable
         events wakes."""
-        self._statements = statements
-        self._outbox = outbox
+        self._writer = StepWriter(sessions, statements=statements, outbox=outbox)
         self._sessions = sessions
         # Reads (a step's preparation, the staff candidates) need no transaction: on the statements
         # engine each is one round trip, without the BEGIN, pre-ping and COMMIT of a pooled session.
@@ -128,38 +105,12 @@ class CallbackActivities:
         # The row records which workflow writes it: lookups by callback id find `c<company>.callback-…`
         # and the callbacks started before tenant ids (`callback-…`) alike.
         workflow_id = activity.info().workflow_id or None
-        outbox = outbox_rows(callback_notifications(transition, workflow_id)) if transition.notify else []
         try:
-            if transition.claim is None and self._statements is not None:
-                # One statement, committed by itself: one round trip.
-                async with self._statements.connect() as connection:
-                    written = await write_step(
-                        connection,
-                        transition.state,
-                        workflow_id=workflow_id,
-                        escalation=transition.escalation,
-                        events=transition.events,
-                        outbox=outbox,
-                    )
-            else:
-                async with self._claiming() as session:
-                    if transition.claim is not None and not await store.claim_capacity(
-                        session, transition.claim, transition.state.id
-                    ):
-                        raise ApplicationError(
-                            f"staff {transition.claim} has no open place left (max_open_callbacks)",
-                            str(transition.claim),
-                            type=names.CAPACITY_FULL,
-                            non_retryable=True,
-                        )
-                    written = await write_step(
-                        session,
-                        transition.state,
-                        workflow_id=workflow_id,
-                        escalation=transition.escalation,
-                        events=transition.events,
-                        outbox=outbox,
-                    )
+            written = await self._writer.write(transition, workflow_id)
+        except CapacityTaken as taken:
+            raise ApplicationError(
+                str(taken), str(taken.staff_id), type=names.CAPACITY_FULL, non_retryable=True
+            ) from None
         except IntegrityError as error:
             if _sqlstate(error) != FOREIGN_KEY_VIOLATION:
                 raise self._refused(transition, error) from error
@@ -179,10 +130,6 @@ class CallbackActivities:
         except DataError as error:
             raise self._refused(transition, error) from error
         if written:
-            if outbox and self._outbox is not None:
-                self._outbox.kick()
-            # Only a write that changed the row counts: a retried activity finds its version there.
-            metrics.record_transition(transition)
             activity.logger.info(
                 "callback %s at version %d: %s",
                 transition.state.status.value,
@@ -209,19 +156,6 @@ class CallbackActivities:
     async def clear_stuck(self, command: ClearStuck) -> None:
         async with transaction(self._sessions) as session:
             await stuck.clear(session, command.callback_id)
-
-    @contextlib.asynccontextmanager
-    async def _claiming(self) -> AsyncIterator[AsyncSession | AsyncConnection]:
-        """A transaction for a write that claims a staff member's capacity (the claim locks their row
-        until it commits): on the statements engine, switched out of autocommit for it."""
-        if self._statements is None:
-            async with transaction(self._sessions) as session:
-                yield session
-            return
-        async with self._statements.connect() as connection:
-            await connection.execution_options(isolation_level="READ COMMITTED")
-            async with connection.begin():
-                yield connection
 
     @staticmethod
     def _refused(transition: Transition, error: IntegrityError | DataError) -> ApplicationError:

@@ -1,8 +1,10 @@
 """The dispatcher of the notification outbox: starts the notification runs of the callback steps that
 wrote rows there (store/notification_outbox.py), off the callback's workflow task.
 
-Each step's write kicks it (`kick`), so a run starts some tens of milliseconds after the step is in
-PostgreSQL; a sweep every few seconds picks up what a dispatcher that died left behind (a lease expires).
+Each step a worker writes kicks it (`kick`), so a run starts some tens of milliseconds after the step is
+in PostgreSQL; a sweep every second picks up the rows of the first steps the API writes (no dispatcher
+runs there: activities/opening.py) and what a dispatcher that died left behind (a lease expires). An
+empty sweep is one indexed statement.
 Who hears about an event is resolved here, once, for the whole claimed batch together, through the
 process's cached notification settings, and handed to the run, which therefore does not resolve again.
 Events nobody is to hear about start nothing. Run ids are deterministic and rejected when taken, so a
@@ -35,7 +37,7 @@ Resolve = Callable[[AsyncSession, Sequence[NotifyEvent]], Awaitable[list[list[Pl
 
 BATCH = 50
 LEASE_SECONDS = 60.0
-SWEEP_SECONDS = 5.0
+SWEEP_SECONDS = 1.0
 # How long a kick waits before claiming. Concurrent callback steps write their rows within milliseconds
 # of each other; draining at once would claim and resolve them one or two at a time, each batch paying
 # its few queries. Waiting this long lets them be claimed and resolved as one batch, for a delay nobody

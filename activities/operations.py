@@ -29,25 +29,21 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import names
+from activities.row_states import RowStates
 from models import search_attributes
 from models.callbacks import (
     GENERATION,
     CallbackSettings,
     CallbackState,
     CallbackWorkflowInput,
-    SlaClock,
     callback_id_of_workflow,
     mask_phone,
     stored_callback_workflow_id,
 )
 from models.operations import RetentionReport, RetentionRequest, SweepPage, SweepReport
-from models.policies import PolicySubject
 from models.tables import CallbackRequest
-from rules.sla import with_holidays_written_out
 from store import callbacks as store
 from store import operations as rows
-from store.calendars import branch_calendars
-from store.callable import dial_window_of
 from store.db import transaction
 from store.policies import PolicyResolver
 from telemetry import metrics
@@ -91,8 +87,7 @@ class OperationsActivities:
         policies: PolicyResolver | None = None,
     ) -> None:
         self._sessions = sessions
-        self._defaults = defaults
-        self._policies = policies if policies is not None else PolicyResolver(sessions)
+        self._rows = RowStates(sessions, defaults, policies)
 
     # --- reconciliation: rows → workflows --------------------------------------------------------
 
@@ -181,28 +176,7 @@ class OperationsActivities:
                 await rows.set_workflow_id(session, row.id, state.workflow_id)
 
     async def state_from_row(self, row: CallbackRequest) -> CallbackState:
-        """The workflow state a row stands for, under the policies that apply to it now, on the SLA clock
-        it was made with (its branch's calendar as it is now) and with its dial window."""
-        async with self._sessions() as session:
-            settings = await self._policies.callback_settings(
-                PolicySubject(
-                    company_id=row.company_id,
-                    branch_id=row.branch_id,
-                    service_id=row.service_id,
-                    staff_id=row.staff_id,
-                ),
-                self._defaults,
-                session=session,
-            )
-            past = await rows.history(session, row.id)
-            branch = (await branch_calendars(session, [row.branch_id])).get(row.branch_id)
-        calendar = branch.business_hours if branch is not None else None
-        if calendar is not None:
-            calendar = with_holidays_written_out(calendar, (row.created_at - timedelta(days=1)).date())
-        state = rows.state_from_row(
-            row, settings.model_copy(update={"sla_clock": SlaClock(row.sla_clock)}), past
-        )
-        return state.model_copy(update={"calendar": calendar, "dial_window": dial_window_of(row)})
+        return await self._rows.state_from_row(row)
 
     async def _persist(self, state: CallbackState, report: SweepReport, workflow_id: str) -> None:
         """Write the workflow's state again: the row and its escalations. The audit events of the missing

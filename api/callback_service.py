@@ -31,13 +31,13 @@ from models.callbacks import (
     NewCallback,
     StaffAction,
     StaffCommand,
-    stored_callback_workflow_id,
 )
 from models.update_keys import KEY_REUSED, KEY_REUSED_MESSAGE
 from rules.staff_actions import STAFF_ACTIONS
 from rules.transitions import TransitionRefused, check_allowed
 from starter.client import CallbackError, callback_id_for
 from starter.deadlines import TemporalCallFailed
+from starter.opening import join_stored, open_callback
 from store import callback_queries as queries
 from store import tenant_lookups
 from store.callbacks import get_row
@@ -252,6 +252,14 @@ class Created:
     created: bool
 
 
+def invalid_references(refused: InvalidReferences) -> ApiProblem:
+    problems = refused.errors
+    errors = [FieldError(field=p.split(":", 1)[0], message=p.split(":", 1)[1].strip()) for p in problems]
+    return ApiProblem(
+        422, "; ".join(problems), slug="validation-error", title="Invalid request", errors=errors
+    )
+
+
 async def create(
     deps: Deps,
     principal: Principal,
@@ -262,14 +270,11 @@ async def create(
 ) -> Created:
     """Validate against the database, spend the key's rate budget, start the workflow, read the row back."""
     # A retry whose callback already exists starts nothing, so it does not spend the key's budget.
-    retry, existing_workflow = False, None
+    existing = None
     if idempotency_key is not None:
         async with deps.sessions() as session:
             existing = await get_row(session, callback_id_for(company_id, idempotency_key))
-            retry = existing is not None
-            if existing is not None:  # its workflow may predate tenant workflow ids: join that one
-                existing_workflow = stored_callback_workflow_id(existing.id, existing.workflow_id)
-    wait = 0.0 if retry else deps.create_limits.take(principal.key_id)
+    wait = 0.0 if existing is not None else deps.create_limits.take(principal.key_id)
     if wait > 0:
         raise ApiProblem(
             429,
@@ -302,15 +307,16 @@ async def create(
     try:
         prepared = await deps.preparer.prepare(request, at=datetime.now(UTC))
     except InvalidReferences as refused:
-        problems = refused.errors
-        errors = [FieldError(field=p.split(":", 1)[0], message=p.split(":", 1)[1].strip()) for p in problems]
-        raise ApiProblem(
-            422, "; ".join(problems), slug="validation-error", title="Invalid request", errors=errors
-        ) from None
+        raise invalid_references(refused) from None
     try:
-        result = await deps.callbacks.create(
-            request, idempotency_key, workflow_id=existing_workflow, stored=retry, prepared=prepared
-        )
+        if existing is not None and idempotency_key is not None:  # its workflow may predate tenant ids
+            result = await join_stored(
+                deps.callbacks, deps.row_states, existing, request, idempotency_key, prepared
+            )
+        else:  # the API writes the first step itself, then starts the workflow from it
+            result = await open_callback(deps.opener, deps.callbacks, request, prepared, idempotency_key)
+    except InvalidReferences as refused:  # a reference deleted since the preparation
+        raise invalid_references(refused) from None
     except CallbackError as err:
         raise refusal(err) from err
     except TemporalCallFailed as err:

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from activities.opening import CallbackOpener
 from activities.preparation import CallbackPreparer
+from activities.row_states import RowStates
+from activities.step_writer import StepWriter
 from api.ratelimit import TokenBuckets
 from calcom.finder import SlotFinder
 from config import Settings
@@ -34,6 +37,11 @@ class Deps:
     notification_settings: NotificationSettings
     # A new callback's preparation, read before its workflow starts (activities/preparation.py).
     preparer: CallbackPreparer
+    # Writes a new callback's first step before its workflow starts (activities/opening.py), through
+    # pooled sessions: their pre-ping replaces a connection PostgreSQL dropped instead of failing a create.
+    opener: CallbackOpener
+    # A callback row's state, to start a workflow from (a retried create whose start was lost).
+    row_states: RowStates
     # Where this process's Temporal runtime serves the SDK's metrics (merged into /metrics), if anywhere.
     sdk_metrics_url: str | None = None
 
@@ -50,6 +58,7 @@ class Deps:
     ) -> Deps:
         # Without a listener the resolver reads the database on every call: never stale after a PUT.
         resolver = policies if policies is not None else PolicyResolver(sessions)
+        preparer = CallbackPreparer.from_settings(sessions, resolver, settings)
         return cls(
             settings=settings,
             sessions=sessions,
@@ -64,7 +73,9 @@ class Deps:
             notification_settings=(
                 notification_settings if notification_settings is not None else NotificationSettings(sessions)
             ),
-            preparer=CallbackPreparer.from_settings(sessions, resolver, settings),
+            preparer=preparer,
+            opener=CallbackOpener(preparer, StepWriter(sessions)),
+            row_states=RowStates(sessions, settings.callback_defaults(), resolver),
             sdk_metrics_url=sdk_metrics_url,
         )
 

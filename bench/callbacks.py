@@ -9,9 +9,10 @@ its log can be read. In one run:
 
 1. baselines on the same server (a worker in this process): N no-op workflows started and awaited, and N
    bare Updates, each on a waiting no-op workflow (bench/baselines.py);
-2. N callbacks created the API's way (prepared with `CallbackPreparer`, then `CallbackClient.create`:
-   Update-With-Start, auto-assigned) and completed with one staff Update each: lifecycles/s, the ratio
-   to the no-op baseline, create and Update latencies against the no-op start+result and the bare Update;
+2. N callbacks created the API's way (prepared with `CallbackPreparer`, the first step written and the
+   workflow started from it: starter/opening.py, auto-assigned) and completed with one staff Update each:
+   lifecycles/s, the ratio to the no-op baseline, create and Update latencies against the no-op
+   start+result and the bare Update;
 3. the worker's RSS with `--open` callbacks left open (nine tenths of them urgent), waiting on their SLA
    in the worker's cache;
 4. the worker's stop after SIGTERM with them cached;
@@ -42,7 +43,7 @@ from bench.harness import (
     temporal_dev_server,
 )
 from bench.recovery import measure_recovery, set_urgent_sla, wait_until_due
-from bench.seeding import BenchIds, EdgeClient, edge_preparer, request, seed
+from bench.seeding import BenchIds, EdgeClient, edge_client, request, seed
 from bench.worker_process import WorkerProcess, start_worker
 from devstack.temporal import wait_for_server
 from models.callbacks import Complete, Priority
@@ -80,7 +81,7 @@ async def lifecycles(
     )
     return (
         whole,
-        Row("  of which create", "Update-With-Start", whole.seconds, create_latencies),
+        Row("  of which create", "write + start", whole.seconds, create_latencies),
         Row("  of which complete", "Update", whole.seconds, update_latencies),
     )
 
@@ -96,7 +97,7 @@ async def run(args: argparse.Namespace) -> None:
         sessions = session_factory(engine)
         policies = PolicyResolver(sessions)
         await policies.listen(database_url)
-        callbacks = EdgeClient(CallbackClient(client, TASK_QUEUE), edge_preparer(sessions, policies))
+        callbacks = edge_client(CallbackClient(client, TASK_QUEUE), sessions, policies)
         worker = start_worker(database_url, temporal, TASK_QUEUE, args.open, logs / "worker-1.log")
         running: list[WorkerProcess] = [worker]
         try:

@@ -7,11 +7,14 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from activities.opening import CallbackOpener
 from activities.preparation import CallbackPreparer
+from activities.step_writer import StepWriter
 from bench.harness import seed_tenant
 from config import Settings
 from models.callbacks import CreatedCallback, NewCallback, Priority
 from starter.client import CallbackClient
+from starter.opening import open_callback
 from store.db import create_engine, session_factory, transaction
 from store.policies import PolicyResolver
 
@@ -41,18 +44,25 @@ def request(tenant: BenchIds, n: int, priority: Priority = Priority.NORMAL) -> N
     )
 
 
-def edge_preparer(sessions: async_sessionmaker[AsyncSession], policies: PolicyResolver) -> CallbackPreparer:
-    """The preparation the API runs before each create (api/deps.py), with the engine's defaults."""
-    return CallbackPreparer.from_settings(sessions, policies, Settings())
-
-
 @dataclass
 class EdgeClient:
-    """Creates callbacks as POST /v1/callbacks does: prepared first, then started with the preparation."""
+    """Creates callbacks as POST /v1/callbacks does: prepared, the first step written, then started from it
+    (starter/opening.py)."""
 
     client: CallbackClient
     preparer: CallbackPreparer
+    opener: CallbackOpener
 
     async def create(self, new: NewCallback) -> CreatedCallback:
         prepared = await self.preparer.prepare(new, at=datetime.now(UTC))
-        return await self.client.create(new, prepared=prepared)
+        return await open_callback(self.opener, self.client, new, prepared)
+
+
+def edge_client(
+    client: CallbackClient,
+    sessions: async_sessionmaker[AsyncSession],
+    policies: PolicyResolver,
+) -> EdgeClient:
+    """What the API runs for each create (api/deps.py), with the engine's defaults."""
+    preparer = CallbackPreparer.from_settings(sessions, policies, Settings())
+    return EdgeClient(client, preparer, CallbackOpener(preparer, StepWriter(sessions)))

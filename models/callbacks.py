@@ -362,8 +362,12 @@ class CallbackWorkflowInput(Frozen):
     # A random token of the call that started the workflow: a later call with the same idempotency key
     # brings another token and so learns that it found an existing callback instead of creating one.
     request_token: str = ""
-    # Set only when the workflow continues as new: the state it carries over.
+    # The state the run begins from, already in PostgreSQL: what a run continued as new carries over,
+    # what the reconciliation sweep read from a row, or the first step the API wrote (starter/opening.py).
     carried_state: CallbackState | None = None
+    # Set by the API's start of a callback it opened itself, for a bookable service: the run looks for
+    # free slots to suggest, as a run that opens its callback does.
+    suggest_slots: bool = False
     # The code generation the workflow was started with (GENERATION): a run of generation 1 takes every
     # path its patches guard without recording their markers, each an event of its history and memory of
     # every cached workflow. Runs started before (0) ask `workflow.patched` as they always did.

@@ -1,8 +1,9 @@
 """CallbackClient: the typed Python client the API, the CLI and other services use.
 
-Creation is Update-With-Start: the call returns the stored callback (row written, staff assigned), and
-the same idempotency key always lands on the same workflow id, so a retried request never starts a
-second callback.
+`create` is Update-With-Start: the call returns the stored callback (row written by the workflow, staff
+assigned), and the same idempotency key always lands on the same workflow id, so a retried request never
+starts a second callback. The API writes a new callback's first step itself and starts its workflow from
+that state (`start_opened`, starter/opening.py).
 
 A callback's workflow id is `c<company>.callback-<id>` (models/callbacks.py), so the payload codec
 encrypts it with the company's key. Callbacks started before that run as `callback-<id>`: every method
@@ -20,7 +21,7 @@ import contextlib
 import uuid
 from collections.abc import Awaitable
 from datetime import timedelta
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from temporalio.client import (
@@ -33,6 +34,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from models import search_attributes
 from models.callbacks import (
     GENERATION,
     CallbackState,
@@ -106,6 +108,17 @@ def _refusal(err: WorkflowUpdateFailedError) -> CallbackError:
     return CallbackError(str(cause or err), type(cause).__name__ if cause else "UpdateFailed")
 
 
+def _shown(request: NewCallback) -> dict[str, Any]:
+    """What a callback's start shows besides its search attributes. Memo and summary are payloads: the
+    codec encrypts them with the workflow's company key, so the UI shows them only to those who read
+    through the codec server (docs/operations.md)."""
+    return {
+        "memo": {"customer_name": request.customer_name, "phone": mask_phone(request.phone_number)},
+        "static_summary": f"Callback for {request.customer_name} ({request.priority.value})",
+        "task_timeout": timedelta(seconds=10),
+    }
+
+
 class CallbackClient:
     def __init__(self, client: Client, task_queue: str, timeout: float | None = None) -> None:
         """`timeout`: the deadline of each call in seconds (None: wait as long as the connection does)."""
@@ -166,11 +179,7 @@ class CallbackClient:
                 else WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
             ),
             search_attributes=attributes_at_start(callback_id, request, prepared),
-            # Memo and summary are payloads: the codec encrypts them with the workflow's company key, so
-            # the UI shows them only to those who read through the codec server (docs/operations.md).
-            memo={"customer_name": request.customer_name, "phone": mask_phone(request.phone_number)},
-            static_summary=f"Callback for {request.customer_name} ({request.priority.value})",
-            task_timeout=timedelta(seconds=10),
+            **_shown(request),
         )
         try:
             return await self._bounded(
@@ -193,6 +202,31 @@ class CallbackClient:
             if not state.status.is_terminal:
                 raise await self._stopped(workflow_id, state) from err
             return CreatedCallback(state=state, created=False)
+
+    async def start_opened(self, state: CallbackState, *, suggest_slots: bool = False) -> None:
+        """Start the workflow of a callback whose first step the caller wrote (starter/opening.py): the run
+        begins from that stored state. Joins the run already there (the reconciliation sweep may have
+        started it from the row first, with the same state). `suggest_slots`: the service is bookable."""
+        request = state.request
+        await self._bounded(
+            self._client.start_workflow(
+                CallbackWorkflow.run,
+                CallbackWorkflowInput(
+                    callback_id=state.id,
+                    request=request,
+                    carried_state=state,
+                    generation=GENERATION,
+                    suggest_slots=suggest_slots,
+                ),
+                id=state.workflow_id,
+                task_queue=self._task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                search_attributes=search_attributes.typed_for(state),
+                rpc_timeout=rpc_timeout(self._timeout),
+                **_shown(request),
+            )
+        )
 
     async def act(
         self, workflow_id: str, command: StaffCommand, idempotency_key: str | None = None
@@ -254,6 +288,16 @@ class CallbackClient:
             "--type LastWorkflowTask --reason restore` (it carries on where it stopped), or delete it",
             "CallbackStopped",
         )
+
+    async def was_started(self, workflow_id: str) -> bool:
+        """Whether a workflow with this id exists (running, or closed within the namespace retention)."""
+        try:
+            await self._bounded(self.handle(workflow_id).describe(rpc_timeout=rpc_timeout(self._timeout)))
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return True
 
     async def _final_state(self, workflow_id: str) -> CallbackState | None:
         try:

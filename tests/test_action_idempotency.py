@@ -13,6 +13,7 @@ import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -30,8 +31,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from models.callbacks import callback_workflow_id
 from models.tables import CallbackRequest
-from starter.client import CallbackClient
+from starter.client import CallbackClient, callback_id_for
 from starter.deadlines import TemporalBusy, TemporalTimeout, api_retry_config, bounded
 from tests.api_fixtures import ApiEnv, Sessions, running_api, serve_api
 from tests.codec_fixtures import CONVERTER
@@ -309,8 +311,9 @@ async def test_updates_temporal_refuses_answer_429(api: ApiEnv, sessions: Sessio
     problem = assert_problem(refused, 429, "engine-busy")
     assert "was not applied" in problem["detail"]
     assert IN_FLIGHT_LIMIT in problem["detail"]
+    # A create sends no Update (the API writes the first step, then starts the workflow): it goes through.
     create = await admin.post("/v1/callbacks", json=body(tenant))
-    assert_problem(create, 429, "engine-busy")
+    assert create.status_code == 201, create.text
     bulk = await admin.post(
         "/v1/callbacks/bulk/assign", json={"ids": [created["id"]], "staff_id": str(staff)}
     )
@@ -416,7 +419,12 @@ async def test_an_unreachable_temporal_answers_503(
         assert "try again in" in assert_problem(refused, 503, "engine-unavailable")["detail"]
         action = await admin.post(f"/v1/callbacks/{created['id']}/priority", json={"priority": "urgent"})
         assert_problem(action, 503, "engine-unavailable")
-        assert await api.callback_count() == 1
+        # The first step was written before the start failed: the callback "may still be created" (by the
+        # reconciliation sweep, or by the retry below), and its workflow was never started.
+        assert await api.callback_count() == 2
+        pending = callback_id_for(tenant.company_id, key["Idempotency-Key"])
+        pending_id = callback_workflow_id(tenant.company_id, pending)
+        assert not await api.callbacks.was_started(pending_id)
 
         # Back: the same request goes through (a client follows Retry-After until it does).
         proxy.cut("pass")
@@ -426,3 +434,8 @@ async def test_an_unreachable_temporal_answers_503(
                 break
             await asyncio.sleep(0.5)
         assert retried.status_code == 201, retried.text
+        assert await api.callback_count() == 2
+        # Its workflow runs from the stored first step: the SLA clock of the first attempt.
+        stored = await api.callbacks.state(pending_id)
+        assert stored is not None
+        assert stored.expires_at == datetime.fromisoformat(retried.json()["expires_at"])

@@ -26,7 +26,9 @@ from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from activities.opening import CallbackOpener
 from activities.preparation import CallbackPreparer
+from activities.step_writer import StepWriter
 from codec.payload import META_COMPANY_ID, EncryptionCodec, is_encrypted
 from config import Settings
 from models.callbacks import (
@@ -40,6 +42,7 @@ from models.callbacks import (
 )
 from models.tables import Customer
 from starter.client import CallbackClient, CallbackError
+from starter.opening import open_callback
 from store.db import transaction
 from store.policies import PolicyResolver
 from tests.calendar_fixtures import add_absence, at, quiet_week_friday, set_branch_calendar, skip_to
@@ -55,9 +58,10 @@ HISTORIES = Path(__file__).parent / "histories"
 # added the staff_deactivated signal, the erasure / dead references and business-hours SLAs (before the
 # codec); v4: all of them, payloads encrypted by the codec under tenant workflow ids (`c<company>.…`); v5:
 # generation 1 (patches taken without markers) on the hot path (notifications through the outbox, search
-# attributes upserted only when they change), the completed callback prepared by its starter as the API does.
-HISTORY_VERSION = "v5"
-ENCRYPTED_SINCE = ("v4", "v5")
+# attributes upserted only when they change), the completed callback prepared by its starter as the API does;
+# v6: the completed callback opened by the API (its first step written at the edge, the run started from it).
+HISTORY_VERSION = "v6"
+ENCRYPTED_SINCE = ("v4", "v5", "v6")
 Sessions = async_sessionmaker[AsyncSession]
 # A scenario returns the workflow id of the callback it ran.
 Scenario = Callable[[CallbackClient, WorkflowEnvironment, Tenant, Sessions], Awaitable[str]]
@@ -67,12 +71,13 @@ Setup = Callable[[Sessions, Tenant], Awaitable[None]]
 async def _completed(
     client: CallbackClient, env: WorkflowEnvironment, tenant: Tenant, sessions: Sessions
 ) -> str:
-    # Prepared at the edge, as the API starts it (since v5): its first step needs no prepare step.
+    # Opened as the API opens it (since v6): prepared, its first step written at the edge, the run started
+    # from that state (v5: prepared at the edge, the first step written by the run).
     request = new_callback(tenant)
-    prepared = await CallbackPreparer.from_settings(sessions, PolicyResolver(sessions), Settings()).prepare(
-        request, at=datetime.now(UTC)
-    )
-    state = (await client.create(request, idempotency_key="replay-completed", prepared=prepared)).state
+    preparer = CallbackPreparer.from_settings(sessions, PolicyResolver(sessions), Settings())
+    prepared = await preparer.prepare(request, at=datetime.now(UTC))
+    opener = CallbackOpener(preparer, StepWriter(sessions))
+    state = (await open_callback(opener, client, request, prepared, "replay-completed")).state
     await client.act(state.workflow_id, MarkContacted())
     await client.act(state.workflow_id, Complete(notes="booked a checkup"))
     return state.workflow_id

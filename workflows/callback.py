@@ -88,7 +88,7 @@ class CallbackWorkflow:
         # waits for every start before it ends or continues as new.
         self._notifying: list[asyncio.Task[None]] = []
         self._suggesting: asyncio.Task[None] | None = None
-        self._bookable = False
+        self._bookable = params.suggest_slots  # set by the API's start (starter/opening.py) or `_create`
         # Every database step goes through here: retried with a bound, stuck when it keeps failing.
         self._db = DatabaseSteps(params.callback_id, params.request.company_id)
         # Which request each Idempotency-Key of the staff actions carried (a reused key is refused).
@@ -107,9 +107,9 @@ class CallbackWorkflow:
                 self._creation_error = cause.message if isinstance(cause, ApplicationError) else str(cause)
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 raise ApplicationError(self._creation_error, type="InvalidCallback") from err
-            if self._bookable and self._patched(SUGGEST_SLOTS_PATCH):
-                # After the create Update has answered: a slow Cal.com never delays creation.
-                self._suggesting = asyncio.create_task(self._suggest_slots())
+        if self._bookable and self._patched(SUGGEST_SLOTS_PATCH):
+            # After the create has answered: a slow Cal.com never delays creation.
+            self._suggesting = asyncio.create_task(self._suggest_slots())
 
         while (deadline := next_deadline(self._current, workflow.now())) is not None:
             wait = deadline.at - workflow.now()
@@ -141,7 +141,7 @@ class CallbackWorkflow:
         return self._current
 
     async def _create(self, params: CallbackWorkflowInput) -> None:
-        # Prepared by the starter (the API) when it could: then no prepare step of our own.
+        # Prepared by a starter that could (CallbackClient.create): then no prepare step of our own.
         prepared = params.prepared
         if prepared is None:
             prepared = await self._db.run(

@@ -21,6 +21,7 @@ from activities.preparation import CallbackPreparer
 from activities.step_writer import CapacityTaken, StepWriter
 from models.callbacks import CallbackState, NewCallback, PreparedCallback, Transition
 from rules.callback_machine import open_callback
+from telemetry import logs as log_context
 
 log = logging.getLogger(__name__)
 
@@ -67,5 +68,7 @@ class CallbackOpener:
                 await self._preparer.prepare(request, at=prepared.at)  # names what was deleted
                 raise
             if written:
+                # Like the worker's lines about a step, it carries the callback's workflow and company.
+                log_context.bind(workflow_id=workflow_id, company_id=request.company_id)
                 log.info("callback opened at version %d: %s", step.state.version, step.state.status.value)
             return OpenedCallback(step.state, written)

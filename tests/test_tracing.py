@@ -131,15 +131,14 @@ async def test_one_create_is_one_trace_from_the_request_to_the_calcom_call(
         assert span is root or root in ancestors(span, by_id), f"{span.name} is cut off from the request"
     named = {s.name: s for s in trace}
     for expected in (
-        "StartUpdateWithStartWorkflow:CallbackWorkflow",
+        "StartWorkflow:CallbackWorkflow",
         "RunWorkflow:CallbackWorkflow",
-        "HandleUpdate:created",
         f"StartActivity:{names.PERSIST_TRANSITION}",
         f"RunActivity:{names.PERSIST_TRANSITION}",
         f"RunActivity:{names.CALCOM_FIND_SLOTS}",
     ):
         assert expected in named, f"no {expected} span in {sorted(named)}"
-    # The API prepared the callback before starting it (activities/preparation.py): no prepare step.
+    # The API prepared and wrote the callback before starting it (starter/opening.py): no prepare step.
     assert f"StartActivity:{names.PREPARE_CALLBACK}" not in named
     # Temporal's spans are nowhere else: the create made no second trace. (The step's notification runs are
     # started by the outbox dispatcher of the worker, after the write committed: a trace of their own.)
@@ -171,6 +170,11 @@ async def test_one_create_is_one_trace_from_the_request_to_the_calcom_call(
     ]
     assert inserts, "the callback's INSERT was not traced"
     assert "$1" in inserts[0]
+    # The first step is the API's own write (activities/opening.py); the slot suggestion, the run's.
+    first, *later = [s for s in statements if "INSERT INTO callback_requests" in str(s.attributes)]
+    assert all(not a.name.startswith(temporal) for a in ancestors(first, by_id))
+    assert later
+    assert named[f"RunActivity:{names.PERSIST_TRANSITION}"] in ancestors(later[0], by_id)
 
     # The log lines written inside the trace carry its id: the API's access line and the worker's.
     entries = [json.loads(line) for line in lines]

@@ -14,7 +14,7 @@ its log can be read. In one run:
    lifecycles/s, the ratio to the no-op baseline, create and Update latencies against the no-op
    start+result and the bare Update;
 3. the worker's RSS with `--open` callbacks left open (nine tenths of them urgent), waiting on their SLA
-   in the worker's cache;
+   in the worker's cache (measured once the worker caches them all: a create answers before that);
 4. the worker's stop after SIGTERM with them cached;
 5. recovery: the urgent open callbacks' SLA falls due while no worker runs; a new worker is started and timed
    until every breach escalation is in PostgreSQL, counting its workflow tasks over 5 s (bench/recovery.py).
@@ -137,6 +137,9 @@ async def run(args: argparse.Namespace) -> None:
             await set_urgent_sla(database_url, tenant[0], sla)
             await measure("open", "", open_urgent, urgent, args.concurrency * 2, 100_000 + calibration)
             open_seconds = time.perf_counter() - started
+            # A create answers once its first step is written, before the worker took the workflow's
+            # first task: measure once the worker holds them all.
+            cache_wait, cached = await worker.wait_cached(args.open, limit_seconds=max(60.0, args.open / 20))
             await asyncio.sleep(1)
             rss_after = worker.rss()
             kib_per_open = (rss_after - rss_before) / max(args.open, 1) / 1024
@@ -159,6 +162,11 @@ async def run(args: argparse.Namespace) -> None:
                         f"{args.open:,} creates took",
                         "",
                         f"{open_seconds:,.1f} s ({args.open / open_seconds:,.0f}/s)",
+                    ],
+                    [
+                        "cached by the worker",
+                        "",
+                        f"{cached:,} ({cache_wait:,.1f} s after the last create)",
                     ],
                     [
                         "stop after SIGTERM",

@@ -22,9 +22,10 @@ from config.settings import Settings
 CACHE_HEADROOM = 0.1
 CACHE_MINIMUM_EXTRA = 200
 # Memory: the worker process without cached workflows, and one cached callback workflow (both measured
-# with `python -m bench.callbacks`: ~160 MiB, 105–115 KiB, most of it the SDK's per-run state).
+# with `python -m bench.callbacks`: ~160 MiB, ~93 KiB since the API opens callbacks, most of it the SDK's
+# per-run state), each with a margin.
 BASE_MIB = 200
-KIB_PER_CACHED = 120
+KIB_PER_CACHED = 100
 # Concurrent workflow tasks: a task holds its slot while its local activities (the step's reads and
 # write) run, so enough for the steps in flight to wait on PostgreSQL rather than on a slot.
 WORKFLOW_TASK_SLOTS = (32, 96)

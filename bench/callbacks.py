@@ -12,7 +12,7 @@ its log can be read. In one run:
 2. N callbacks created the API's way (prepared with `CallbackPreparer`, the first step written and the
    workflow started from it: starter/opening.py, auto-assigned) and completed with one staff Update each:
    lifecycles/s, the ratio to the no-op baseline, create and Update latencies against the no-op
-   start+result and the bare Update;
+   start+result and the bare Update; and the same Update on callbacks already waiting on their SLA;
 3. the worker's RSS with `--open` callbacks left open (nine tenths of them urgent), waiting on their SLA
    in the worker's cache (measured once the worker caches them all: a create answers before that);
 4. the worker's stop after SIGTERM with them cached;
@@ -86,6 +86,29 @@ async def lifecycles(
     )
 
 
+async def completes_on_waiting(
+    callbacks: EdgeClient, tenant: BenchIds, worker: WorkerProcess, args: argparse.Namespace
+) -> Row:
+    """The complete Update on callbacks whose workflows already wait on their SLA (as a staff action
+    usually finds them), next to the bare Update on a waiting no-op workflow. In the lifecycle the Update
+    follows its create at once, before the worker took the new workflow's first task."""
+    waiting: list[str] = []
+
+    async def create(n: int) -> None:
+        waiting.append((await callbacks.create(request(tenant, n))).state.workflow_id)
+
+    await measure("waiting", "", create, args.lifecycles, args.concurrency, 50_000)
+    await worker.wait_cached(args.lifecycles, limit_seconds=120)
+    targets = iter(waiting)
+
+    async def complete(_: int) -> None:
+        await callbacks.client.act(next(targets), Complete(notes="called back"))
+
+    return await measure(
+        "complete on a waiting callback", "Update", complete, args.lifecycles, args.concurrency, 0
+    )
+
+
 async def run(args: argparse.Namespace) -> None:
     logs = Path(tempfile.mkdtemp(prefix="bench-worker-"))
     async with postgres() as url, temporal_dev_server() as temporal:
@@ -105,13 +128,15 @@ async def run(args: argparse.Namespace) -> None:
             await callbacks.create(request(tenant, -1))
             noop, bare_update = await measure_baselines(client, args.lifecycles, args.concurrency)
             whole, create, complete = await lifecycles(callbacks, tenant, args)
-            rows = [noop, bare_update, whole, create, complete]
+            on_waiting = await completes_on_waiting(callbacks, tenant, worker, args)
+            rows = [noop, bare_update, whole, create, complete, on_waiting]
             print(f"\n{args.lifecycles} each, {args.concurrency} concurrent, Temporal dev server in memory\n")
             print_table(rows, ["what", "kind", "count", "per s", "p50 ms", "p95 ms", "p99 ms"])
             ratios = {
                 "lifecycle_ratio": whole.rate / noop.rate,
                 "create_p95_ratio": create.quantile(0.95) / noop.quantile(0.95),
                 "update_p95_ratio": complete.quantile(0.95) / bare_update.quantile(0.95),
+                "waiting_update_p95_ratio": on_waiting.quantile(0.95) / bare_update.quantile(0.95),
             }
             print()
             print_lines(

@@ -24,9 +24,11 @@ from datetime import timedelta
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
@@ -289,15 +291,20 @@ class CallbackClient:
             "CallbackStopped",
         )
 
-    async def was_started(self, workflow_id: str) -> bool:
-        """Whether a workflow with this id exists (running, or closed within the namespace retention)."""
+    async def run_status(self, workflow_id: str) -> tuple[WorkflowExecutionStatus | None, bool]:
+        """The status of the id's latest run (None: no such workflow) and whether it ever completed a
+        workflow task (a run stopped before that never held more than the state it was started with)."""
+        handle = self.handle(workflow_id)
         try:
-            await self._bounded(self.handle(workflow_id).describe(rpc_timeout=rpc_timeout(self._timeout)))
+            described = await self._bounded(handle.describe(rpc_timeout=rpc_timeout(self._timeout)))
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
-                return False
+                return None, False
             raise
-        return True
+        async for event in handle.fetch_history_events(rpc_timeout=rpc_timeout(self._timeout)):
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                return described.status, True
+        return described.status, False
 
     async def _final_state(self, workflow_id: str) -> CallbackState | None:
         try:

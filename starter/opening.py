@@ -4,6 +4,8 @@ benchmarks, which create callbacks exactly as the API does."""
 
 from __future__ import annotations
 
+from temporalio.client import WorkflowExecutionStatus
+
 from activities.opening import CallbackOpener
 from activities.row_states import RowStates
 from models.callbacks import (
@@ -49,13 +51,17 @@ async def join_stored(
 ) -> CreatedCallback:
     """A request whose key's callback row is written already: join its workflow. If that workflow was
     never started (the first request's start was lost after its write, and no sweep has run since), start
-    it from the row, as the sweep would: this request then completes the creation (`created=True`)."""
+    it from the row, as the sweep would: this request then completes the creation (`created=True`). If its
+    run was stopped before it took its first task, it never held more than the row: start it again from
+    the row (a run stopped later is refused with how to restore it, `CallbackStopped`)."""
     workflow_id = stored_callback_workflow_id(row.id, row.workflow_id)
     started_now = False
-    if not CallbackStatus(row.status).is_terminal and not await callbacks.was_started(workflow_id):
-        state = await rows.state_from_row(row)
-        await callbacks.start_opened(state, suggest_slots=prepared.bookable)
-        started_now = True
+    if not CallbackStatus(row.status).is_terminal:
+        status, ran = await callbacks.run_status(workflow_id)
+        if status is None or (status != WorkflowExecutionStatus.RUNNING and not ran):
+            state = await rows.state_from_row(row)
+            await callbacks.start_opened(state, suggest_slots=prepared.bookable)
+            started_now = status is None
     joined = await callbacks.create(
         request, idempotency_key, workflow_id=workflow_id, stored=True, prepared=prepared
     )

@@ -424,7 +424,7 @@ async def test_an_unreachable_temporal_answers_503(
         assert await api.callback_count() == 2
         pending = callback_id_for(tenant.company_id, key["Idempotency-Key"])
         pending_id = callback_workflow_id(tenant.company_id, pending)
-        assert not await api.callbacks.was_started(pending_id)
+        assert await api.callbacks.run_status(pending_id) == (None, False)
 
         # Back: the same request goes through (a client follows Retry-After until it does).
         proxy.cut("pass")

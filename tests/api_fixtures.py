@@ -112,3 +112,23 @@ async def serve_api(app: FastAPI) -> AsyncIterator[str]:
     """Run the app on loopback (a free port) in this event loop; yields its base URL."""
     async with serve_asgi(app, "127.0.0.1", 0) as url:
         yield url
+
+
+def callback_body(tenant: Tenant, **extra: Any) -> dict[str, Any]:
+    """A valid POST /v1/callbacks body for the tenant's first branch."""
+    return {
+        "branch_id": tenant.branch_ids[0],
+        "customer_name": "Erika",
+        "phone_number": "+49 30 1234567",
+        **extra,
+    }
+
+
+def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
+    """A problem+json answer of `status` and type `slug` that tells the caller when to try again."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert int(response.headers["retry-after"]) > 0
+    problem: dict[str, Any] = response.json()
+    assert problem["type"] == f"/problems/{slug}"
+    return problem

@@ -10,7 +10,6 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -28,9 +27,9 @@ from models.callbacks import (
 from rules import callback_machine as machine
 from rules.assignment import at_capacity
 from rules.staff_actions import STAFF_ACTIONS
-from tests.api_fixtures import ApiEnv, Sessions, running_api
+from tests.api_fixtures import ApiEnv, Sessions, callback_body, running_api
 from tests.console_fixtures import http_sign_in
-from tests.factories import Tenant, add_staff, make_tenant, set_callback_policy
+from tests.factories import add_staff, make_tenant, set_callback_policy
 from tests.test_callback_machine import ANNA, BERT, SETTINGS, T0, request, staff
 
 
@@ -42,15 +41,6 @@ async def api(
         yield env
 
 
-def body(tenant: Tenant, **extra: Any) -> dict[str, Any]:
-    return {
-        "branch_id": tenant.branch_ids[0],
-        "customer_name": "Erika",
-        "phone_number": "+49 30 1234567",
-        **extra,
-    }
-
-
 async def test_concurrent_creations_respect_max_open_callbacks(api: ApiEnv, sessions: Sessions) -> None:
     tenant = await make_tenant(sessions)
     solo = await add_staff(sessions, tenant, max_open_callbacks=1)
@@ -58,7 +48,7 @@ async def test_concurrent_creations_respect_max_open_callbacks(api: ApiEnv, sess
     service = api.http(await api.key("service", tenant))
 
     answers = await asyncio.gather(
-        *(service.post("/v1/callbacks", json=body(tenant, priority="urgent")) for _ in range(10))
+        *(service.post("/v1/callbacks", json=callback_body(tenant, priority="urgent")) for _ in range(10))
     )
     assert {r.status_code for r in answers} == {201}, [r.text for r in answers]
     load = Counter(r.json()["assigned_to"] for r in answers)
@@ -83,7 +73,7 @@ async def test_concurrent_creations_respect_max_open_callbacks(api: ApiEnv, sess
     solo_callback = next(r.json()["id"] for r in answers if r.json()["assigned_to"] == str(solo))
     done = await admin.post(f"/v1/callbacks/{solo_callback}/complete", json={"notes": "called back"})
     assert done.status_code == 200, done.text
-    after = await service.post("/v1/callbacks", json=body(tenant, priority="urgent"))
+    after = await service.post("/v1/callbacks", json=callback_body(tenant, priority="urgent"))
     assert after.json()["assigned_to"] == str(solo)
 
 
@@ -96,7 +86,7 @@ async def test_two_people_taking_one_callback_at_once_one_wins(api: ApiEnv, sess
         anna: await api.key("staff", tenant, staff_id=anna),
         bert: await api.key("staff", tenant, staff_id=bert),
     }
-    created = (await api.http(keys[anna]).post("/v1/callbacks", json=body(tenant))).json()
+    created = (await api.http(keys[anna]).post("/v1/callbacks", json=callback_body(tenant))).json()
     assert created["status"] == "pending"
     path = f"/v1/callbacks/{created['id']}"
 
@@ -124,7 +114,7 @@ async def test_two_people_taking_one_callback_at_once_one_wins(api: ApiEnv, sess
     assert moved.json()["assigned_to"] == str(other)
 
     # The console's assign form on an unassigned callback is a "take it".
-    second = (await api.http(keys[anna]).post("/v1/callbacks", json=body(tenant))).json()
+    second = (await api.http(keys[anna]).post("/v1/callbacks", json=callback_body(tenant))).json()
     browser = api.http()
     await http_sign_in(browser, keys[bert])
     page = await browser.get(f"/console/callbacks/{second['id']}")
@@ -153,7 +143,7 @@ async def test_concurrent_escalations_respect_max_open_callbacks(api: ApiEnv, se
     carla = await add_staff(sessions, tenant, max_open_callbacks=1)
     service = api.http(await api.key("service", tenant))
     created = [
-        (await service.post("/v1/callbacks", json=body(tenant, preferred_staff_id=str(anna)))).json()
+        (await service.post("/v1/callbacks", json=callback_body(tenant, preferred_staff_id=str(anna)))).json()
         for _ in range(6)
     ]
     assert {c["assigned_to"] for c in created} == {str(anna)}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from temporalio.api.common.v1 import WorkflowExecution
@@ -26,9 +25,9 @@ from models.callbacks import callback_workflow_id
 from starter.client import CallbackClient
 from starter.opening import open_callback
 from store.policies import PolicyResolver
-from tests.api_fixtures import ApiEnv, Sessions, running_api
+from tests.api_fixtures import ApiEnv, Sessions, callback_body, running_api
 from tests.callback_harness import new_callback
-from tests.factories import Tenant, add_staff, make_tenant
+from tests.factories import add_staff, make_tenant
 
 
 @pytest.fixture
@@ -39,10 +38,6 @@ async def api(
         yield env
 
 
-def body(tenant: Tenant) -> dict[str, Any]:
-    return {"branch_id": tenant.branch_ids[0], "customer_name": "Erika", "phone_number": "+49 30 1234567"}
-
-
 async def test_a_retried_create_after_a_terminate_is_refused_and_starts_nothing(
     api: ApiEnv, sessions: Sessions
 ) -> None:
@@ -50,7 +45,7 @@ async def test_a_retried_create_after_a_terminate_is_refused_and_starts_nothing(
     staff = await add_staff(sessions, tenant)
     worker = api.http(await api.key("staff", tenant, staff_id=staff))
     key = {"Idempotency-Key": "order-4711"}
-    created = await worker.post("/v1/callbacks", json=body(tenant), headers=key)
+    created = await worker.post("/v1/callbacks", json=callback_body(tenant), headers=key)
     assert created.status_code == 201
     callback = created.json()
     path = f"/v1/callbacks/{callback['id']}"
@@ -61,7 +56,7 @@ async def test_a_retried_create_after_a_terminate_is_refused_and_starts_nothing(
     terminated_run = (await handle.describe()).run_id
     await handle.terminate(reason="operator: stuck")
 
-    retried = await worker.post("/v1/callbacks", json=body(tenant), headers=key)
+    retried = await worker.post("/v1/callbacks", json=callback_body(tenant), headers=key)
     assert retried.status_code == 409, retried.text
     problem = retried.json()
     assert problem["type"] == "/problems/callback-stopped"
@@ -83,7 +78,9 @@ async def test_a_retried_create_after_a_terminate_is_refused_and_starts_nothing(
     assert action.status_code == 409
     assert action.json()["type"] == "/problems/callback-stopped"
     # A creation that never stored anything may still be retried: only a stored callback is protected.
-    fresh = await worker.post("/v1/callbacks", json=body(tenant), headers={"Idempotency-Key": "order-4712"})
+    fresh = await worker.post(
+        "/v1/callbacks", json=callback_body(tenant), headers={"Idempotency-Key": "order-4712"}
+    )
     assert fresh.status_code == 201
 
 
@@ -115,7 +112,7 @@ async def test_a_run_stopped_before_its_first_task_is_started_again_from_the_row
     async with running_api(time_skipping_env.client, sessions, task_queue) as api:
         http = api.http(await api.key("staff", tenant, staff_id=staff))
         retried = await http.post(
-            "/v1/callbacks", json=body(tenant), headers={"Idempotency-Key": "order-4713"}
+            "/v1/callbacks", json=callback_body(tenant), headers={"Idempotency-Key": "order-4713"}
         )
         assert retried.status_code == 200, retried.text
         assert (retried.json()["id"], retried.json()["created"]) == (str(first.id), False)
@@ -134,12 +131,14 @@ async def test_the_restore_the_answer_names_brings_the_callback_back(
         staff = await add_staff(sessions, tenant)
         worker = api.http(await api.key("staff", tenant, staff_id=staff))
         key = {"Idempotency-Key": f"restore-{task_queue}"}
-        callback = (await worker.post("/v1/callbacks", json=body(tenant), headers=key)).json()
+        callback = (await worker.post("/v1/callbacks", json=callback_body(tenant), headers=key)).json()
         path = f"/v1/callbacks/{callback['id']}"
         handle = api.callbacks.handle(callback_workflow_id(callback["company_id"], uuid.UUID(callback["id"])))
         await took_its_first_task(api, handle.id)  # an operator terminates a run that got stuck
         await handle.terminate(reason="operator: stuck")
-        assert (await worker.post("/v1/callbacks", json=body(tenant), headers=key)).status_code == 409
+        assert (
+            await worker.post("/v1/callbacks", json=callback_body(tenant), headers=key)
+        ).status_code == 409
 
         # `temporal workflow reset --type LastWorkflowTask`, as the refusal says (here through the API).
         last_task = max(
@@ -158,7 +157,7 @@ async def test_the_restore_the_answer_names_brings_the_callback_back(
                 request_id=handle.id,
             )
         )
-        again = await worker.post("/v1/callbacks", json=body(tenant), headers=key)
+        again = await worker.post("/v1/callbacks", json=callback_body(tenant), headers=key)
         assert again.status_code == 200, again.text
         assert again.json()["created"] is False
         contacted = await worker.post(f"{path}/contacted")

@@ -3,116 +3,39 @@ Cal.com over HTTP and Temporal's time-skipping server, driven through the typed 
 (starter/appointments.py).
 
 Appointment times are taken from the test server's clock (`get_current_time`); the client dates each
-request by the wall clock (`requested_at`), which the policy is decided at.
+request by the wall clock (`requested_at`), which the policy is decided at. A Cal.com outage, the record
+activity's idempotency and the replay of older changes: test_appointment_change_recovery.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio.client import WorkflowHistory
-from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from activities.appointments import AppointmentActivities
-from calcom.client import CalcomClient
-from config import Settings
-from devstack.calcom_fake import serve_fake
-from devstack.temporal import binary
-from models.appointments import Actor, ActorType, ChangeStatus, RecordAppointmentChange
-from models.policies import ModificationType, PolicyResult
-from models.tables import Appointment, AppointmentModification, AppointmentModificationStat
-from starter.appointments import REQUEST_ID_REUSED, AppointmentChangeError, AppointmentClient
+from models.appointments import Actor, ActorType, ChangeStatus
+from models.tables import AppointmentModificationStat
+from starter.appointments import REQUEST_ID_REUSED, AppointmentChangeError
 from store.db import transaction
-from store.policies import PolicyResolver, set_policy
-from tests.appointment_fixtures import skipping
-from tests.calcom_fixtures import DAILY, calcom_env, make_client
+from tests.appointment_fixtures import (
+    BERLIN,
+    Sessions,
+    add_appointment,
+    appointment_row,
+    appointment_worker,
+    company_policy,
+    modifications,
+    server_now,
+)
+from tests.calcom_fixtures import DAILY, calcom_env
 from tests.codec_fixtures import CONVERTER
-from tests.factories import Tenant, make_tenant
-from worker import SANDBOXED_RUNNER, build_worker
+from tests.factories import make_tenant
 from workflows.appointment import AppointmentWorkflow
-from workflows.appointment_change import AppointmentChangeWorkflow
-
-Sessions = async_sessionmaker[AsyncSession]
-BERLIN = ZoneInfo("Europe/Berlin")
-
-
-@asynccontextmanager
-async def appointment_worker(
-    env: WorkflowEnvironment, sessions: Sessions, task_queue: str, calcom: CalcomClient
-) -> AsyncIterator[AppointmentClient]:
-    async with build_worker(env.client, Settings(task_queue=task_queue), sessions, calcom=calcom):
-        yield AppointmentClient(env.client, task_queue)
-
-
-async def server_now(env: WorkflowEnvironment) -> datetime:
-    return (await env.get_current_time()).replace(microsecond=0)
-
-
-async def add_appointment(
-    sessions: Sessions,
-    tenant: Tenant,
-    starts_at: datetime,
-    *,
-    booking_uid: str | None = None,
-    price: str = "80.00",
-) -> int:
-    async with transaction(sessions) as session:
-        appointment = Appointment(
-            company_id=tenant.company_id,
-            branch_id=tenant.branch_ids[0],
-            service_id=tenant.service_ids[0],
-            customer_id=tenant.customer_ids[0],
-            starts_at=starts_at,
-            ends_at=starts_at + timedelta(minutes=30),
-            price=Decimal(price),
-            calcom_booking_uid=booking_uid,
-        )
-        session.add(appointment)
-        await session.flush()
-        return appointment.id
-
-
-async def company_policy(
-    sessions: Sessions, tenant: Tenant, policy_type: str, config: dict[str, Any]
-) -> None:
-    async with transaction(sessions) as session:
-        await set_policy(
-            session,
-            company_id=tenant.company_id,
-            level="company",
-            entity_id=tenant.company_id,
-            policy_type=policy_type,
-            config=config,
-        )
-
-
-async def appointment_row(sessions: Sessions, appointment_id: int) -> Appointment:
-    async with sessions() as session:
-        found = await session.get(Appointment, appointment_id)
-    assert found is not None
-    return found
-
-
-async def modifications(sessions: Sessions, appointment_id: int) -> list[AppointmentModification]:
-    async with sessions() as session:
-        rows = await session.scalars(
-            select(AppointmentModification)
-            .where(AppointmentModification.appointment_id == appointment_id)
-            .order_by(AppointmentModification.id)
-        )
-        return list(rows)
 
 
 async def test_allowed_cancel_charges_the_tier_fee_and_cancels_the_booking(
@@ -345,96 +268,3 @@ async def test_calcom_500_then_ok_records_exactly_one(
         assert booking.status == "cancelled"
 
     assert [m.request_id for m in await modifications(sessions, appointment)] == ["flaky"]
-
-
-@pytest.fixture(scope="module")
-async def own_clock() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server of its own: after the failed run below, the test server (1.40) was seen to move
-    its clock about ten years ahead (3,650 days: a default run timeout, it seems). That jump must not leak
-    into the session's shared server, whose other tests read its clock."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=CONVERTER, test_server_existing_path=binary("temporal-test-server")
-    )
-    try:
-        yield env
-    finally:
-        await env.shutdown()
-
-
-async def test_a_calcom_outage_fails_the_run_and_the_same_request_runs_again(
-    own_clock: WorkflowEnvironment, sessions: Sessions, task_queue: str
-) -> None:
-    """Nothing listens on the worker's Cal.com port: the retries run out (skipped time), the request fails
-    with nothing recorded, and resubmitting the request id once Cal.com is back (the fake now answers on
-    that port) settles it: read back, cancelled, recorded once.
-
-    One worker throughout: the appointment's workflow stays open between the two calls, and the test
-    server (unlike Temporal) never hands a stopped worker's sticky workflow task to another worker."""
-    tenant = await make_tenant(sessions)
-    starts_at = await server_now(own_clock) + timedelta(days=3)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead_port = probe.getsockname()[1]
-    async with calcom_env() as env:
-        booking = env.fake.book(DAILY, starts_at)
-        appointment = await add_appointment(sessions, tenant, starts_at, booking_uid=booking.uid)
-        async with (
-            make_client(f"http://127.0.0.1:{dead_port}", max_attempts=1) as calcom,
-            appointment_worker(own_clock, sessions, task_queue, calcom) as client,
-        ):
-            with pytest.raises(AppointmentChangeError) as down:
-                await skipping(own_clock, client.cancel(tenant.company_id, appointment, request_id="outage"))
-            assert down.value.kind == "CalcomUnavailable"
-            assert "nothing was recorded" in str(down.value)
-            assert await modifications(sessions, appointment) == []
-            assert booking.status == "accepted"
-
-            async with serve_fake(env.fake, port=dead_port):
-                outcome = await client.cancel(tenant.company_id, appointment, request_id="outage")
-            assert outcome.status is ChangeStatus.APPLIED
-            assert booking.status == "cancelled"
-
-    assert [m.request_id for m in await modifications(sessions, appointment)] == ["outage"]
-
-
-async def test_the_record_activity_is_idempotent_and_never_cancels_twice(sessions: Sessions) -> None:
-    """An attempt retried after its commit answers from the stored row; a second request to cancel an
-    appointment that another request cancelled meanwhile writes nothing (one fee, one count)."""
-    tenant = await make_tenant(sessions)
-    appointment = await add_appointment(sessions, tenant, datetime(2030, 3, 5, 9, 0, tzinfo=BERLIN))
-    activities = AppointmentActivities(sessions, PolicyResolver(sessions))
-    run = ActivityEnvironment().run
-    policy = PolicyResult(allowed=True, fee=Decimal("10.00"), currency="EUR")
-
-    def command(request_id: str) -> RecordAppointmentChange:
-        return RecordAppointmentChange(
-            request_id=request_id,
-            company_id=tenant.company_id,
-            appointment_id=appointment,
-            change=ModificationType.CANCEL,
-            policy=policy,
-        )
-
-    first = await run(activities.record_appointment_change, command("a"))
-    retried = await run(activities.record_appointment_change, command("a"))
-    racing = await run(activities.record_appointment_change, command("b"))
-
-    assert (first.created, first.status, first.conflict) == (True, "cancelled", None)
-    assert (retried.created, retried.modification_id) == (False, first.modification_id)
-    assert racing.modification_id is None
-    assert racing.conflict == "the appointment is cancelled"
-    [row] = await modifications(sessions, appointment)
-    assert row.fee_charged == Decimal("10.00")
-
-
-async def test_a_change_recorded_before_the_notification_step_still_replays() -> None:
-    """Changes that ran before `appointment-notify-v1` existed (a plan without the people it concerns, no
-    notification step) replay on today's workflow: the patch keeps them off the new path."""
-    path = Path(__file__).parent / "histories" / "appointment_change" / "cancel_before_notify.json"
-    history = WorkflowHistory.from_json("appointment-change-before-notify", path.read_text())
-    result = await Replayer(
-        workflows=[AppointmentChangeWorkflow],
-        data_converter=CONVERTER,
-        workflow_runner=SANDBOXED_RUNNER,
-    ).replay_workflow(history)
-    assert result.replay_failure is None

@@ -21,16 +21,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.notifications import NotificationActivities, NotificationConfig
 from channels.webhook import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, standard_secret, verify
 from config import Settings
 from devstack.sinks import FakeSmsGateway, MailSink, serve_smtp_sink
+from devstack.temporal import binary
 from models.callbacks import CallbackEvent, CallbackSettings, CallbackState, NewCallback, Priority
+from models.notifications import DeliveryOutcome, NotifyEvent
 from models.tables import Company, NotificationDelivery, Staff
+from store import notification_settings as settings_store
 from store.db import transaction
 from telemetry.asgi_server import serve_asgi
+from tests.codec_fixtures import CONVERTER
 from tests.factories import Tenant, add_staff, make_tenant
 from workflows.notifications import NotifyEventWorkflow
 
@@ -227,3 +232,38 @@ async def deliveries(sessions: Sessions, company_id: int) -> list[NotificationDe
             .order_by(NotificationDelivery.recipient, NotificationDelivery.channel)
         )
         return list(rows)
+
+
+@asynccontextmanager
+async def own_test_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of one test alone (it starts in ~0.1 s). The session's shared one holds the
+    open workflows of earlier tests, whose timers would make its clock jump while an activity of ours runs
+    or make a long skip wait for workflow tasks that no worker will ever pick up."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=CONVERTER, test_server_existing_path=binary("temporal-test-server")
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+async def run_notify(env: WorkflowEnvironment, event: NotifyEvent, task_queue: str) -> list[DeliveryOutcome]:
+    """The event's notification run, to its end: what became of each delivery."""
+    return await env.client.execute_workflow(
+        NotifyEventWorkflow.run,
+        event,
+        id=f"notify-test-{event.event_id}",
+        task_queue=task_queue,
+        result_type=list[DeliveryOutcome],
+    )
+
+
+async def set_notification(sessions: Sessions, people: People, **values: Any) -> None:
+    """One notification setting of the people's company: at company level, for escalations, unless the
+    values say otherwise."""
+    values.setdefault("level", "company")
+    values.setdefault("entity_id", people.tenant.company_id)
+    values.setdefault("event_type", "callback.escalated")
+    async with transaction(sessions) as session:
+        await settings_store.set_notification_setting(session, company_id=people.tenant.company_id, **values)

@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -26,14 +25,11 @@ from activities import names
 from activities.notifications import NotificationActivities, NotificationConfig
 from channels.sandbox import TemplateSandbox
 from config import Settings
-from devstack.temporal import binary
 from models.callbacks import CallbackEvent, Priority
 from models.notifications import Channel, DeliveryOutcome, DeliveryStatus, NotifyEvent, PlannedDelivery
 from models.tables import Staff
 from rules.notification_timing import attempt_timeout, lease_duration
-from store import notification_settings as settings_store
 from store.db import create_engine, transaction
-from tests.codec_fixtures import CONVERTER
 from tests.notify_fixtures import (
     People,
     WebhookReceiver,
@@ -43,6 +39,9 @@ from tests.notify_fixtures import (
     notify_tenant,
     notify_worker,
     outside_world,
+    own_test_server,
+    run_notify,
+    set_notification,
 )
 from workflows.notifications import INFRA_RETRY, NotifyEventWorkflow
 
@@ -52,14 +51,8 @@ STAFF_MAILS = ["alice@praxis.example", "bob@praxis.example", "mia@praxis.example
 
 @pytest.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server of this test alone (see tests/test_notifications.py)."""
-    own = await WorkflowEnvironment.start_time_skipping(
-        data_converter=CONVERTER, test_server_existing_path=binary("temporal-test-server")
-    )
-    try:
+    async with own_test_server() as own:
         yield own
-    finally:
-        await own.shutdown()
 
 
 @pytest.fixture
@@ -71,24 +64,6 @@ async def broken_sessions(database_url: URL) -> AsyncIterator[Sessions]:
         yield async_sessionmaker(engine, expire_on_commit=False)
     finally:
         await engine.dispose()
-
-
-async def _run(env: WorkflowEnvironment, event: NotifyEvent, task_queue: str) -> list[DeliveryOutcome]:
-    return await env.client.execute_workflow(
-        NotifyEventWorkflow.run,
-        event,
-        id=f"notify-test-{event.event_id}",
-        task_queue=task_queue,
-        result_type=list[DeliveryOutcome],
-    )
-
-
-async def _setting(sessions: Sessions, people: People, **values: Any) -> None:
-    values.setdefault("level", "company")
-    values.setdefault("entity_id", people.tenant.company_id)
-    values.setdefault("event_type", "callback.escalated")
-    async with transaction(sessions) as session:
-        await settings_store.set_notification_setting(session, company_id=people.tenant.company_id, **values)
 
 
 async def _escalation(env: WorkflowEnvironment, people: People) -> NotifyEvent:
@@ -162,7 +137,7 @@ async def test_with_no_retries_a_database_blip_neither_loses_the_message_nor_use
 ) -> None:
     async with outside_world() as world:
         people = await notify_tenant(sessions)
-        await _setting(sessions, people, channel="email", retry_count=0, retry_delay_minutes=0)
+        await set_notification(sessions, people, channel="email", retry_count=0, retry_delay_minutes=0)
         settings = world.settings(task_queue)
         config = NotificationConfig.from_settings(settings)
         real = NotificationActivities(sessions, config)
@@ -181,7 +156,7 @@ async def test_with_no_retries_a_database_blip_neither_loses_the_message_nor_use
             settings,
             activities=[real.resolve_notifications, database_blips_once, real.abandon_delivery],
         ):
-            outcomes = await _run(env, await _escalation(env, people), task_queue)
+            outcomes = await run_notify(env, await _escalation(env, people), task_queue)
 
     assert [o.status for o in outcomes] == [DeliveryStatus.SENT] * 3
     assert sorted(m["To"] for m in world.mail.messages) == STAFF_MAILS
@@ -204,7 +179,7 @@ async def test_errors_of_our_own_that_outlast_their_retries_end_the_row_failed_w
             settings,
             activities=[real.resolve_notifications, down.deliver_notification, real.abandon_delivery],
         ):
-            outcomes = await _run(env, await _escalation(env, people), task_queue)
+            outcomes = await run_notify(env, await _escalation(env, people), task_queue)
 
     assert [o.status for o in outcomes] == [DeliveryStatus.FAILED] * 3
     assert world.mail.messages == []
@@ -221,13 +196,13 @@ async def test_the_fallback_channel_takes_over_when_the_primary_channel_failed_f
 ) -> None:
     async with outside_world() as world:
         people = await notify_tenant(sessions)
-        await _setting(
+        await set_notification(
             sessions, people, channel="email", fallback_channel="sms", retry_count=1, retry_delay_minutes=1
         )
         # Nothing listens there: every mail fails, retryably.
         settings = world.settings(task_queue).model_copy(update={"smtp_url": "smtp://127.0.0.1:1"})
         async with notify_worker(env.client, sessions, settings):
-            outcomes = await _run(env, await _escalation(env, people), task_queue)
+            outcomes = await run_notify(env, await _escalation(env, people), task_queue)
 
     assert [o.status for o in outcomes] == [DeliveryStatus.SENT] * 3
     assert len(world.sms.messages) == 3
@@ -248,7 +223,7 @@ async def test_a_runaway_template_override_fails_its_own_message_and_stalls_nobo
     runaway = "{% for a in range(10000) %}{% for b in range(10000) %}{% endfor %}{% endfor %}"
     async with outside_world() as world:
         people = await notify_tenant(sessions)
-        await _setting(
+        await set_notification(
             sessions,
             people,
             level="staff",
@@ -256,7 +231,7 @@ async def test_a_runaway_template_override_fails_its_own_message_and_stalls_nobo
             channel="email",
             template_override=runaway,
         )
-        await _setting(
+        await set_notification(
             sessions,
             people,
             level="staff",
@@ -290,7 +265,7 @@ async def test_a_runaway_template_override_fails_its_own_message_and_stalls_nobo
                 activities=activities.all(),
                 graceful_shutdown_timeout=timedelta(seconds=1),
             ):
-                outcomes = await _run(env, await _escalation(env, people), task_queue)
+                outcomes = await run_notify(env, await _escalation(env, people), task_queue)
         finally:
             running = False
             await watcher
@@ -325,7 +300,7 @@ async def test_a_claimed_message_that_fails_on_our_side_is_given_back_each_time_
                 update(Staff).where(Staff.id == people.alice).values(email="alice@praxis.example\nBcc: x@y")
             )
         async with notify_worker(env.client, sessions, world.settings(task_queue)):
-            outcomes = await _run(env, await _escalation(env, people), task_queue)
+            outcomes = await run_notify(env, await _escalation(env, people), task_queue)
 
     assert sorted(o.status for o in outcomes) == [
         DeliveryStatus.FAILED,

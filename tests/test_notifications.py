@@ -1,5 +1,6 @@
 """Notification delivery end to end: Temporal's time-skipping server, real PostgreSQL, a real SMTP server
-on loopback, a real HTTP webhook receiver that checks the HMAC, and the fake SMS gateway."""
+on loopback, a real HTTP webhook receiver that checks the HMAC, and the fake SMS gateway (webhook receivers
+that fail, hang or must not learn the secret: test_notification_webhooks.py)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,10 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities import names
-from devstack.temporal import binary
 from models.callbacks import CallbackEvent, Priority
 from models.notifications import (
     DeliveryOutcome,
@@ -28,23 +28,20 @@ from models.notifications import (
     delivery_message_id,
 )
 from models.tables import Branch
-from store import notification_settings as store
 from store.db import transaction
-from tests.codec_fixtures import CONVERTER
 from tests.notify_fixtures import (
-    SECRET,
-    People,
-    WebhookReceiver,
     callback_state,
     deliveries,
     escalation,
     notify_tenant,
     notify_worker,
     outside_world,
+    own_test_server,
+    run_notify,
+    set_notification,
 )
-from tests.notify_parent import Step, StepThatNotifies
 from worker import build_worker
-from workflows.notifications import NotifyEventWorkflow, notify_workflow_id
+from workflows.notifications import NotifyEventWorkflow
 
 Sessions = async_sessionmaker[AsyncSession]
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -52,31 +49,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 @pytest.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server of this test alone (it starts in ~0.1 s). The session's shared one holds
-    the open workflows of earlier tests, whose timers would make its clock jump while an activity of
-    ours runs or make a long skip wait for workflow tasks that no worker will ever pick up."""
-    own = await WorkflowEnvironment.start_time_skipping(
-        data_converter=CONVERTER, test_server_existing_path=binary("temporal-test-server")
-    )
-    try:
+    async with own_test_server() as own:
         yield own
-    finally:
-        await own.shutdown()
-
-
-async def _run(env: WorkflowEnvironment, event: NotifyEvent, task_queue: str) -> list[DeliveryOutcome]:
-    return await env.client.execute_workflow(
-        NotifyEventWorkflow.run,
-        event,
-        id=f"notify-test-{event.event_id}",
-        task_queue=task_queue,
-        result_type=list[DeliveryOutcome],
-    )
-
-
-async def _setting(sessions: Sessions, people: People, **values: Any) -> None:
-    async with transaction(sessions) as session:
-        await store.set_notification_setting(session, company_id=people.tenant.company_id, **values)
 
 
 async def test_an_escalation_mails_the_new_assignee_and_posts_a_signed_webhook(
@@ -89,7 +63,7 @@ async def test_an_escalation_mails_the_new_assignee_and_posts_a_signed_webhook(
         event = NotifyEvent.for_callback(escalation(people, now), state)
         # The production worker: NotifyEventWorkflow and the notification activities are registered.
         async with build_worker(env.client, world.settings(task_queue), sessions):
-            outcomes = await _run(env, event, task_queue)
+            outcomes = await run_notify(env, event, task_queue)
 
         assert [o.status for o in outcomes] == [DeliveryStatus.SENT] * 4
         [to_bob] = world.mail.to("bob@praxis.example")
@@ -136,11 +110,13 @@ async def test_hierarchy_staff_off_beats_company_on_fallback_and_disabled_event(
         # The company wants mails for escalations; Bob switched mail off for himself; Alice's branch
         # has no mail for escalations either, but falls back to SMS.
         base = {"event_type": "callback.escalated", "channel": "email"}
-        await _setting(
+        await set_notification(
             sessions, people, level="company", entity_id=tenant.company_id, is_enabled=True, **base
         )
-        await _setting(sessions, people, level="staff", entity_id=people.bob, is_enabled=False, **base)
-        await _setting(
+        await set_notification(
+            sessions, people, level="staff", entity_id=people.bob, is_enabled=False, **base
+        )
+        await set_notification(
             sessions,
             people,
             level="staff",
@@ -150,7 +126,7 @@ async def test_hierarchy_staff_off_beats_company_on_fallback_and_disabled_event(
             **base,
         )
         # Completions are switched off altogether.
-        await _setting(
+        await set_notification(
             sessions,
             people,
             level="company",
@@ -160,9 +136,9 @@ async def test_hierarchy_staff_off_beats_company_on_fallback_and_disabled_event(
             is_enabled=False,
         )
         async with notify_worker(env.client, sessions, world.settings(task_queue)):
-            await _run(env, NotifyEvent.for_callback(escalation(people, now), state), task_queue)
+            await run_notify(env, NotifyEvent.for_callback(escalation(people, now), state), task_queue)
             completed = CallbackEvent(seq=8, type="callback.completed", payload={"notes": "ok"}, at=now)
-            assert await _run(env, NotifyEvent.for_callback(completed, state), task_queue) == []
+            assert await run_notify(env, NotifyEvent.for_callback(completed, state), task_queue) == []
 
         # Only the manager, who set nothing, gets the mail the company level asks for.
         assert [m["To"] for m in world.mail.messages] == ["mia@praxis.example"]
@@ -237,7 +213,7 @@ async def test_quiet_hours_hold_a_normal_warning_until_morning_and_let_an_urgent
             assert world.mail.messages == []
 
             urgent = warning(Priority.URGENT, 2)
-            [sent] = await _run(env, urgent, task_queue)
+            [sent] = await run_notify(env, urgent, task_queue)
             assert sent.status is DeliveryStatus.SENT
             urgent_handle = env.client.get_workflow_handle(f"notify-test-{urgent.event_id}")
             assert await _timers(urgent_handle) == []  # the urgent one did not wait
@@ -259,7 +235,7 @@ async def test_a_retry_after_the_send_was_recorded_sends_nothing_again(
         people = await notify_tenant(sessions)
         now = await env.get_current_time()
         state = callback_state(people, priority=Priority.URGENT, at=now)
-        await _setting(
+        await set_notification(
             sessions,
             people,
             level="company",
@@ -286,7 +262,7 @@ async def test_a_retry_after_the_send_was_recorded_sends_nothing_again(
                 activities=[real.resolve_notifications, dies_after_sending],
             ):
                 event = NotifyEvent.for_callback(escalation(people, now), state)
-                outcomes = await _run(env, event, f"{task_queue}-crash")
+                outcomes = await run_notify(env, event, f"{task_queue}-crash")
 
         # Each delivery ran twice (the retry saw "sent" and stopped); each mail went out once.
         assert [o.sent_now for o in outcomes] == [False, False, False]
@@ -300,106 +276,3 @@ async def test_a_retry_after_the_send_was_recorded_sends_nothing_again(
         assert {m["Message-ID"] for m in world.mail.messages} == {
             f"<{r.message_id}@callbacks.test>" for r in rows
         }
-
-
-async def test_a_receiver_answering_500_twice_then_200_gets_it_once_after_three_attempts(
-    env: WorkflowEnvironment, sessions: Sessions, task_queue: str
-) -> None:
-    async with outside_world(WebhookReceiver(script=[500, 500])) as world:
-        people = await notify_tenant(sessions, world.hook_url)
-        now = await env.get_current_time()
-        state = callback_state(people, at=now)
-        await _setting(
-            sessions,
-            people,
-            level="company",
-            entity_id=people.tenant.company_id,
-            event_type="callback.contacted",
-            channel="webhook",
-            retry_count=3,
-            retry_delay_minutes=1,
-        )
-        contacted = CallbackEvent(
-            seq=3, type="callback.contacted", payload={"staff_id": str(people.bob)}, at=now
-        )
-        async with notify_worker(env.client, sessions, world.settings(task_queue)):
-            [outcome] = await _run(env, NotifyEvent.for_callback(contacted, state), task_queue)
-
-        assert outcome.status is DeliveryStatus.SENT
-        assert outcome.attempts == 3
-        assert len(world.hook.received) == 3
-        assert all(r.signature_ok for r in world.hook.received)
-        assert len(set(world.hook.event_ids())) == 1  # one X-Event-Id for all three attempts
-        [row] = await deliveries(sessions, people.tenant.company_id)
-        assert (row.status, row.attempts, str(row.message_id)) == ("sent", 3, world.hook.event_ids()[0])
-
-
-async def test_a_client_error_is_not_retried_and_is_logged_as_failed(
-    env: WorkflowEnvironment, sessions: Sessions, task_queue: str
-) -> None:
-    async with outside_world(WebhookReceiver(script=[410])) as world:
-        people = await notify_tenant(sessions, world.hook_url)
-        now = await env.get_current_time()
-        contacted = CallbackEvent(seq=3, type="callback.contacted", at=now)
-        event = NotifyEvent.for_callback(contacted, callback_state(people, at=now))
-        async with notify_worker(env.client, sessions, world.settings(task_queue)):
-            [outcome] = await _run(env, event, task_queue)
-        assert outcome.status is DeliveryStatus.FAILED
-        assert len(world.hook.received) == 1
-        [row] = await deliveries(sessions, people.tenant.company_id)
-        assert (row.status, row.attempts) == ("failed", 1)
-        assert row.last_error is not None
-        assert "410" in row.last_error
-
-
-async def test_a_receiver_that_never_answers_does_not_block_the_callback_lifecycle(
-    env: WorkflowEnvironment, sessions: Sessions, task_queue: str
-) -> None:
-    async with outside_world(WebhookReceiver(hang=True)) as world:
-        people = await notify_tenant(sessions, world.hook_url)
-        now = await env.get_current_time()
-        state = callback_state(people, at=now)
-        contacted = CallbackEvent(seq=3, type="callback.contacted", at=now)
-        async with notify_worker(
-            env.client, sessions, world.settings(task_queue), workflows=[StepThatNotifies]
-        ):
-            result = await env.client.execute_workflow(
-                StepThatNotifies.run,
-                Step(events=[contacted], state=state),
-                id=f"step-{state.id}",
-                task_queue=task_queue,
-            )
-            assert result == "lifecycle went on"
-            await world.hook.arrived.wait()  # the webhook is in flight, and its receiver hangs
-            child = env.client.get_workflow_handle(notify_workflow_id("callback", state.id, 3))
-            assert (await child.describe()).status == WorkflowExecutionStatus.RUNNING
-            # The same step notified again (a replayed or reset workflow) starts nothing new.
-            again = await env.client.execute_workflow(
-                StepThatNotifies.run,
-                Step(events=[contacted], state=state),
-                id=f"step-again-{state.id}",
-                task_queue=task_queue,
-            )
-            assert again == "lifecycle went on"
-            await child.terminate("test over")
-            world.hook.release.set()
-        assert len(world.hook.received) == 1
-
-
-async def test_the_webhook_secret_never_enters_the_workflow_history(
-    env: WorkflowEnvironment, sessions: Sessions, task_queue: str
-) -> None:
-    async with outside_world() as world:
-        people = await notify_tenant(sessions, world.hook_url)
-        now = await env.get_current_time()
-        event = NotifyEvent.for_callback(
-            CallbackEvent(seq=3, type="callback.contacted", at=now), callback_state(people, at=now)
-        )
-        async with notify_worker(env.client, sessions, world.settings(task_queue)):
-            handle = await env.client.start_workflow(
-                NotifyEventWorkflow.run, event, id=f"notify-secret-{event.event_id}", task_queue=task_queue
-            )
-            await handle.result()
-        history = (await handle.fetch_history()).to_json()
-        assert SECRET not in history
-        assert world.hook.received[0].signature_ok

@@ -1,5 +1,5 @@
-"""What the policy store tests share: a frozen clock for the cache's TTL, a query counter, a policy
-writer and the entity sets of a test tenant."""
+"""What the hierarchical settings store tests (policies, notification settings) share: a frozen clock for
+the caches' TTL, a query counter, a policy writer and the entity sets of a test tenant."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ Sessions = async_sessionmaker[AsyncSession]
 
 
 class FakeClock:
+    """A cache's clock that moves only when a test moves it (`now`): no entry runs out of its TTL
+    unless the test says so, so only an invalidation can drop it."""
+
     def __init__(self) -> None:
         self.now = 1000.0
 

@@ -4,16 +4,14 @@ serves both."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import asyncpg
 import pytest
-from sqlalchemy import event
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 
 from activities.notifications import NotificationActivities, NotificationConfig
@@ -33,38 +31,12 @@ from store.settings_cache import SettingsListener, _asyncpg_dsn
 from telemetry.metrics import REGISTRY
 from tests.factories import Tenant, make_tenant
 from tests.notify_fixtures import callback_state, escalation, notify_tenant
+from tests.policy_fixtures import FakeClock, count_queries, engine_of
 from wiring import api_deps, open_services
 
 Sessions = async_sessionmaker[AsyncSession]
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ASSIGNED = "callback.assigned"
-
-
-class FakeClock:
-    """Frozen: no entry runs out of its TTL during a test, so only an invalidation can drop it."""
-
-    def __call__(self) -> float:
-        return 1000.0
-
-
-@contextmanager
-def count_queries(engine: AsyncEngine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
-
-
-def engine_of(sessions: Sessions) -> AsyncEngine:
-    bind = sessions.kw["bind"]
-    assert isinstance(bind, AsyncEngine)
-    return bind
 
 
 async def put_setting(sessions: Sessions, tenant: Tenant, level: str, entity: object, **values: Any) -> None:

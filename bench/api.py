@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import httpx
 
@@ -40,7 +39,6 @@ from devstack.processes import engine_env
 from devstack.temporal import wait_for_server
 from models.callbacks import NewCallback, Priority
 from starter.client import CallbackClient
-from starter.opening import open_callback
 from store import api_keys
 from store.db import create_engine, session_factory, transaction
 from store.migrate import upgrade_async
@@ -119,8 +117,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
                         phone_number="+49 30 1234567",
                         priority=Priority.NORMAL,
                     )
-                    prepared = await edge.preparer.prepare(request, at=datetime.now(UTC))
-                    await open_callback(edge.opener, direct, request, prepared, f"direct-{n}")
+                    await edge.create(request, f"direct-{n}")
 
                 offset = 0
                 for create in (through_client, over_http):  # warm-up: connections, caches, JIT-less imports

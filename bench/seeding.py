@@ -53,9 +53,9 @@ class EdgeClient:
     preparer: CallbackPreparer
     opener: CallbackOpener
 
-    async def create(self, new: NewCallback) -> CreatedCallback:
+    async def create(self, new: NewCallback, idempotency_key: str | None = None) -> CreatedCallback:
         prepared = await self.preparer.prepare(new, at=datetime.now(UTC))
-        return await open_callback(self.opener, self.client, new, prepared)
+        return await open_callback(self.opener, self.client, new, prepared, idempotency_key)
 
 
 def edge_client(

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.policies import ModificationType
-from models.tables import Appointment, AppointmentModificationStat, Customer
+from models.tables import Appointment, AppointmentModification, AppointmentModificationStat, Customer
 from store import appointment_policies as store
 from store.db import transaction
 from store.policies import PolicyResolver, set_policy
@@ -29,8 +29,16 @@ async def db_now(sessions: Sessions) -> datetime:
 
 
 async def add_appointment(
-    sessions: Sessions, tenant: Tenant, starts_at: datetime, *, price: str = "80.00", customer: int = 0
+    sessions: Sessions,
+    tenant: Tenant,
+    starts_at: datetime,
+    *,
+    price: str = "80.00",
+    customer: int = 0,
+    booking_uid: str | None = None,
 ) -> int:
+    """A 30-minute appointment at the tenant's first branch and service, with its first staff member (if
+    it has any) and the `customer`-th customer; `booking_uid` links it to a Cal.com booking."""
     async with transaction(sessions) as session:
         appointment = Appointment(
             company_id=tenant.company_id,
@@ -41,6 +49,7 @@ async def add_appointment(
             starts_at=starts_at,
             ends_at=starts_at + timedelta(minutes=30),
             price=Decimal(price),
+            calcom_booking_uid=booking_uid,
         )
         session.add(appointment)
         await session.flush()
@@ -56,7 +65,9 @@ async def add_customer(sessions: Sessions, tenant: Tenant, name: str) -> int:
     return customer.id
 
 
-async def policy(sessions: Sessions, tenant: Tenant, policy_type: str, config: dict[str, Any]) -> None:
+async def company_policy(
+    sessions: Sessions, tenant: Tenant, policy_type: str, config: dict[str, Any]
+) -> None:
     async with transaction(sessions) as session:
         await set_policy(
             session,
@@ -115,3 +126,20 @@ async def stats_rows(sessions: Sessions) -> list[tuple[int, int, str, int]]:
             ).order_by(AppointmentModificationStat.company_id, AppointmentModificationStat.stat_type)
         )
         return [tuple(row) for row in rows.all()]  # type: ignore[misc]
+
+
+async def appointment_row(sessions: Sessions, appointment_id: int) -> Appointment:
+    async with sessions() as session:
+        found = await session.get(Appointment, appointment_id)
+    assert found is not None
+    return found
+
+
+async def modifications(sessions: Sessions, appointment_id: int) -> list[AppointmentModification]:
+    async with sessions() as session:
+        rows = await session.scalars(
+            select(AppointmentModification)
+            .where(AppointmentModification.appointment_id == appointment_id)
+            .order_by(AppointmentModification.id)
+        )
+        return list(rows)

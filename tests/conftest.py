@@ -22,6 +22,7 @@ from models.search_attributes import ALL_KEYS
 from store.db import async_url, create_engine, session_factory
 from store.migrate import upgrade_async
 from tests.codec_fixtures import CONVERTER, use_test_keys
+from tests.temporal_servers import time_skipping_server
 
 use_test_keys()
 # The suite traces only where a test asks for it (tests/test_tracing.py), never to a developer's collector.
@@ -85,15 +86,9 @@ async def sessions(database_url: URL) -> AsyncIterator[async_sessionmaker[AsyncS
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """A fresh time-skipping server per test: its clock is global, and a workflow another test left
     waiting (with no worker any more) would stall every later skip."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=CONVERTER,
-        test_server_existing_path=binary("temporal-test-server"),
-    )
-    try:
+    async with time_skipping_server() as env:
         await register_search_attributes(env.client)
         yield env
-    finally:
-        await env.shutdown()
 
 
 @pytest.fixture(scope="session")

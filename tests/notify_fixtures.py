@@ -28,14 +28,12 @@ from activities.notifications import NotificationActivities, NotificationConfig
 from channels.webhook import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, standard_secret, verify
 from config import Settings
 from devstack.sinks import FakeSmsGateway, MailSink, serve_smtp_sink
-from devstack.temporal import binary
 from models.callbacks import CallbackEvent, CallbackSettings, CallbackState, NewCallback, Priority
 from models.notifications import DeliveryOutcome, NotifyEvent
 from models.tables import Company, NotificationDelivery, Staff
 from store import notification_settings as settings_store
 from store.db import transaction
 from telemetry.asgi_server import serve_asgi
-from tests.codec_fixtures import CONVERTER
 from tests.factories import Tenant, add_staff, make_tenant
 from workflows.notifications import NotifyEventWorkflow
 
@@ -232,20 +230,6 @@ async def deliveries(sessions: Sessions, company_id: int) -> list[NotificationDe
             .order_by(NotificationDelivery.recipient, NotificationDelivery.channel)
         )
         return list(rows)
-
-
-@asynccontextmanager
-async def own_test_server() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server of one test alone (it starts in ~0.1 s). The session's shared one holds the
-    open workflows of earlier tests, whose timers would make its clock jump while an activity of ours runs
-    or make a long skip wait for workflow tasks that no worker will ever pick up."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=CONVERTER, test_server_existing_path=binary("temporal-test-server")
-    )
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 async def run_notify(env: WorkflowEnvironment, event: NotifyEvent, task_queue: str) -> list[DeliveryOutcome]:

@@ -10,14 +10,15 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.calcom_fake import FakeCalcom, RateLimitConfig, serve_fake
-from models.tables import Appointment, AppointmentModification, Customer
+from models.tables import Appointment, Customer
 from store.db import transaction
 from tests.api_fixtures import ApiEnv, Sessions, running_api
 from tests.appointment_fixtures import skipping
+from tests.appointment_records import appointment_row, modifications
 from tests.calcom_fixtures import DAILY, NOW, sample_event_types
 from tests.factories import add_staff, make_tenant
 from tests.test_api_tenancy import add_appointment
@@ -31,23 +32,6 @@ async def api(
 ) -> AsyncIterator[ApiEnv]:
     async with running_api(time_skipping_env.client, sessions, task_queue) as env:
         yield env
-
-
-async def _appointment(sessions: Sessions, appointment_id: int) -> Appointment:
-    async with sessions() as session:
-        found = await session.get(Appointment, appointment_id)
-    assert found is not None
-    return found
-
-
-async def _modifications(sessions: Sessions, appointment_id: int) -> list[AppointmentModification]:
-    async with sessions() as session:
-        rows = await session.scalars(
-            select(AppointmentModification)
-            .where(AppointmentModification.appointment_id == appointment_id)
-            .order_by(AppointmentModification.id)
-        )
-        return list(rows)
 
 
 async def test_cancel_fee_denial_idempotency_and_tenancy(api: ApiEnv, sessions: Sessions) -> None:
@@ -74,8 +58,8 @@ async def test_cancel_fee_denial_idempotency_and_tenancy(api: ApiEnv, sessions: 
     assert problem["reason"] in problem["detail"]
     assert (Decimal(problem["fee"]), problem["currency"]) == (Decimal("0"), "EUR")
     assert problem["sources"]["hours_before"] == {"level": "company", "entity_id": str(a.company_id)}
-    assert await _modifications(sessions, soon) == []
-    assert (await _appointment(sessions, soon)).status == "scheduled"
+    assert await modifications(sessions, soon) == []
+    assert (await appointment_row(sessions, soon)).status == "scheduled"
 
     first = await staff.post(
         f"/v1/appointments/{later}/cancel", json={"reason": "ill"}, headers={"Idempotency-Key": "cancel-7"}
@@ -93,10 +77,10 @@ async def test_cancel_fee_denial_idempotency_and_tenancy(api: ApiEnv, sessions: 
     )
     assert again.status_code == 200, again.text
     assert again.json() == outcome  # the stored outcome, not a second run
-    [row] = await _modifications(sessions, later)
+    [row] = await modifications(sessions, later)
     assert (row.id, row.fee_charged, row.reason) == (outcome["modification_id"], Decimal("15.00"), "ill")
     assert (row.modified_by_type, row.modified_by_id) == ("staff", str(desk))
-    assert (await _appointment(sessions, later)).status == "cancelled"
+    assert (await appointment_row(sessions, later)).status == "cancelled"
 
     reused = await staff.post(
         f"/v1/appointments/{later}/reschedule",
@@ -113,8 +97,8 @@ async def test_cancel_fee_denial_idempotency_and_tenancy(api: ApiEnv, sessions: 
     for path in (f"/v1/appointments/{theirs}/cancel", "/v1/appointments/999999/cancel"):
         assert (await admin.post(path)).status_code == 404
     assert (await b_admin.post(f"/v1/appointments/{soon}/cancel")).status_code == 404
-    assert (await _appointment(sessions, theirs)).status == "scheduled"
-    assert (await _appointment(sessions, soon)).status == "scheduled"
+    assert (await appointment_row(sessions, theirs)).status == "scheduled"
+    assert (await appointment_row(sessions, soon)).status == "scheduled"
 
     bad_key = await admin.post(f"/v1/appointments/{soon}/cancel", headers={"Idempotency-Key": "no spaces"})
     assert bad_key.status_code == 422
@@ -123,7 +107,7 @@ async def test_cancel_fee_denial_idempotency_and_tenancy(api: ApiEnv, sessions: 
     assert unknown.status_code == 422
     assert unknown.json()["errors"][0]["field"] == "fee"
     assert (await api.http().post(f"/v1/appointments/{soon}/cancel")).status_code == 401
-    assert await _modifications(sessions, soon) == []
+    assert await modifications(sessions, soon) == []
 
 
 async def test_reschedule_moves_the_appointment_and_notifies(
@@ -137,7 +121,7 @@ async def test_reschedule_moves_the_appointment_and_notifies(
         json={"config": {"max_reschedules_per_appointment": 1, "fee": 5}},
     )
     appointment = await add_appointment(sessions, tenant, days=5)
-    before = await _appointment(sessions, appointment)
+    before = await appointment_row(sessions, appointment)
     async with transaction(sessions) as session:  # someone to tell: the customer has an email address
         await session.execute(
             update(Customer).where(Customer.id == before.customer_id).values(email="erika@example.org")
@@ -164,9 +148,9 @@ async def test_reschedule_moves_the_appointment_and_notifies(
     assert moved.json()["status"] == "applied"
     assert Decimal(moved.json()["fee_charged"]) == Decimal("5")
     assert datetime.fromisoformat(moved.json()["starts_at"]) == new_start
-    row = await _appointment(sessions, appointment)
+    row = await appointment_row(sessions, appointment)
     assert (row.starts_at, row.ends_at) == (new_start, new_start + (before.ends_at - before.starts_at))
-    [recorded] = await _modifications(sessions, appointment)
+    [recorded] = await modifications(sessions, appointment)
     assert recorded.modified_by_type == "service"
     assert recorded.modified_by_id is not None
     assert recorded.modified_by_id.startswith("service-key:")
@@ -182,7 +166,7 @@ async def test_reschedule_moves_the_appointment_and_notifies(
     assert over.status_code == 409, over.text
     assert over.json()["remaining_quota"] == 0
     assert over.json()["reason"].startswith("reschedule limit reached")
-    assert len(await _modifications(sessions, appointment)) == 1
+    assert len(await modifications(sessions, appointment)) == 1
 
 
 async def test_calcom_refusal_and_outage_as_problems(
@@ -237,5 +221,5 @@ async def test_calcom_refusal_and_outage_as_problems(
         assert down.status_code == 503, down.text
         assert down.headers["retry-after"] == "60"
         assert "same Idempotency-Key" in down.json()["detail"]
-    assert (await _appointment(sessions, appointment)).status == "scheduled"
-    assert len(await _modifications(sessions, appointment)) == 1
+    assert (await appointment_row(sessions, appointment)).status == "scheduled"
+    assert len(await modifications(sessions, appointment)) == 1

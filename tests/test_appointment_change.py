@@ -22,15 +22,13 @@ from models.appointments import Actor, ActorType, ChangeStatus
 from models.tables import AppointmentModificationStat
 from starter.appointments import REQUEST_ID_REUSED, AppointmentChangeError
 from store.db import transaction
-from tests.appointment_fixtures import (
-    BERLIN,
+from tests.appointment_fixtures import BERLIN, appointment_worker, server_now
+from tests.appointment_records import (
     Sessions,
     add_appointment,
     appointment_row,
-    appointment_worker,
     company_policy,
     modifications,
-    server_now,
 )
 from tests.calcom_fixtures import DAILY, calcom_env
 from tests.codec_fixtures import CONVERTER

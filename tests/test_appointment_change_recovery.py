@@ -18,23 +18,16 @@ from temporalio.worker import Replayer
 
 from activities.appointments import AppointmentActivities
 from devstack.calcom_fake import serve_fake
-from devstack.temporal import binary
 from models.appointments import ChangeStatus, RecordAppointmentChange
 from models.policies import ModificationType, PolicyResult
 from starter.appointments import AppointmentChangeError
 from store.policies import PolicyResolver
-from tests.appointment_fixtures import (
-    BERLIN,
-    Sessions,
-    add_appointment,
-    appointment_worker,
-    modifications,
-    server_now,
-    skipping,
-)
+from tests.appointment_fixtures import BERLIN, appointment_worker, server_now, skipping
+from tests.appointment_records import Sessions, add_appointment, modifications
 from tests.calcom_fixtures import DAILY, calcom_env, make_client
 from tests.codec_fixtures import CONVERTER
 from tests.factories import make_tenant
+from tests.temporal_servers import time_skipping_server
 from worker import SANDBOXED_RUNNER
 from workflows.appointment_change import AppointmentChangeWorkflow
 
@@ -44,13 +37,8 @@ async def own_clock() -> AsyncIterator[WorkflowEnvironment]:
     """A time-skipping server of its own: after the failed run below, the test server (1.40) was seen to move
     its clock about ten years ahead (3,650 days: a default run timeout, it seems). That jump must not leak
     into the session's shared server, whose other tests read its clock."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=CONVERTER, test_server_existing_path=binary("temporal-test-server")
-    )
-    try:
+    async with time_skipping_server() as env:
         yield env
-    finally:
-        await env.shutdown()
 
 
 async def test_a_calcom_outage_fails_the_run_and_the_same_request_runs_again(

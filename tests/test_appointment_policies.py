@@ -23,8 +23,8 @@ from tests.appointment_records import (
     add_appointment,
     add_customer,
     check,
+    company_policy,
     db_now,
-    policy,
     record,
     stats_rows,
 )
@@ -58,7 +58,7 @@ async def test_allowed_cancel_gets_the_tier_fee_in_the_company_currency(
     sessions: Sessions, resolver: PolicyResolver
 ) -> None:
     tenant = await make_tenant(sessions, staff=1)
-    await policy(sessions, tenant, "cancellation", {"hours_before": 12})  # no fee rule: default tiers
+    await company_policy(sessions, tenant, "cancellation", {"hours_before": 12})  # no fee rule: default tiers
     now = await db_now(sessions)
     appointment = await add_appointment(sessions, tenant, now + timedelta(hours=30))
     result = await check(resolver, sessions, appointment, CANCEL, now)
@@ -75,7 +75,7 @@ async def test_the_quota_is_per_customer_and_company(sessions: Sessions, resolve
     tenant = await make_tenant(sessions, staff=1)
     other = await make_tenant(sessions, name="Other", staff=1)
     second_customer = await add_customer(sessions, tenant, "Max Mustermann")
-    await policy(sessions, tenant, "cancellation", {"max_cancellations_per_month": 2, "fee": 0})
+    await company_policy(sessions, tenant, "cancellation", {"max_cancellations_per_month": 2, "fee": 0})
     now = await db_now(sessions)
     appointment = await add_appointment(sessions, tenant, now + timedelta(days=3))
     foreign = await add_appointment(sessions, other, now + timedelta(days=3))
@@ -107,7 +107,7 @@ async def test_the_quota_is_per_customer_and_company(sessions: Sessions, resolve
 
 async def test_the_quota_window_rolls_over_thirty_days(sessions: Sessions, resolver: PolicyResolver) -> None:
     tenant = await make_tenant(sessions, staff=1)
-    await policy(sessions, tenant, "cancellation", {"max_cancellations_per_month": 1, "fee": 0})
+    await company_policy(sessions, tenant, "cancellation", {"max_cancellations_per_month": 1, "fee": 0})
     now = await db_now(sessions)
     appointment = await add_appointment(sessions, tenant, now + timedelta(days=3))
     await record(sessions, tenant, appointment, created_at=now - timedelta(days=30, seconds=1))
@@ -122,7 +122,7 @@ async def test_the_quota_window_rolls_over_thirty_days(sessions: Sessions, resol
 
 async def test_null_quota_is_unlimited(sessions: Sessions, resolver: PolicyResolver) -> None:
     tenant = await make_tenant(sessions, staff=1)
-    await policy(sessions, tenant, "cancellation", {"max_cancellations_per_month": None, "fee": 0})
+    await company_policy(sessions, tenant, "cancellation", {"max_cancellations_per_month": None, "fee": 0})
     now = await db_now(sessions)
     appointment = await add_appointment(sessions, tenant, now + timedelta(days=3))
     for _ in range(5):
@@ -136,7 +136,7 @@ async def test_reschedule_over_the_per_appointment_limit_is_refused(
     sessions: Sessions, resolver: PolicyResolver
 ) -> None:
     tenant = await make_tenant(sessions, staff=1)
-    await policy(sessions, tenant, "reschedule", {"max_reschedules_per_appointment": 1, "fee": 0})
+    await company_policy(sessions, tenant, "reschedule", {"max_reschedules_per_appointment": 1, "fee": 0})
     now = await db_now(sessions)
     moved = await add_appointment(sessions, tenant, now + timedelta(days=3))
     fresh = await add_appointment(sessions, tenant, now + timedelta(days=4))
@@ -227,7 +227,7 @@ async def test_fresh_stats_are_used_and_stale_or_missing_stats_fall_back_to_the_
     sessions: Sessions, resolver: PolicyResolver
 ) -> None:
     tenant = await make_tenant(sessions, staff=1)
-    await policy(sessions, tenant, "cancellation", {"max_cancellations_per_month": 3, "fee": 0})
+    await company_policy(sessions, tenant, "cancellation", {"max_cancellations_per_month": 3, "fee": 0})
     now = await db_now(sessions)
     appointment = await add_appointment(sessions, tenant, now + timedelta(days=3))
     await record(sessions, tenant, appointment)

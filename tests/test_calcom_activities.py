@@ -17,7 +17,6 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.calcom import CalcomActivities
-from devstack.temporal import binary
 from models.calcom import (
     Attendee,
     BookingStatus,
@@ -32,8 +31,8 @@ from store.calcom import load_service_calendar
 from store.db import transaction
 from tests.calcom_fixtures import DAILY, SERVICES, WEEKDAYS, CalcomEnv, calcom_env
 from tests.calcom_workflow import SlotLookupWorkflow
-from tests.codec_fixtures import CONVERTER
 from tests.factories import Tenant, make_tenant
+from tests.temporal_servers import time_skipping_server
 
 Sessions = async_sessionmaker[AsyncSession]
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -42,13 +41,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
 @pytest.fixture(scope="module")
 async def temporal() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's time-skipping test server; the slot lookup needs no custom search attributes."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=CONVERTER, test_server_existing_path=binary("temporal-test-server")
-    )
-    try:
+    async with time_skipping_server() as env:
         yield env
-    finally:
-        await env.shutdown()
 
 
 async def link(sessions: Sessions, service_id: int, event_type_id: int | None) -> None:

@@ -39,10 +39,10 @@ from tests.notify_fixtures import (
     notify_tenant,
     notify_worker,
     outside_world,
-    own_test_server,
     run_notify,
     set_notification,
 )
+from tests.temporal_servers import time_skipping_server
 from workflows.notifications import INFRA_RETRY, NotifyEventWorkflow
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -51,7 +51,9 @@ STAFF_MAILS = ["alice@praxis.example", "bob@praxis.example", "mia@praxis.example
 
 @pytest.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    async with own_test_server() as own:
+    """A time-skipping server of this test alone: the shared one's open workflows of earlier tests have
+    timers that would make its clock jump while an activity of ours runs."""
+    async with time_skipping_server() as own:
         yield own
 
 

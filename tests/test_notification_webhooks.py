@@ -26,11 +26,11 @@ from tests.notify_fixtures import (
     notify_tenant,
     notify_worker,
     outside_world,
-    own_test_server,
     run_notify,
     set_notification,
 )
 from tests.notify_parent import Step, StepThatNotifies
+from tests.temporal_servers import time_skipping_server
 from workflows.notifications import NotifyEventWorkflow, notify_workflow_id
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -38,7 +38,9 @@ Sessions = async_sessionmaker[AsyncSession]
 
 @pytest.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    async with own_test_server() as own:
+    """A time-skipping server of this test alone: the shared one's open workflows of earlier tests have
+    timers that would make its clock jump while an activity of ours runs."""
+    async with time_skipping_server() as own:
         yield own
 
 

@@ -24,8 +24,8 @@ from tests.appointment_records import (
     CANCEL,
     Sessions,
     add_appointment,
+    company_policy,
     db_now,
-    policy,
     record,
     stats_rows,
 )
@@ -70,7 +70,7 @@ async def test_the_check_activity_answers_for_a_workflow(
     sessions: Sessions, resolver: PolicyResolver
 ) -> None:
     tenant = await make_tenant(sessions, staff=1)
-    await policy(sessions, tenant, "cancellation", {"fee_percentage": 12.5})
+    await company_policy(sessions, tenant, "cancellation", {"fee_percentage": 12.5})
     now = await db_now(sessions)
     appointment = await add_appointment(sessions, tenant, now + timedelta(days=3), price="99.99")
     activities = PolicyActivities(sessions, resolver)
